@@ -1,0 +1,3 @@
+"""posed: a pose-tracking inbox daemon (videos in, per-frame body pose JSON out)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,106 @@
+"""Error codes the Node backend can switch on, and the exceptions that carry them.
+
+Codes are part of the outbox contract: never rename one, only add. Each code has a default
+hint telling a person what to do about it.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    EMPTY_FILE = "E_EMPTY_FILE"
+    NOT_A_VIDEO = "E_NOT_A_VIDEO"
+    NO_VIDEO_STREAM = "E_NO_VIDEO_STREAM"
+    NO_FRAMES = "E_NO_FRAMES"
+    DECODE = "E_DECODE"
+    UNSUPPORTED = "E_UNSUPPORTED"
+    TOO_LARGE = "E_TOO_LARGE"
+    TOO_LONG = "E_TOO_LONG"
+    RESOLUTION_TOO_HIGH = "E_RESOLUTION_TOO_HIGH"
+    INPUT_VANISHED = "E_INPUT_VANISHED"
+    INPUT_CHANGED = "E_INPUT_CHANGED"
+    UNREADABLE = "E_UNREADABLE"
+    BAD_NAME = "E_BAD_NAME"
+    BAD_SIDECAR = "E_BAD_SIDECAR"
+    WORKER_CRASH = "E_WORKER_CRASH"
+    STALLED = "E_STALLED"
+    TIME_LIMIT = "E_TIME_LIMIT"
+    OUT_OF_MEMORY = "E_OUT_OF_MEMORY"
+    BACKEND = "E_BACKEND"
+    INTERNAL = "E_INTERNAL"
+
+
+HINTS: dict[ErrorCode, str] = {
+    ErrorCode.EMPTY_FILE: "The file has 0 bytes; the upload or copy probably failed. Upload it again.",
+    ErrorCode.NOT_A_VIDEO: "The file is not a video container OpenCV/FFmpeg can open. Check the upload.",
+    ErrorCode.NO_VIDEO_STREAM: "The container has no video stream (audio only?). Upload the video track.",
+    ErrorCode.NO_FRAMES: "The video opened but no frame could be decoded. Re-encode it (H.264 mp4).",
+    ErrorCode.DECODE: "Decoding failed part-way; the file is probably truncated. Upload it again.",
+    ErrorCode.UNSUPPORTED: "The file type is not accepted. Use mp4, mov, m4v, avi, mkv or webm.",
+    ErrorCode.TOO_LARGE: "The file exceeds limits.max_file_bytes. Trim or compress it, or raise the limit.",
+    ErrorCode.TOO_LONG: "The video exceeds limits.max_duration_s. Trim it, or raise the limit.",
+    ErrorCode.RESOLUTION_TOO_HIGH: "The frame size exceeds limits.max_width/max_height. Downscale it.",
+    ErrorCode.INPUT_VANISHED: "The input was deleted while it was being processed. Submit it again.",
+    ErrorCode.INPUT_CHANGED: "The input was replaced or modified while being processed. Submit it again.",
+    ErrorCode.UNREADABLE: "The daemon may not read the file (permissions). Fix its permissions and resubmit.",
+    ErrorCode.BAD_NAME: "The file name cannot be handled safely. Rename it and resubmit.",
+    ErrorCode.BAD_SIDECAR: "The job sidecar (.job.json) is invalid. Fix it and resubmit both files.",
+    ErrorCode.WORKER_CRASH: "The pose worker crashed on this video on every attempt. See signal and stderr tail.",
+    ErrorCode.STALLED: "The pose worker made no progress within worker.stall_timeout_s and was stopped.",
+    ErrorCode.TIME_LIMIT: "Processing exceeded the ceiling derived from the video's duration.",
+    ErrorCode.OUT_OF_MEMORY: "The backend ran out of memory even in low-memory mode. Try a shorter or smaller video.",
+    ErrorCode.BACKEND: "The pose backend failed on this video. See the message for details.",
+    ErrorCode.INTERNAL: "An unexpected daemon error. Please report it with the log lines of this job id.",
+}
+
+
+class PosedError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+
+class ConfigError(PosedError):
+    """Bad configuration: reported at start, names the key."""
+
+
+class JobError(PosedError):
+    """A video-level failure with a stable code; becomes ``<name>.error.json``."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        stage: str = "",
+        frame_index: int | None = None,
+        details: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.stage = stage
+        self.frame_index = frame_index
+        self.details = details or {}
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "hint": HINTS[self.code],
+            "stage": self.stage,
+            "frame_index": self.frame_index,
+            "details": self.details,
+        }
+
+
+class BackendUnavailable(PosedError):
+    """The backend cannot load (missing weights, no CUDA, missing package): a daemon health problem."""
+
+
+class JobCancelled(PosedError):
+    """The supervisor asked the worker to stop the current video (shutdown)."""
+
+
+class PublishError(PosedError):
+    """The outbox refused a file (ENOSPC, read-only, held open too long); the job is retried later."""

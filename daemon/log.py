@@ -1,0 +1,75 @@
+"""structlog setup: JSON lines for journald and pipes, a readable console on a terminal.
+
+Logs go to stderr: stdout belongs to command output (``posed status``, ``posed bench``).
+Job context (``job_id``) is bound with contextvars when a job starts, so every line about a
+job carries it without passing loggers around.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(level: str | None = None, *, json: bool | None = None, process: str = "daemon") -> None:
+    """Configure structlog and route stdlib logging (watchdog, hydra, absl) through it."""
+    global _configured
+    level_name = (level or os.environ.get("POSED_LOG_LEVEL", "INFO")).upper()
+    numeric_level = logging.getLevelName(level_name)
+    if not isinstance(numeric_level, int):
+        numeric_level = logging.INFO
+    if json is None:
+        json = os.environ.get("POSED_LOG_FORMAT", "") == "json" or not sys.stderr.isatty()
+
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_process(process),
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Third-party libraries log through stdlib logging; render their lines the same way.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric_level, logging.INFO))
+    for noisy in ("watchdog", "hydra", "absl", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configured = True
+
+
+def _add_process(process: str):
+    def add(_logger, _method, event_dict):
+        event_dict.setdefault("proc", process)
+        return event_dict
+
+    return add
+
+
+def get_logger(name: str = "posed") -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)
+
+
+def bind_job(job_id: str) -> None:
+    structlog.contextvars.bind_contextvars(job_id=job_id)
+
+
+def unbind_job() -> None:
+    structlog.contextvars.unbind_contextvars("job_id")

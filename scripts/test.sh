@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# README command 2: set up .venv with the test extras (and the Node client's packages), then
+# run every test: the Python suite and the Node client's `node --test` suite.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+"$root/scripts/_venv.sh" test
+status=0
+"$root/.venv/bin/python" -m pytest "$@" || status=$?
+if [ -f "$root/scripts/node/package.json" ]; then
+  if command -v node >/dev/null 2>&1; then
+    (cd "$root/scripts/node" && npm ci --silent --no-audit --no-fund && node --test test/) || status=$?
+  else
+    echo "posed: node is not installed; the Node client tests need Node >= 18" >&2
+    status=1
+  fi
+fi
+exit "$status"
