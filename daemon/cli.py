@@ -1,0 +1,164 @@
+"""Command line: ``posed run | process | status | doctor | bench``.
+
+The only module that turns errors into exit codes; everything below raises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from daemon import __version__
+from daemon.errors import BackendUnavailable, ConfigError, JobError, PosedError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posed", description="Pose-tracking inbox daemon.")
+    parser.add_argument("--version", action="version", version=f"posed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="watch the inbox and process videos until stopped")
+    _config_arguments(run)
+    run.add_argument("--inbox", help="inbox directory (overrides inbox.path)")
+    run.add_argument("--outbox", help="outbox directory (overrides outbox.path)")
+
+    process = commands.add_parser("process", help="run one video through the pipeline, no watching")
+    process.add_argument("video", type=Path)
+    process.add_argument("--out", type=Path, help="result file (default: <video name>.result.json here)")
+    _config_arguments(process)
+
+    status = commands.add_parser("status", help="show daemon and job state from the outbox")
+    status.add_argument("--outbox", type=Path, help="outbox directory (default: outbox.path of the config)")
+    status.add_argument("--json", action="store_true", help="print the raw status documents")
+    status.add_argument("--watch", action="store_true", help="refresh every 2 s (a live progress bar)")
+    _config_arguments(status)
+
+    doctor = commands.add_parser("doctor", help="preflight: is this machine ready for the configured backend?")
+    _config_arguments(doctor)
+
+    bench = commands.add_parser("bench", help="measure frames/s, stage times, floors and memory on a video")
+    bench.add_argument("video", type=Path)
+    bench.add_argument("--backend", help="backend to measure (overrides backend.name)")
+    bench.add_argument("--json", type=Path, dest="json_out", help="write the figures as JSON here")
+    bench.add_argument("--plot", type=Path, help="write a PNG of memory and frames/s over the run")
+    bench.add_argument("--frames", type=int, help="stop after N frames (loops the clip if needed)")
+    bench.add_argument("--loop", type=int, default=1, help="play the clip K times")
+    bench.add_argument("--baseline", choices=["stock"], help="also measure PHALP's stock per-frame loop (GPU)")
+    _config_arguments(bench)
+    return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file layered over configs/posed.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. inbox.settle_s=5")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from daemon.log import configure_logging
+
+    configure_logging(process=args.command)
+    handler = {"run": _run, "process": _process, "status": _status, "doctor": _doctor, "bench": _bench}[args.command]
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"posed: {exc}\n")
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _load(args: argparse.Namespace, extra: list[str] | None = None):
+    from daemon.config import load_config
+
+    return load_config(args.config, [*(extra or []), *args.overrides])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from daemon.service import Daemon
+
+    extra = []
+    if args.inbox:
+        extra.append(f"inbox.path={args.inbox}")
+    if args.outbox:
+        extra.append(f"outbox.path={args.outbox}")
+    return Daemon(_load(args, extra)).run()
+
+
+def _process(args: argparse.Namespace) -> int:
+    """One video in this process: same decoder, backend and writer as the daemon."""
+    from daemon.backends import create_backend
+    from daemon.job import JobSpec, run_job
+    from daemon.log import get_logger
+    from daemon.outcomes import OutcomeWriter
+
+    cfg = _load(args)
+    log = get_logger("posed.process")
+    out = args.out or Path(f"{args.video.name}.result.json")
+    tmp = out.with_name(f".{out.name}.partial")
+    backend = create_backend(cfg)
+    try:
+        info = backend.load(lambda what: log.info("process.loading", what=what))
+    except BackendUnavailable as exc:
+        sys.stderr.write(f"posed: backend unavailable: {exc}\n")
+        return EXIT_FAILED
+    spec = JobSpec(job_id=f"process-{int(time.time())}", input_path=args.video, result_tmp=tmp,
+                   input_info=OutcomeWriter(cfg, Path(cfg.outbox.path)).input_info(args.video, None))
+    tmp.unlink(missing_ok=True)
+    try:
+        summary = run_job(spec, backend, info, cfg)
+    except JobError as exc:
+        sys.stderr.write(f"posed: {exc.code.value}: {exc.message}\n")
+        return EXIT_FAILED
+    tmp.replace(out)
+    log.info("process.done", out=str(out), **{k: summary[k] for k in ("frames", "frames_with_person", "frames_per_second")})
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from daemon.status import read_statuses, render
+
+    outbox = args.outbox or Path(_load(args).outbox.path)
+    while True:
+        docs = read_statuses(outbox)
+        if args.json:
+            sys.stdout.write(json.dumps(docs, indent=1) + "\n")
+        elif not docs:
+            sys.stdout.write(f"no daemon status in {outbox / '.posed' / 'status'} (is posed running with this outbox?)\n")
+        else:
+            text = "\n".join(render(doc) for doc in docs)
+            sys.stdout.write(("\x1b[2J\x1b[H" if args.watch else "") + text + "\n")
+        sys.stdout.flush()
+        if not args.watch:
+            return EXIT_OK if docs else EXIT_FAILED
+        time.sleep(2.0)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from daemon.doctor import run_doctor
+
+    return run_doctor(_load(args), out=sys.stdout)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from daemon.bench import run_bench
+
+    extra = [f"backend.name={args.backend}"] if args.backend else []
+    try:
+        return run_bench(_load(args, extra), args)
+    except (JobError, PosedError) as exc:
+        sys.stderr.write(f"posed bench: {exc}\n")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

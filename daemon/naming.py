@@ -1,0 +1,68 @@
+"""Names of outbox files: safe on NTFS, unique case-insensitively, never reused.
+
+The outbox is read from Windows, where names are case-insensitive and some are reserved
+(``CON``, ``NUL.txt``, a trailing dot or space). A result name must open there, must not collide
+with another input's result that differs only in letter case, and must never replace a published
+file: a resubmitted video gets ``name~2.result.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+RESULT_SUFFIX = ".result.json"
+ERROR_SUFFIX = ".error.json"
+MAX_NAME_BYTES = 255  # NTFS and ext4 limit for one path component
+_SUFFIX_ROOM = len("~9999") + len(RESULT_SUFFIX) + 1  # the longest suffix we ever append
+
+_FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def safe_stem(name: str) -> str:
+    """A name Windows can open: forbidden characters replaced, reserved names escaped, bounded."""
+    name = unicodedata.normalize("NFC", name)
+    cleaned = _FORBIDDEN.sub("_", name).rstrip(" .")
+    cleaned = cleaned.lstrip(" ") or "_"
+    # Windows reserves the device name even with an extension: "CON.mp4" opens the console.
+    if cleaned.split(".")[0].rstrip(" ").upper() in _RESERVED:
+        cleaned = "_" + cleaned
+    if cleaned.startswith("."):  # a dotfile would be hidden from the consumer
+        cleaned = "_" + cleaned[1:]
+    return _fit(cleaned, MAX_NAME_BYTES - _SUFFIX_ROOM)
+
+
+def _fit(name: str, max_bytes: int) -> str:
+    encoded = name.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return name
+    digest = hashlib.sha1(encoded).hexdigest()[:10]
+    keep = encoded[: max_bytes - len(digest) - 1].decode("utf-8", errors="ignore")
+    return f"{keep}-{digest}"
+
+
+def reserve_stem(outbox: Path, wanted: str) -> str:
+    """The first of ``wanted``, ``wanted~2``, ... with no result or error file, ignoring case."""
+    stem = safe_stem(wanted)
+    taken = _taken_names(outbox)
+    for n in range(1, 10_000):
+        candidate = stem if n == 1 else f"{stem}~{n}"
+        if (candidate + RESULT_SUFFIX).casefold() not in taken and (candidate + ERROR_SUFFIX).casefold() not in taken:
+            return candidate
+    raise RuntimeError(f"more than 9999 outcomes named {stem!r} in {outbox}")
+
+
+def _taken_names(outbox: Path) -> set[str]:
+    try:
+        return {entry.casefold() for entry in os.listdir(outbox)}
+    except FileNotFoundError:
+        return set()
+
+
+def job_id_for(stem: str, instance_id: str) -> str:
+    """Job ids are unique across daemons and resubmissions; the stem keeps them readable."""
+    return f"{stem}@{instance_id[:8]}-{os.urandom(3).hex()}"
