@@ -69,7 +69,7 @@ class WorkerConfig:
     ceiling_factor: float = 20.0
     shutdown_grace_s: float = 30.0
     kill_after_s: float = 5.0
-    progress_interval_s: float = 0.5
+    progress_interval_s: float = 0.0  # 0 = every frame (exact "last frame reached" in crash reports)
 
 
 @dataclass
@@ -239,7 +239,6 @@ def validate(cfg: PosedConfig) -> None:
         "worker.first_frame_timeout_s": cfg.worker.first_frame_timeout_s,
         "worker.restart_backoff_s": cfg.worker.restart_backoff_s,
         "worker.kill_after_s": cfg.worker.kill_after_s,
-        "worker.progress_interval_s": cfg.worker.progress_interval_s,
         "outbox.publish_retry_s": cfg.outbox.publish_retry_s,
         "limits.max_file_bytes": cfg.limits.max_file_bytes,
         "limits.max_duration_s": cfg.limits.max_duration_s,
@@ -257,6 +256,7 @@ def validate(cfg: PosedConfig) -> None:
         "worker.shutdown_grace_s": cfg.worker.shutdown_grace_s,
         "worker.ceiling_base_s": cfg.worker.ceiling_base_s,
         "worker.ceiling_factor": cfg.worker.ceiling_factor,
+        "worker.progress_interval_s": cfg.worker.progress_interval_s,
     }
     for key, value in non_negative.items():
         if value < 0:

@@ -23,7 +23,8 @@ from daemon.records import BackendInfo, Frame, FrameResult, JobOptions
 from daemon.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
 
 ProgressCallback = Callable[[int, int | None, str], None]
-"""(frames_done, frames_total_estimate, stage)"""
+"""(frames_done, frames_total_estimate, stage); frames_done is also the index of the frame
+now entering the backend, so after a crash it names the frame in flight."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def run_job(
         probed(meta.to_json())
         progress(0, total, "decode")
         backend.start_video(meta, spec.options)
-        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at), info)
+        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at), info, (meta.width, meta.height))
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
 
@@ -73,7 +74,6 @@ def run_job(
                 )
             writer.write_frame(result)
             last_ts[0] = result.timestamp_s
-            progress(writer.frames_written, total, "inference")
 
         try:
             stats = run_pipeline(
@@ -83,6 +83,7 @@ def run_job(
                 queue_frames=cfg.pipeline.queue_frames,
                 threaded=cfg.pipeline.threaded,
                 cancelled=cancelled,
+                on_frame=lambda index: progress(index, total, "inference"),
             )
         except BaseException:
             writer.abort()

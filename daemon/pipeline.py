@@ -72,10 +72,15 @@ def run_pipeline(
     queue_frames: int = 8,
     threaded: bool = True,
     cancelled: Callable[[], bool] = lambda: False,
+    on_frame: Callable[[int], None] = lambda index: None,
 ) -> PipelineStats:
-    """Feed every frame through ``backend`` and every result to ``sink``, in frame order."""
+    """Feed every frame through ``backend`` and every result to ``sink``, in frame order.
+
+    ``on_frame(index)`` runs on the backend's thread just before a frame enters the model: the
+    progress heartbeat, and after a crash the exact frame that was in flight.
+    """
     if not threaded:
-        return _run_sequential(frames, backend, sink, cancelled)
+        return _run_sequential(frames, backend, sink, cancelled, on_frame)
     stats = PipelineStats()
     stopping = threading.Event()
     errors: list[BaseException] = []
@@ -121,10 +126,12 @@ def run_pipeline(
         while (frame := decoded.get()) is not _END:
             if cancelled():
                 raise JobCancelled("cancelled by the supervisor")
-            order.fed(frame.index)  # type: ignore[attr-defined]
+            on_frame(frame.index)  # type: ignore[attr-defined]
             start = time.perf_counter()
             results = backend.process(frame)  # type: ignore[arg-type]
-            stats.stage_seconds["backend"] += time.perf_counter() - start
+            spent = time.perf_counter() - start
+            stats.stage_seconds["backend"] += spent
+            order.fed(frame.index, spent)  # type: ignore[attr-defined]
             for result in order.released(results):
                 finished.put(result)
         start = time.perf_counter()
@@ -150,6 +157,7 @@ def _run_sequential(
     backend: Backend,
     sink: Callable[[FrameResult], None],
     cancelled: Callable[[], bool],
+    on_frame: Callable[[int], None],
 ) -> PipelineStats:
     """The same contract without overlap: the baseline the bench compares against."""
     stats = PipelineStats()
@@ -173,10 +181,12 @@ def _run_sequential(
         if cancelled():
             raise JobCancelled("cancelled by the supervisor")
         stats.frames_decoded += 1
-        order.fed(frame.index)
+        on_frame(frame.index)
         start = time.perf_counter()
         results = backend.process(frame)
-        stats.stage_seconds["backend"] += time.perf_counter() - start
+        spent = time.perf_counter() - start
+        stats.stage_seconds["backend"] += spent
+        order.fed(frame.index, spent)
         emit(results)
     start = time.perf_counter()
     results = backend.finish()
@@ -188,19 +198,27 @@ def _run_sequential(
 
 
 class _OrderCheck:
-    """Enforces the backend contract: one result per fed frame, in feed order."""
+    """Enforces the backend contract: one result per fed frame, in feed order.
+
+    Also stamps each result with the backend time of the call that consumed its frame.
+    """
 
     def __init__(self) -> None:
         self._pending: deque[int] = deque()
+        self._spent: dict[int, float] = {}
 
-    def fed(self, index: int) -> None:
+    def fed(self, index: int, spent_s: float) -> None:
         self._pending.append(index)
+        self._spent[index] = spent_s
         if len(self._pending) > MAX_HELD_FRAMES:
             raise JobError(ErrorCode.BACKEND, f"backend held back more than {MAX_HELD_FRAMES} frames", stage="inference", frame_index=index)
 
     def released(self, results: list[FrameResult]) -> list[FrameResult]:
         for result in results:
             expected = self._pending.popleft() if self._pending else None
+            spent = self._spent.pop(expected, 0.0) if expected is not None else 0.0
+            if not result.processing_ms:
+                result.processing_ms = spent * 1000.0
             if result.index != expected:
                 raise JobError(
                     ErrorCode.BACKEND,

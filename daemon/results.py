@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from daemon.legacy import legacy_frame_fields
 from daemon.records import BackendInfo, FrameResult, Person
 
 RESULT_SCHEMA = "posed.result"
@@ -32,9 +33,10 @@ def _dump(value: Any) -> bytes:
 class ResultWriter:
     """Writes one result document incrementally. ``close`` finishes it and fsyncs."""
 
-    def __init__(self, path: Path, header: dict[str, Any], info: BackendInfo) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], info: BackendInfo, frame_size: tuple[int, int]) -> None:
         self.path = path
         self._info = info
+        self._frame_size = frame_size
         self._handle: BinaryIO = open(path, "xb")  # never clobber: temp names are unique
         self._first_frame = True
         self.frames_written = 0
@@ -47,7 +49,7 @@ class ResultWriter:
         if not self._first_frame:
             self._handle.write(b",")
         self._first_frame = False
-        self._handle.write(_dump(frame_to_json(result, self._info)))
+        self._handle.write(_dump(frame_to_json(result, self._info, self._frame_size)))
         self.frames_written += 1
         self.people_written += len(result.people)
         if result.people:
@@ -69,12 +71,19 @@ class ResultWriter:
             self.path.unlink(missing_ok=True)
 
 
-def frame_to_json(result: FrameResult, info: BackendInfo) -> dict[str, Any]:
-    return {
+def frame_to_json(result: FrameResult, info: BackendInfo, frame_size: tuple[int, int]) -> dict[str, Any]:
+    """The rich per-person form plus, beside it, the old HTTP service's flat fields for the
+    frame's primary person, so the Node backend's storage code keeps working unchanged."""
+    frame = {
         "frame_index": result.index,
         "timestamp_s": round(result.timestamp_s, 6),
         "people": [person_to_json(person, info) for person in result.people],
     }
+    width, height = frame_size
+    legacy = legacy_frame_fields(
+        frame, width=width, height=height, model_version=info.model_version, processing_ms=result.processing_ms
+    )
+    return frame | {key: value for key, value in legacy.items() if key not in frame}
 
 
 def person_to_json(person: Person, info: BackendInfo) -> dict[str, Any]:

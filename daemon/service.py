@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,9 +253,23 @@ class Daemon:
         elif kind == "done":
             self._publish_result(job, data.get("summary", {}))
         elif kind == "failed":
-            self._finish_with_error(job, data["error"])
+            self._on_job_failed(job, data["error"])
         elif kind == "cancelled":
             self._abandon(job, "cancelled for shutdown")
+
+    def _on_job_failed(self, job: Job, error: dict[str, Any]) -> None:
+        """Out of memory gets one more attempt in the backend's low-memory mode."""
+        if error.get("code") == ErrorCode.OUT_OF_MEMORY.value and not job.options.low_memory and job.attempt < self.cfg.worker.max_attempts:
+            self.active = None
+            self._discard_tmp(job)
+            job.options = replace(job.options, low_memory=True)
+            self.status.counters.retries += 1
+            bind_job(job.job_id)
+            log.warning("job.retry_low_memory", attempt=job.attempt, error=error.get("message"))
+            unbind_job()
+            self.retry.append(job)
+            return
+        self._finish_with_error(job, error)
 
     def _on_worker_ready(self) -> None:
         info = self.supervisor.info or {}
@@ -415,6 +429,8 @@ class Daemon:
         board.counters.worker_restarts = self.supervisor.restarts
         board.state = self._state_name()
         board.current_job = self._job_progress(self.active, now) if self.active else None
+        worker = self.supervisor.worker
+        board.worker = {"pid": worker.pid if worker else None, "state": self.supervisor.state.value, "restarts": self.supervisor.restarts}
         if self.supervisor.state in (WorkerState.STARTING, WorkerState.LOADING, WorkerState.BACKOFF) and self.supervisor.last_load_error:
             board.degraded_reason = f"model load failing: {self.supervisor.last_load_error}; retrying in {self.supervisor.next_start_in:.0f} s"
         elif board.degraded_reason and board.degraded_reason.startswith("model load"):

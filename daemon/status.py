@@ -57,6 +57,7 @@ class StatusBoard:
     last_error: dict[str, Any] | None = None
     loading: dict[str, Any] | None = None
     degraded_reason: str | None = None
+    worker: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path:
@@ -88,6 +89,7 @@ class StatusBoard:
             "last_error": self.last_error,
             "loading": self.loading,
             "degraded_reason": self.degraded_reason,
+            "worker": self.worker,
         }
 
     def write(self) -> None:

@@ -54,7 +54,7 @@ def describe_exit(returncode: int) -> dict[str, Any]:
             name = signal.Signals(signum).name
         except ValueError:
             name = f"signal {signum}"
-        return {"signal": name, "exit_code": None, "description": f"killed by {name}"}
+        return {"signal": name, "exit_code": None, "description": f"was killed by {name}"}
     return {"signal": None, "exit_code": returncode, "description": f"exited with code {returncode}"}
 
 
@@ -76,8 +76,12 @@ class WorkerProcess:
         )
         os.close(write_fd)
         self.pid = self.proc.pid
-        threading.Thread(target=self._read_messages, args=(read_fd,), name="posed-worker-msgs", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="posed-worker-stderr", daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read_messages, args=(read_fd,), name="posed-worker-msgs", daemon=True),
+            threading.Thread(target=self._read_stderr, name="posed-worker-stderr", daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
         self.send("init", config=to_dict(cfg))
 
     def _read_messages(self, fd: int) -> None:
@@ -106,6 +110,12 @@ class WorkerProcess:
             return True
         except (BrokenPipeError, ValueError, OSError):
             return False  # the worker is dying; poll() will tell
+
+    def drain(self, timeout_s: float = 2.0) -> None:
+        """After exit: wait until both pipes hit EOF, so the last words are in hand."""
+        deadline = time.monotonic() + timeout_s
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
 
     def signal_group(self, signum: int) -> None:
         try:
@@ -210,8 +220,8 @@ class WorkerSupervisor:
             self._check_stall(now)
         returncode = worker.proc.poll()
         if returncode is not None:
-            # Drain what the worker said just before dying (e.g. "failed" then exit).
-            time.sleep(0.05)
+            # Collect what the worker said and printed just before dying (e.g. a traceback).
+            worker.drain()
             while not worker.messages.empty():
                 events.append(self._on_message(worker.messages.get_nowait(), now))
             events.append(self._on_exit(returncode, now))
@@ -266,7 +276,7 @@ class WorkerSupervisor:
             "state": was.value,
             "stage": self._stage,
             "last_frame": self._last_frame,
-            "stderr_tail": list(worker.stderr_tail)[-20:],
+            "stderr_tail": list(worker.stderr_tail),
             "kill_reason": self._kill_reason,
             "during_load": was in (WorkerState.STARTING, WorkerState.LOADING),
         }
