@@ -1,0 +1,88 @@
+"""The systemd side: the unit verifies, its sandbox scores well, and the daemon speaks sd_notify."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from tests.daemon_harness import REPO, DaemonProcess
+from tests.helpers import wait_until
+
+UNIT = REPO / "systemd" / "posed.service"
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+
+
+def _installed_unit(tmp_path):
+    """The unit as install-service.sh writes it: ExecStart pointing at this checkout's venv."""
+    text = UNIT.read_text().replace("/opt/posed/.venv/bin/posed", str(REPO / ".venv" / "bin" / "posed"))
+    path = tmp_path / "posed.service"
+    path.write_text(text)
+    return path
+
+
+@needs_systemd_analyze
+def test_the_unit_passes_systemd_analyze_verify(tmp_path):
+    done = subprocess.run(["systemd-analyze", "verify", str(_installed_unit(tmp_path))], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "posed.service" not in done.stderr, done.stderr
+
+
+@needs_systemd_analyze
+def test_the_unit_sandbox_scores_ok_in_systemd_analyze_security(tmp_path):
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(_installed_unit(tmp_path))], capture_output=True, text=True
+    )
+    match = re.search(r"Overall exposure level for posed.service: ([0-9.]+) (\w+)", done.stdout)
+    assert match, done.stdout + done.stderr
+    print(f"systemd-analyze security: {match.group(1)} {match.group(2)}")
+    assert float(match.group(1)) <= 2.0
+
+
+def test_the_unit_has_the_settings_the_daemon_relies_on():
+    text = UNIT.read_text()
+    for line in (
+        "Type=notify", "WatchdogSec=", "Restart=on-failure", "KillMode=mixed", "Environment=HOME=",
+        "Environment=PYTHONBREAKPOINT=0", "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=", "User=posed",
+    ):  # fmt: skip
+        assert line in text, line
+    grace = 30  # worker.shutdown_grace_s default + kill_after_s must fit into TimeoutStopSec
+    assert int(re.search(r"TimeoutStopSec=(\d+)", text).group(1)) > grace + 5
+
+
+def test_daemon_sends_ready_after_models_load_and_feeds_the_watchdog(tmp_path):
+    sock_path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(sock_path))
+    server.settimeout(0.2)
+    received: list[str] = []
+    os.environ["NOTIFY_SOCKET"] = str(sock_path)
+    os.environ["WATCHDOG_USEC"] = "1000000"  # 1 s: pings every 0.5 s
+    try:
+        daemon = DaemonProcess(tmp_path, "notify").start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    try:
+
+        def collect():
+            try:
+                received.append(server.recv(4096).decode())
+            except TimeoutError:
+                pass
+            return sum(message == "WATCHDOG=1" for message in received) >= 3
+
+        wait_until(collect, 60, lambda: f"messages so far: {received}")
+        ready = [m for m in received if m.startswith("READY=1")]
+        assert len(ready) == 1
+        assert daemon.status().get("backend"), "READY=1 must come after the models are loaded"
+        assert received.index(ready[0]) < len(received) - 1
+        assert daemon.stop() == 0
+        wait_until(lambda: collect() or "STOPPING=1" in received, 10, lambda: f"no STOPPING=1 in {received}")
+    finally:
+        if daemon.alive():
+            daemon.stop()
+        server.close()
