@@ -30,6 +30,7 @@ from daemon.naming import ERROR_SUFFIX, RESULT_SUFFIX, job_id_for
 from daemon.outcomes import OutcomeWriter
 from daemon.publish import TMP_DIR, new_tmp_path
 from daemon.records import JobOptions
+from daemon.sidecar import JobSidecar, read_sidecar, sidecar_path_for
 from daemon.status import StatusBoard, iso
 from daemon.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
 from daemon.systemd import notify, watchdog_interval_s
@@ -168,7 +169,7 @@ class Daemon:
 
     def _claim_next(self) -> Job | None:
         while self.pending:
-            path = self.pending.popleft()
+            path = self._next_by_priority()
             if path in self.not_before:
                 continue
             claim = self.claims.try_claim(path.name)
@@ -179,6 +180,25 @@ class Daemon:
             if job is not None:
                 return job
         return None
+
+    def _next_by_priority(self) -> Path:
+        """Highest sidecar priority first; arrival order among equals."""
+        best = max(range(len(self.pending)), key=lambda i: (self._priority(self.pending[i]), -i))
+        path = self.pending[best]
+        del self.pending[best]
+        return path
+
+    def _priority(self, path: Path) -> int:
+        try:
+            return self._read_sidecar(path).options.priority if sidecar_path_for(path).exists() else 0
+        except (JobError, OSError):
+            return 0  # the problem is reported when the job is prepared
+
+    def _read_sidecar(self, path: Path) -> JobSidecar:
+        sidecar = sidecar_path_for(path)
+        if sidecar.is_symlink():
+            raise JobError(ErrorCode.BAD_SIDECAR, f"{sidecar.name} is a symlink; sidecars are never followed", stage="sidecar")
+        return read_sidecar(sidecar, [str(self.inbox.resolve())])
 
     def _prepare_job(self, path: Path, claim: Claim) -> Job | None:
         """Cheap checks in the supervisor: bad inputs get their error without a worker."""
@@ -191,11 +211,33 @@ class Daemon:
         job = Job(path=path, claim=claim, job_id=job_id_for(path.name, self.instance_id), input_stat=stat,
                   input_info=self.outcomes.input_info(path, stat), wanted_stem=path.name)
         try:
+            self._apply_sidecar(job)
             check_file(path, self.cfg.limits, self.cfg.inbox.extensions)
         except JobError as exc:
             self._finish_with_error(job, exc.to_dict())
             return None
+        except OSError as exc:  # the sidecar is held open by Windows: try again shortly
+            log.warning("sidecar.unreadable", input=path.name, error=str(exc))
+            self.claims.release(claim)
+            self.not_before[path] = time.monotonic() + 2.0
+            return None
         return job
+
+    def _apply_sidecar(self, job: Job) -> None:
+        """Client job id, options and metadata from ``<video>.job.json``, if one was dropped."""
+        if not os.path.lexists(sidecar_path_for(job.path)):
+            return
+        sidecar = self._read_sidecar(job.path)
+        job.client = sidecar.client_echo()
+        if sidecar.job_id:
+            job.wanted_stem = sidecar.job_id
+        if sidecar.input_path and os.path.abspath(sidecar.input_path) != os.path.abspath(job.path):
+            raise JobError(
+                ErrorCode.BAD_SIDECAR,
+                f"{sidecar_path_for(job.path).name}: input_path names {sidecar.input_path}, but the sidecar sits beside {job.path}",
+                stage="sidecar",
+            )
+        job.options = sidecar.job_options(job.options)
 
     def _refuse_unclaimable(self, path: Path) -> None:
         """A symlink or other non-file named like an input: report it, never follow it."""
@@ -349,6 +391,8 @@ class Daemon:
     def _settle(self, job: Job, outcome: str, published: Path, **facts: Any) -> None:
         bind_job(job.job_id)
         moved = self.outcomes.move_input(job.path, outcome)
+        if os.path.lexists(sidecar_path_for(job.path)):
+            self.outcomes.move_input(sidecar_path_for(job.path), outcome)
         self.claims.release(job.claim)
         self.watcher.forget(job.path)
         self.status.degraded_reason = None if self.status.degraded_reason and "outbox" in self.status.degraded_reason else self.status.degraded_reason

@@ -144,3 +144,21 @@ def _epoch(iso_text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_job_sidecar_names_the_outcome_and_is_echoed_back(daemons):
+    daemon = daemons().wait_ready()
+    sidecar = {"job_id": "upload-4711", "options": {"start_frame": 10, "end_frame": 40}, "metadata": {"user": 12, "note": "größe"}}
+    write_bytes(daemon.inbox, "abc.mp4.job.json", json.dumps(sidecar).encode())
+    drop(SHORT_CLIP, daemon.inbox, "abc.mp4")
+    kind, result = wait_outcome(daemon.outbox, "upload-4711")
+    assert kind == "result"
+    assert result["client"] == {"job_id": "upload-4711", "metadata": {"user": 12, "note": "größe"}}
+    assert [f["frame_index"] for f in result["frames"]] == list(range(10, 40))
+    wait_until(lambda: (daemon.inbox / "done" / "abc.mp4.job.json").exists(), 10)
+
+    write_bytes(daemon.inbox, "bad.mp4.job.json", b'{"job_id": "x", "optoins": {}}')
+    drop(SHORT_CLIP, daemon.inbox, "bad.mp4")
+    kind, report = wait_outcome(daemon.outbox, "bad.mp4")
+    assert kind == "error" and report["error"]["code"] == "E_BAD_SIDECAR" and "optoins" in report["error"]["message"]
+    assert daemon.alive()
