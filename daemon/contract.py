@@ -1,0 +1,102 @@
+"""The outbox contract: the JSON Schemas of every document the daemon publishes.
+
+Schemas live in ``daemon/schemas/*.schema.json`` (draft 2020-12) and are shared with the Node
+client, which validates the same files with Ajv. A document names its own schema in its
+``schema`` field (``posed.result``, ``posed.error``, ``posed.status``), so one call validates
+any of them. A change that can break a reader must bump the document's major version (issue 4).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import best_match
+
+SCHEMA_NAMES = ("result", "error", "status")
+DOCUMENT_SCHEMAS = {"posed.result": "result", "posed.error": "error", "posed.status": "status"}
+STATUS_DIR = Path(".posed") / "status"
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """A fresh copy of one schema; ``name`` is result, error or status (or posed.result, ...)."""
+    name = DOCUMENT_SCHEMAS.get(name, name)
+    if name not in SCHEMA_NAMES:
+        raise KeyError(f"no schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
+    return json.loads(_schema_text(name))
+
+
+def schema_path(name: str) -> Path:
+    """Where a schema file lies on disk (for tools that want the file, e.g. the Node tests)."""
+    return Path(str(resources.files("daemon") / "schemas" / f"{name}.schema.json"))
+
+
+def validate_document(doc: Any) -> None:
+    """Validate a published document against the schema its ``schema`` field names.
+
+    Raises:
+        jsonschema.ValidationError: the most relevant violation, or an unknown ``schema``.
+    """
+    if not isinstance(doc, dict):
+        raise ValidationError(f"a posed document is a JSON object, got {type(doc).__name__}")
+    name = DOCUMENT_SCHEMAS.get(doc.get("schema"))  # type: ignore[arg-type]
+    if name is None:
+        known = ", ".join(DOCUMENT_SCHEMAS)
+        raise ValidationError(f"unknown document schema {doc.get('schema')!r}; expected one of {known}")
+    error = best_match(_validator(name).iter_errors(doc))
+    if error is not None:
+        raise error
+
+
+def validate_file(path: Path) -> dict[str, Any]:
+    """Parse and validate one published file; return the document."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    validate_document(doc)
+    return doc
+
+
+def published_files(outbox: Path) -> list[Path]:
+    """Every document a consumer may read: results, error reports and status files.
+
+    Temp files and other dot-directories are skipped, as the Node client skips them.
+    """
+    outbox = Path(outbox)
+    found = [
+        path
+        for path in sorted(outbox.iterdir())
+        if path.is_file() and not path.name.startswith(".") and path.name.endswith((".result.json", ".error.json"))
+    ]
+    status_dir = outbox / STATUS_DIR
+    if status_dir.is_dir():
+        found += [p for p in sorted(status_dir.glob("*.json")) if not p.name.startswith(".")]
+    return found
+
+
+def validate_outbox(outbox: Path) -> list[Path]:
+    """Validate every published file in ``outbox``; return them. Raises on the first bad one."""
+    files = published_files(outbox)
+    for path in files:
+        try:
+            validate_file(path)
+        except ValidationError as exc:
+            exc.message = f"{path}: {exc.message}"
+            raise
+    return files
+
+
+@lru_cache(maxsize=None)
+def _schema_text(name: str) -> str:
+    return (resources.files("daemon") / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Draft202012Validator:
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    # The format checker knows only the formats whose optional packages are installed; the
+    # timestamp patterns in the schemas do not depend on that.
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
