@@ -36,7 +36,6 @@ from daemon.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
 from daemon.systemd import notify, watchdog_interval_s
 
 log = get_logger(__name__)
-PUBLISH_RETRY_DELAY_S = 30.0
 
 
 @dataclass
@@ -59,6 +58,14 @@ class Job:
     frames_total: int | None = None
     stage: str = "queued"
     video: dict[str, Any] = field(default_factory=dict)
+
+
+def _same_file(a: str | Path, b: Path) -> bool:
+    """Same file, not same spelling: drive paths on /mnt/c are case-insensitive."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 class Daemon:
@@ -146,8 +153,9 @@ class Daemon:
     # -- inputs ----------------------------------------------------------------------------
 
     def _collect_inputs(self, now: float) -> None:
+        self.outcomes.retry_moves(now)
         for path in self.watcher.ready():
-            if path not in self.pending and not self._is_held(path):
+            if path not in self.pending and not self._is_held(path) and not self.outcomes.already_settled(path):
                 self.pending.append(path)
         for path, until in list(self.not_before.items()):
             if now >= until:
@@ -231,7 +239,7 @@ class Daemon:
         job.client = sidecar.client_echo()
         if sidecar.job_id:
             job.wanted_stem = sidecar.job_id
-        if sidecar.input_path and os.path.abspath(sidecar.input_path) != os.path.abspath(job.path):
+        if sidecar.input_path and not _same_file(sidecar.input_path, job.path):
             raise JobError(
                 ErrorCode.BAD_SIDECAR,
                 f"{sidecar_path_for(job.path).name}: input_path names {sidecar.input_path}, but the sidecar sits beside {job.path}",
@@ -301,6 +309,10 @@ class Daemon:
 
     def _on_job_failed(self, job: Job, error: dict[str, Any]) -> None:
         """Out of memory gets one more attempt in the backend's low-memory mode."""
+        if (outbox_fault := self.outcomes.outbox_fault(error)) is not None:
+            self.active = None  # the result could not be written: not the video's fault
+            self._defer(job, outbox_fault)
+            return
         if error.get("code") == ErrorCode.OUT_OF_MEMORY.value and not job.options.low_memory and job.attempt < self.cfg.worker.max_attempts:
             self.active = None
             self._discard_tmp(job)
@@ -402,12 +414,12 @@ class Daemon:
     def _defer(self, job: Job, reason: str) -> None:
         """The outbox refused the outcome: keep the input, release it, try again later."""
         bind_job(job.job_id)
-        log.error("job.deferred", reason=reason, retry_in_s=PUBLISH_RETRY_DELAY_S)
+        log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
         unbind_job()
         self._discard_tmp(job)
         self.claims.release(job.claim)
         self.status.degraded_reason = f"outbox not writable: {reason}"
-        self.not_before[job.path] = time.monotonic() + PUBLISH_RETRY_DELAY_S
+        self.not_before[job.path] = time.monotonic() + self.cfg.outbox.publish_retry_s
 
     def _abandon(self, job: Job, why: str) -> None:
         """Shutdown: leave the input in the inbox for the next start, unclaimed."""
@@ -421,7 +433,10 @@ class Daemon:
 
     def _discard_tmp(self, job: Job) -> None:
         if job.result_tmp is not None:
-            job.result_tmp.unlink(missing_ok=True)
+            try:
+                job.result_tmp.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only outbox (issue 5); the stale-tmp sweep removes it later
+                log.warning("outbox.tmp_not_removed", path=str(job.result_tmp), error=str(exc))
             job.result_tmp = None
 
     # -- periodic duties -------------------------------------------------------------------

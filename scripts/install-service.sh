@@ -54,14 +54,17 @@ done
 
 # 4. Config and unit, with the paths filled in (done in Python: paths are data, not sed code).
 unit_tmp="$(mktemp)"
-"$root/.venv/bin/python" - "$root" "$inbox" "$outbox" "$user" "$config" "$unit_tmp" <<'PY'
-import pathlib, sys
+WSL_DISTRO_NAME="${WSL_DISTRO_NAME:-}" "$root/.venv/bin/python" - "$root" "$inbox" "$outbox" "$user" "$config" "$unit_tmp" <<'PY'
+import os, pathlib, sys
 root, inbox, outbox, user, config, out = sys.argv[1:]
 text = pathlib.Path(root, "systemd", "posed.service").read_text()
 text = text.replace("/opt/posed/.venv/bin/posed", f"{root}/.venv/bin/posed")
 text = text.replace("--config /etc/posed/posed.yaml", f"--config {config}")
 text = text.replace("ReadWritePaths=/mnt/c/posed/inbox /mnt/c/posed/outbox", f'ReadWritePaths="{inbox}" "{outbox}"')
 text = text.replace("User=posed", f"User={user}").replace("Group=posed", f"Group={user}")
+distro = os.environ.get("WSL_DISTRO_NAME")  # systemd services do not inherit it
+if distro:
+    text = text.replace("Environment=PYTHONUNBUFFERED=1", f"Environment=PYTHONUNBUFFERED=1\nEnvironment=WSL_DISTRO_NAME={distro}")
 pathlib.Path(out).write_text(text)
 PY
 systemd-analyze verify "$unit_tmp" || fail "systemd-analyze rejected the unit (see above)"

@@ -1,0 +1,248 @@
+// Reference client for the posed folder protocol (issue 4). Plain Node >= 18, ES module.
+//
+//   const posed = createClient({ inbox: 'C:\\posed\\inbox', outbox: 'C:\\posed\\outbox' });
+//   const id = await posed.submit('C:\\uploads\\a.mov', { jobId: 'upload-4711', metadata: { user: 12 } });
+//   const result = await posed.wait(id, { timeoutMs: 30 * 60_000, onProgress: (p) => console.log(p.percent) });
+//
+// Protocol (see README.md): write <inbox>/<name>.part, then rename to <inbox>/<name>; an optional
+// sidecar <inbox>/<name>.job.json goes first, the same way. The daemon publishes
+// <outbox>/<stem>.result.json or <outbox>/<stem>.error.json (stem = jobId, else the file name,
+// plus ~2, ~3... if taken) by renaming from <outbox>/.tmp/, and rewrites
+// <outbox>/.posed/status/<daemon>.json every ~2 s.
+//
+// Windows facts this code is shaped by: a rename or read fails with EPERM/EBUSY/EACCES while an
+// antivirus scanner, the indexer or the WSL 9p server holds the file, so those are retried with
+// backoff (the graceful-fs pattern); fs.rename replaces an existing target, so the client checks
+// first and never reuses a name; a reader may see a file mid-rename, so JSON that does not parse
+// is read again before it counts as broken.
+
+import { constants as fsConstants, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+
+export const DEFAULT_SCHEMAS_DIR = fileURLToPath(new URL('../../daemon/schemas/', import.meta.url));
+export const TRANSIENT_CODES = new Set(['EBUSY', 'EPERM', 'EACCES', 'EAGAIN']);
+const SCHEMA_FILES = { 'posed.result': 'result.schema.json', 'posed.error': 'error.schema.json', 'posed.status': 'status.schema.json' };
+// Same rule as the daemon's sidecar parser: the id becomes a Windows file name in the outbox.
+const JOB_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$/i;
+const IGNORED_SUFFIXES = ['.part', '.tmp', '.crdownload', '.partial'];
+
+/** An error from the protocol: `.code` is E_* from an error report, or E_CLIENT_* from this client. */
+export class PosedError extends Error {
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.name = 'PosedError';
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+/**
+ * @param {object} config
+ * @param {string} config.inbox   folder the daemon watches
+ * @param {string} config.outbox  folder the daemon publishes into
+ * @param {string} [config.schemasDir]  daemon/schemas of the same posed version
+ * @param {number} [config.pollMs=200]  first poll delay; grows x1.5 up to maxPollMs
+ * @param {number} [config.maxPollMs=2000]
+ * @param {number} [config.brokenJsonGraceMs=10000]  how long unparsable JSON is re-read before failing
+ */
+export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, pollMs = 200, maxPollMs = 2000, brokenJsonGraceMs = 10_000 }) {
+  if (!inbox || !outbox) throw new TypeError('createClient needs { inbox, outbox }');
+  const validate = loadValidator(schemasDir);
+  const knownOutputs = new Map(); // id -> names that existed before submit (older jobs with the same id)
+  const inboxNames = new Map(); // id -> the video's inbox name: status files name jobs by it
+
+  async function submit(file, { jobId, metadata, options, name } = {}) {
+    const inboxName = name ?? path.basename(file);
+    checkInboxName(inboxName);
+    if (jobId !== undefined) checkJobId(jobId);
+    const id = jobId ?? inboxName;
+    const target = path.join(inbox, inboxName);
+    if (await exists(target)) throw new PosedError('EEXIST', `${target} is already in the inbox; use another name`);
+    knownOutputs.set(id, new Set((await listOutputs(outbox, id)).map((o) => o.name)));
+    inboxNames.set(id, inboxName);
+    const sidecar = path.join(inbox, `${inboxName}.job.json`);
+    const wantsSidecar = jobId !== undefined || metadata !== undefined || options !== undefined;
+    try {
+      if (wantsSidecar) {
+        const body = JSON.stringify({ job_id: jobId, metadata, options }) + '\n';
+        await fs.writeFile(`${sidecar}.part`, body, 'utf8');
+        await renameWithRetry(`${sidecar}.part`, sidecar);
+      }
+      await fs.copyFile(file, `${target}.part`);
+      await renameWithRetry(`${target}.part`, target);
+    } catch (err) {
+      await Promise.all([fs.rm(`${target}.part`, { force: true }), fs.rm(`${sidecar}.part`, { force: true })]);
+      if (wantsSidecar && !(await exists(target))) await fs.rm(sidecar, { force: true });
+      throw err;
+    }
+    return id;
+  }
+
+  async function wait(id, { timeoutMs = 60 * 60_000, onProgress, signal } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    const ignore = knownOutputs.get(id) ?? new Set();
+    let delay = pollMs;
+    let brokenSince = null;
+    let lastProgress = '';
+    let lastProblem = '';
+    for (;;) {
+      signal?.throwIfAborted();
+      const output = (await listOutputs(outbox, id)).find((o) => !ignore.has(o.name));
+      if (output) {
+        const read = await readJson(path.join(outbox, output.name));
+        if (read.ok) return settle(id, output, read.doc);
+        lastProblem = `${output.name}: ${read.reason}`;
+        brokenSince ??= read.broken ? Date.now() : null;
+        if (brokenSince !== null && Date.now() - brokenSince > brokenJsonGraceMs) {
+          throw new PosedError('E_CLIENT_BAD_JSON', `${output.name} stays unparsable: ${read.reason}`);
+        }
+        delay = pollMs; // it is there: read again soon
+      } else if (onProgress) {
+        lastProgress = await reportProgress(id, onProgress, lastProgress);
+      }
+      if (Date.now() >= deadline) {
+        const why = lastProblem ? ` (last read problem: ${lastProblem})` : '';
+        throw new PosedError('E_CLIENT_TIMEOUT', `no result or error report for ${id} within ${timeoutMs} ms${why}`);
+      }
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), undefined, signal ? { signal } : undefined);
+      delay = Math.min(delay * 1.5, maxPollMs);
+    }
+  }
+
+  function settle(id, output, doc) {
+    const problems = validate(doc);
+    if (problems) throw new PosedError('E_CLIENT_SCHEMA', `${output.name} does not match its schema: ${problems}`, { document: doc });
+    if (output.kind === 'result') return doc;
+    const { code, message, hint } = doc.error;
+    throw new PosedError(code, `${id}: ${message}`, { report: doc, hint });
+  }
+
+  async function reportProgress(id, onProgress, lastProgress) {
+    // current_job.job_id is the daemon's own opaque id; the video's inbox name identifies it.
+    const inboxName = inboxNames.get(id) ?? id;
+    for (const daemon of await status()) {
+      const job = daemon.current_job;
+      if (job && (job.input_name === inboxName || job.job_id === id)) {
+        const key = `${job.stage}:${job.frames_done}:${job.attempt}`;
+        if (key !== lastProgress) onProgress({ ...job, daemon: daemon.daemon.name, state: daemon.state });
+        return key;
+      }
+    }
+    return lastProgress;
+  }
+
+  async function status() {
+    const dir = path.join(outbox, '.posed', 'status');
+    const names = await readdirOrEmpty(dir);
+    const docs = [];
+    for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
+      const read = await readJson(path.join(dir, name), 3);
+      if (read.ok && !validate(read.doc)) docs.push(read.doc);
+    }
+    return docs.sort((a, b) => a.daemon.name.localeCompare(b.daemon.name));
+  }
+
+  return { submit, wait, status, validate };
+}
+
+/** Milliseconds since a status document's heartbeat; a daemon silent for > ~10 s is gone. */
+export function heartbeatAgeMs(statusDoc, now = Date.now()) {
+  return now - Date.parse(statusDoc.heartbeat_at);
+}
+
+/** Returns a function doc -> null when valid, else a short description of what is wrong. */
+export function loadValidator(schemasDir = DEFAULT_SCHEMAS_DIR) {
+  const ajv = new Ajv2020({ allErrors: false, strict: false });
+  addFormats(ajv);
+  const validators = {};
+  return (doc) => {
+    const file = doc && typeof doc === 'object' ? SCHEMA_FILES[doc.schema] : undefined;
+    if (!file) return `unknown document schema ${JSON.stringify(doc?.schema)}`;
+    // Read at first use; synchronous so that loadValidator() and validate() stay synchronous.
+    validators[file] ??= ajv.compile(JSON.parse(readFileSync(path.join(schemasDir, file), 'utf8')));
+    const check = validators[file];
+    if (check(doc)) return null;
+    return check.errors.map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+  };
+}
+
+async function listOutputs(outbox, id) {
+  const escaped = id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^${escaped}(?:~(\\d+))?\\.(result|error)\\.json$`);
+  const found = [];
+  for (const name of await readdirOrEmpty(outbox)) {
+    const match = pattern.exec(name);
+    if (match) found.push({ name, kind: match[2], copy: Number(match[1] ?? 1) });
+  }
+  return found.sort((a, b) => a.copy - b.copy);
+}
+
+async function readJson(file, attempts = 1) {
+  let last = { ok: false, broken: false, reason: 'not read' };
+  for (let i = 0; i < attempts; i++) {
+    if (i > 0) await sleep(50 * i);
+    let text;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      // EBUSY/EPERM/EACCES: held by Windows for a moment; ENOENT: renamed away. Both: later.
+      if (!TRANSIENT_CODES.has(err.code) && err.code !== 'ENOENT') throw err;
+      last = { ok: false, broken: false, reason: err.code };
+      continue;
+    }
+    try {
+      return { ok: true, doc: JSON.parse(text) };
+    } catch (err) {
+      last = { ok: false, broken: true, reason: err.message };
+    }
+  }
+  return last;
+}
+
+async function renameWithRetry(from, to, { totalMs = 30_000 } = {}) {
+  const started = Date.now();
+  for (let delay = 20; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await fs.rename(from, to);
+    } catch (err) {
+      if (!TRANSIENT_CODES.has(err.code) || Date.now() - started > totalMs) throw err;
+      await sleep(delay);
+    }
+  }
+}
+
+async function readdirOrEmpty(dir) {
+  try {
+    return await fs.readdir(dir);
+  } catch (err) {
+    if (err.code === 'ENOENT' || TRANSIENT_CODES.has(err.code)) return [];
+    throw err;
+  }
+}
+
+async function exists(file) {
+  try {
+    await fs.access(file, fsConstants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function checkJobId(jobId) {
+  if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId) || jobId.endsWith('.') || DEVICE_NAMES.test(jobId.split('.')[0])) {
+    throw new PosedError('E_CLIENT_BAD_JOB_ID', `jobId ${JSON.stringify(jobId)}: use 1-128 of A-Z a-z 0-9 _ . - (not first . or -, not last .)`);
+  }
+}
+
+function checkInboxName(name) {
+  const lower = name.toLowerCase();
+  if (!name || name.startsWith('.') || name.startsWith('~$') || name.includes('/') || name.includes('\\') || IGNORED_SUFFIXES.some((s) => lower.endsWith(s))) {
+    throw new PosedError('E_CLIENT_BAD_NAME', `inbox name ${JSON.stringify(name)} would be ignored by the daemon`);
+  }
+}

@@ -1,0 +1,217 @@
+// Unit tests of the reference client against a temp inbox/outbox that the tests fill themselves.
+import assert from 'node:assert/strict';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { createClient, DEFAULT_SCHEMAS_DIR, heartbeatAgeMs, loadValidator, PosedError } from '../posed-client.mjs';
+
+const EXAMPLES = fileURLToPath(new URL('../../../daemon/schemas/examples/', import.meta.url));
+const example = (name) => JSON.parse(readFileSync(path.join(EXAMPLES, `${name}.example.json`), 'utf8'));
+
+let root, inbox, outbox, client, video;
+
+beforeEach(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'posed-client-'));
+  inbox = path.join(root, 'inbox');
+  outbox = path.join(root, 'outbox');
+  await fs.mkdir(inbox);
+  await fs.mkdir(outbox);
+  video = path.join(root, 'source clip ü.mp4');
+  await fs.writeFile(video, Buffer.from('not really a video, but bytes to copy'));
+  client = createClient({ inbox, outbox, pollMs: 20, maxPollMs: 100 });
+});
+
+afterEach(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+async function publish(name, doc) {
+  // As the daemon does: write under .tmp/, then rename into place.
+  await fs.mkdir(path.join(outbox, '.tmp'), { recursive: true });
+  const tmp = path.join(outbox, '.tmp', `${name}.${process.pid}`);
+  await fs.writeFile(tmp, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  await fs.rename(tmp, path.join(outbox, name));
+}
+
+function resultFor(jobId) {
+  return { ...example('result'), job_id: jobId };
+}
+
+describe('submit', () => {
+  test('copies the video into the inbox under its own name and returns that name as the id', async () => {
+    const id = await client.submit(video);
+    assert.equal(id, 'source clip ü.mp4');
+    assert.deepEqual(await fs.readdir(inbox), ['source clip ü.mp4']);
+    assert.deepEqual(await fs.readFile(path.join(inbox, id)), await fs.readFile(video));
+  });
+
+  test('writes the sidecar next to the video when a job id, metadata or options are given', async () => {
+    const id = await client.submit(video, { jobId: 'upload-4711', name: 'abc.mp4', metadata: { user: 12 }, options: { start_frame: 5 } });
+    assert.equal(id, 'upload-4711');
+    assert.deepEqual((await fs.readdir(inbox)).sort(), ['abc.mp4', 'abc.mp4.job.json']);
+    const sidecar = JSON.parse(await fs.readFile(path.join(inbox, 'abc.mp4.job.json'), 'utf8'));
+    assert.deepEqual(sidecar, { job_id: 'upload-4711', metadata: { user: 12 }, options: { start_frame: 5 } });
+  });
+
+  test('refuses to replace a file that is already in the inbox', async () => {
+    await fs.writeFile(path.join(inbox, 'abc.mp4'), 'earlier upload');
+    await assert.rejects(client.submit(video, { name: 'abc.mp4' }), { code: 'EEXIST' });
+    assert.equal(await fs.readFile(path.join(inbox, 'abc.mp4'), 'utf8'), 'earlier upload');
+  });
+
+  test('refuses job ids and names the daemon could not use', async () => {
+    for (const jobId of ['../x', '.hidden', 'a b', 'CON', 'a~2', 'x'.repeat(129), 'ends.']) {
+      await assert.rejects(client.submit(video, { jobId }), { code: 'E_CLIENT_BAD_JOB_ID' }, jobId);
+    }
+    for (const name of ['a.mp4.part', '.a.mp4', '~$a.mp4', 'x.tmp', 'a/b.mp4']) {
+      await assert.rejects(client.submit(video, { name }), { code: 'E_CLIENT_BAD_NAME' }, name);
+    }
+    assert.deepEqual(await fs.readdir(inbox), []);
+  });
+
+  test('leaves nothing behind when the copy fails', async () => {
+    await assert.rejects(client.submit(path.join(root, 'missing.mp4'), { jobId: 'j1' }), { code: 'ENOENT' });
+    assert.deepEqual(await fs.readdir(inbox), []);
+  });
+});
+
+describe('wait', () => {
+  test('resolves with a result that appears after a delay', async () => {
+    const id = await client.submit(video, { name: 'abc.mp4' });
+    setTimeout(() => publish('abc.mp4.result.json', resultFor('abc.mp4')), 250);
+    const result = await client.wait(id, { timeoutMs: 5000 });
+    assert.equal(result.status, 'ok');
+    assert.equal(result.job_id, 'abc.mp4');
+  });
+
+  test('rejects with the code and the report of an error report', async () => {
+    const id = await client.submit(video, { name: 'x.mp4' });
+    await publish('x.mp4.error.json', example('error'));
+    const failure = await client.wait(id, { timeoutMs: 5000 }).then(() => assert.fail('resolved'), (err) => err);
+    assert.ok(failure instanceof PosedError && failure instanceof Error);
+    assert.equal(failure.code, 'E_NOT_A_VIDEO');
+    assert.equal(failure.report.error.code, 'E_NOT_A_VIDEO');
+    assert.match(failure.hint, /not a video container/);
+  });
+
+  test('reads again while the file is still being written (a Windows reader can see it mid-rename)', async () => {
+    const text = JSON.stringify(resultFor('job-2'));
+    await fs.writeFile(path.join(outbox, 'job-2.result.json'), text.slice(0, 100));
+    setTimeout(() => fs.writeFile(path.join(outbox, 'job-2.result.json'), text), 300);
+    const result = await client.wait('job-2', { timeoutMs: 5000 });
+    assert.equal(result.job_id, 'job-2');
+  });
+
+  test('retries a file it may not read yet', { skip: process.getuid?.() === 0 && 'root reads files whatever their mode' }, async () => {
+    const file = path.join(outbox, 'job-3.result.json');
+    await fs.writeFile(file, JSON.stringify(resultFor('job-3')));
+    await fs.chmod(file, 0o000); // EACCES, as Windows answers while a scanner holds the file
+    setTimeout(() => fs.chmod(file, 0o644), 300);
+    assert.equal((await client.wait('job-3', { timeoutMs: 5000 })).job_id, 'job-3');
+  });
+
+  test('ignores temp files and dot-directories', async () => {
+    await fs.mkdir(path.join(outbox, '.tmp'));
+    await fs.writeFile(path.join(outbox, '.tmp', 'job-4.result.json'), '{"half":');
+    await fs.writeFile(path.join(outbox, '.job-4.result.json'), 'nope');
+    await fs.writeFile(path.join(outbox, 'job-4.result.json.tmp'), 'nope');
+    await fs.writeFile(path.join(outbox, 'job-40.result.json'), 'another job');
+    setTimeout(() => publish('job-4.result.json', resultFor('job-4')), 200);
+    assert.equal((await client.wait('job-4', { timeoutMs: 5000 })).job_id, 'job-4');
+  });
+
+  test('waits for the new copy when the id was used before (~2 suffix)', async () => {
+    await publish('again.result.json', resultFor('again'));
+    const id = await client.submit(video, { jobId: 'again', name: 'again.mp4' });
+    setTimeout(() => publish('again~2.error.json', { ...example('error'), job_id: 'again' }), 200);
+    await assert.rejects(client.wait(id, { timeoutMs: 5000 }), { code: 'E_NOT_A_VIDEO' });
+  });
+
+  test('rejects a document that breaks its schema', async () => {
+    const { summary, ...withoutSummary } = resultFor('job-5');
+    await publish('job-5.result.json', withoutSummary);
+    await assert.rejects(client.wait('job-5', { timeoutMs: 5000 }), (err) => err.code === 'E_CLIENT_SCHEMA' && /summary/.test(err.message));
+  });
+
+  test('gives up on JSON that never becomes parsable', async () => {
+    client = createClient({ inbox, outbox, pollMs: 20, maxPollMs: 50, brokenJsonGraceMs: 300 });
+    await fs.writeFile(path.join(outbox, 'job-6.result.json'), '{"schema": "posed.res');
+    await assert.rejects(client.wait('job-6', { timeoutMs: 5000 }), { code: 'E_CLIENT_BAD_JSON' });
+  });
+
+  test('times out with a clear code', async () => {
+    const started = Date.now();
+    await assert.rejects(client.wait('never', { timeoutMs: 300 }), { code: 'E_CLIENT_TIMEOUT' });
+    assert.ok(Date.now() - started < 2000);
+  });
+
+  test('can be aborted', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    await assert.rejects(client.wait('never', { timeoutMs: 5000, signal: controller.signal }), { name: 'AbortError' });
+  });
+
+  test('reports progress from the daemon status while waiting, matching the video by its inbox name', async () => {
+    const id = await client.submit(video, { jobId: 'job-7', name: 'seven.mp4' });
+    const status = example('status');
+    status.current_job = { ...status.current_job, job_id: 'seven.mp4@d1-01', input_name: 'seven.mp4', frames_done: 10, frames_total: 60, percent: 16.7 };
+    await fs.mkdir(path.join(outbox, '.posed', 'status'), { recursive: true });
+    await fs.writeFile(path.join(outbox, '.posed', 'status', 'wsl-gpu-1.json'), JSON.stringify(status));
+    const seen = [];
+    setTimeout(() => publish('job-7.result.json', resultFor('job-7')), 300);
+    await client.wait(id, { timeoutMs: 5000, onProgress: (p) => seen.push(p) });
+    assert.equal(seen.length, 1); // unchanged progress is reported once
+    assert.equal(seen[0].frames_done, 10);
+    assert.equal(seen[0].daemon, 'wsl-gpu-1');
+    assert.equal(seen[0].state, 'busy');
+  });
+});
+
+describe('status', () => {
+  test('reads every daemon status file and skips temp and invalid ones', async () => {
+    const dir = path.join(outbox, '.posed', 'status');
+    await fs.mkdir(dir, { recursive: true });
+    const second = example('status');
+    second.daemon = { ...second.daemon, name: 'b-daemon' };
+    second.state = 'ready';
+    second.current_job = null;
+    await fs.writeFile(path.join(dir, 'wsl-gpu-1.json'), JSON.stringify(example('status')));
+    await fs.writeFile(path.join(dir, 'b-daemon.json'), JSON.stringify(second));
+    await fs.writeFile(path.join(dir, '.wsl-gpu-1.json.tmp'), '{');
+    await fs.writeFile(path.join(dir, 'broken.json'), '{"schema": "posed.status"}');
+    const docs = await client.status();
+    assert.deepEqual(docs.map((d) => d.daemon.name), ['b-daemon', 'wsl-gpu-1']);
+    assert.equal(docs[0].state, 'ready');
+    assert.ok(heartbeatAgeMs(docs[0], Date.parse('2025-01-31T12:00:10.200Z')) === 10_000);
+  });
+
+  test('is an empty list before any daemon has run', async () => {
+    assert.deepEqual(await client.status(), []);
+  });
+});
+
+describe('schemas', () => {
+  test('compile in Ajv strict mode', () => {
+    for (const name of ['result', 'error', 'status']) {
+      const ajv = new Ajv2020({ strict: true });
+      addFormats(ajv);
+      ajv.compile(JSON.parse(readFileSync(path.join(DEFAULT_SCHEMAS_DIR, `${name}.schema.json`), 'utf8')));
+    }
+  });
+
+  test('accept the examples and reject broken documents, as the Python validator does', () => {
+    const validate = loadValidator();
+    for (const name of ['result', 'error', 'status']) assert.equal(validate(example(name)), null, name);
+    const result = example('result');
+    result.frames[0].people[0].bbox = [1, 2, 3];
+    assert.match(validate(result), /bbox/);
+    assert.match(validate({ ...example('status'), state: 'sleeping' }), /state/);
+    assert.match(validate({ ...example('error'), created_at: 'yesterday' }), /created_at/);
+    assert.match(validate({ schema: 'posed.unknown' }), /unknown document schema/);
+    assert.match(validate(null), /unknown document schema/);
+  });
+});
