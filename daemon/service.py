@@ -93,6 +93,7 @@ class Daemon:
         self._next_status = 0.0
         self._next_heartbeat = 0.0
         self._next_watchdog = 0.0
+        self._next_lock_sweep = 0.0
         self._watchdog_every = watchdog_interval_s()
         self._ready_notified = False
 
@@ -126,6 +127,7 @@ class Daemon:
         else:
             self._drain_for_stop(now)
         self._refresh_claims(now)
+        self._sweep_locks(now)
         self._update_status(now)
         self._feed_watchdog(now)
 
@@ -450,13 +452,19 @@ class Daemon:
             try:
                 self.claims.heartbeat(job.claim)
             except ClaimLost as exc:
-                log.error("claim.lost", input=job.path.name, error=str(exc))
+                log.error("job.abandoned_claim_lost", input=job.path.name, error=str(exc))
                 if job is self.active:
                     self.supervisor.kill("claim lost to another daemon")
                     self.active = None
                 else:
                     self.retry.remove(job)
                 self._discard_tmp(job)
+
+    def _sweep_locks(self, now: float) -> None:
+        """Remove locks whose owner died after its video left the inbox: no lock is left behind."""
+        if now >= self._next_lock_sweep:
+            self._next_lock_sweep = now + self.cfg.inbox.rescan_interval_s
+            self.claims.sweep_stale(self.watcher.path)
 
     def _drain_for_stop(self, now: float) -> None:
         """Warm stop: let the current video finish within the grace period, then cancel it."""
