@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 
@@ -65,6 +67,16 @@ def _add_process(process: str):
 
 def get_logger(name: str = "posed") -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+@contextmanager
+def job_context(job_id: str) -> Iterator[None]:
+    """Every log line inside carries ``job_id``; nesting restores the outer value."""
+    tokens = structlog.contextvars.bind_contextvars(job_id=job_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def bind_job(job_id: str) -> None:
