@@ -60,7 +60,8 @@ def run_job(
         probed(meta.to_json())
         progress(0, total, "decode")
         backend.start_video(meta, spec.options)
-        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at), info, (meta.width, meta.height))
+        wants_mesh = spec.options.include_mesh or (cfg.backend.name == "phalp" and cfg.backend.phalp.include_mesh)
+        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height))
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
 
@@ -110,7 +111,7 @@ def run_job(
     return summary
 
 
-def _header(spec: JobSpec, info: BackendInfo, started_at: str) -> dict[str, Any]:
+def _header(spec: JobSpec, info: BackendInfo, started_at: str, wants_mesh: bool) -> dict[str, Any]:
     header: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -123,7 +124,12 @@ def _header(spec: JobSpec, info: BackendInfo, started_at: str) -> dict[str, Any]
     }
     if spec.client is not None:
         header["client"] = spec.client
-    header.update({k: v for k, v in info.extras.items() if k not in header})
+    # Per-result extras (e.g. the mesh's faces, written once rather than per frame); the faces
+    # only matter to a job that asked for meshes.
+    extras = {k: v for k, v in info.extras.items() if k not in header}
+    if not wants_mesh:
+        extras.pop("mesh_faces", None)
+    header.update(extras)
     return header
 
 

@@ -339,7 +339,7 @@ def test_backend_describes_45_keypoints_and_writes_mesh_faces_only_with_mesh_on(
         return LoadedModels(ScriptedPhalp(fake_config(), scene), FakeSmplModel(), runtime, "cpu", {"phalp": "0.1.3"}, faces)
 
     plain = PhalpBackend(PhalpConfig(), load=load).load(lambda _: None)
-    assert len(plain.keypoint_names) == 45 and plain.joint_names_3d == plain.keypoint_names and "mesh_faces" not in plain.extras
+    assert len(plain.keypoint_names) == 45 and plain.joint_names_3d == plain.keypoint_names
     backend = PhalpBackend(PhalpConfig(include_mesh=True), load=load)
     info = backend.load(lambda _: None)
     assert len(info.extras["mesh_faces"]) == 13776
@@ -390,3 +390,32 @@ def test_ten_thousand_frames_run_in_bounded_memory():
     assert most_tracks <= 2 and phalp.tracker._next_id == 1 + 2 * 33 + 1  # a new track per person per period
     growth = checkpoints[10_000] - checkpoints[1_000]
     assert growth < 64 * 1024, f"traced memory grew by {growth} bytes over 9,000 frames"
+
+
+def test_a_phalp_result_document_validates_and_carries_faces_only_when_meshes_are_wanted(tmp_path):
+    """Through run_job, as the worker runs it: the document must satisfy the published schema."""
+    import json
+
+    from daemon.config import load_config
+    from daemon.contract import validate_document
+    from daemon.job import JobSpec, run_job
+    from tests.daemon_harness import SHORT_CLIP
+
+    scene = FakeScene([ScriptedPerson(1, ALWAYS)])
+
+    def load(cfg, progress):
+        faces = np.zeros((13776, 3), dtype=np.int64)
+        return LoadedModels(ScriptedPhalp(fake_config(), scene), FakeSmplModel(), _Runtime(), "cpu", {"phalp": "0.1.3"}, faces)
+
+    cfg = load_config(overrides=["backend.name=phalp"])
+    backend = PhalpBackend(cfg.backend.phalp, load=load)
+    info = backend.load(lambda _: None)
+    for include_mesh in (False, True):
+        out = tmp_path / f"mesh-{include_mesh}.json"
+        spec = JobSpec("j", SHORT_CLIP, out, {"name": SHORT_CLIP.name, "path": str(SHORT_CLIP), "windows_path": None, "bytes": 1},
+                       JobOptions(include_mesh=include_mesh, end_frame=8))  # 8 frames: meshes are big to validate
+        run_job(spec, backend, info, cfg)
+        document = json.loads(out.read_text())
+        validate_document(document)
+        assert [frame["frame_index"] for frame in document["frames"]] == list(range(8))
+        assert ("mesh_faces" in document) is include_mesh

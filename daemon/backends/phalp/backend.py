@@ -90,7 +90,7 @@ def backend_info(cfg: PhalpConfig, models: LoadedModels) -> BackendInfo:
             "predicted_state": PREDICTED_STATE,
         }
     }
-    if cfg.include_mesh and models.mesh_faces is not None:
+    if models.mesh_faces is not None:  # job.py keeps them only for jobs that want meshes
         extras["mesh_faces"] = models.mesh_faces.tolist()
     return BackendInfo(
         name="phalp",
