@@ -30,6 +30,7 @@ class ErrorCode(str, Enum):
     OUT_OF_MEMORY = "E_OUT_OF_MEMORY"
     BACKEND = "E_BACKEND"
     INTERNAL = "E_INTERNAL"
+    TRUNCATED = "E_TRUNCATED"  # issue 5: the header shows the file is cut short
 
 
 HINTS: dict[ErrorCode, str] = {
@@ -53,6 +54,7 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.OUT_OF_MEMORY: "The backend ran out of memory even in low-memory mode. Try a shorter or smaller video.",
     ErrorCode.BACKEND: "The pose backend failed on this video. See the message for details.",
     ErrorCode.INTERNAL: "An unexpected daemon error. Please report it with the log lines of this job id.",
+    ErrorCode.TRUNCATED: "The file is incomplete: the upload or copy stopped before the end. Upload the whole file again.",
 }
 
 

@@ -20,12 +20,31 @@ MAX_NAME_BYTES = 255  # NTFS and ext4 limit for one path component
 _SUFFIX_ROOM = len("~9999") + len(RESULT_SUFFIX) + 1  # the longest suffix we ever append
 
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+# Device names Windows opens instead of a file, with any extension ("NUL.mp4.result.json").
+# Windows 10+ also reserves the superscript-digit forms; CONIN$/CONOUT$ name the console.
+_RESERVED = {
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+    *(f"{device}{digit}" for device in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"),
+}  # fmt: skip
+
+
+def printable_name(name: str) -> str:
+    """``name`` as valid Unicode: bytes that are not UTF-8 (Linux allows them in file names,
+    Python keeps them as lone surrogates) become U+FFFD, so JSON and logs can carry it."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name (e.g. "\ud800" in JSON)
+        return name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def safe_stem(name: str) -> str:
     """A name Windows can open: forbidden characters replaced, reserved names escaped, bounded."""
-    name = unicodedata.normalize("NFC", name)
+    name = unicodedata.normalize("NFC", printable_name(name))
     cleaned = _FORBIDDEN.sub("_", name).rstrip(" .")
     cleaned = cleaned.lstrip(" ") or "_"
     # Windows reserves the device name even with an extension: "CON.mp4" opens the console.
@@ -65,4 +84,4 @@ def _taken_names(outbox: Path) -> set[str]:
 
 def job_id_for(stem: str, instance_id: str) -> str:
     """Job ids are unique across daemons and resubmissions; the stem keeps them readable."""
-    return f"{stem}@{instance_id[:8]}-{os.urandom(3).hex()}"
+    return f"{printable_name(stem)}@{instance_id[:8]}-{os.urandom(3).hex()}"

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from daemon.errors import PublishError
 from daemon.log import get_logger
-from daemon.naming import reserve_stem
+from daemon.naming import MAX_NAME_BYTES, printable_name, reserve_stem
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -60,10 +60,23 @@ def retry_transient(action: Callable[[], T], *, what: str, deadline_s: float) ->
             delay = min(delay * 2, 2.0)
 
 
-def publish_document(tmp_path: Path, outbox: Path, wanted_stem: str, suffix: str, *, deadline_s: float = 30.0) -> Path:
-    """Give a finished, fsynced temp file its unique final name. Returns the published path."""
+def publish_document(
+    tmp_path: Path,
+    outbox: Path,
+    wanted_stem: str,
+    suffix: str,
+    *,
+    deadline_s: float = 30.0,
+    before_link: Callable[[Path], None] | None = None,
+) -> Path:
+    """Give a finished, fsynced temp file its unique final name. Returns the published path.
+
+    ``before_link(final)`` runs before each attempt to take a name (the outcome's receipt).
+    """
     for _ in range(100):
         final = outbox / f"{reserve_stem(outbox, wanted_stem)}{suffix}"
+        if before_link is not None:
+            before_link(final)
         try:
             retry_transient(lambda: _link_no_replace(tmp_path, final), what=f"publish {final.name}", deadline_s=deadline_s)
         except FileExistsError:
@@ -95,7 +108,7 @@ def _link_no_replace(source: Path, target: Path) -> None:
 def write_json_tmp(outbox: Path, label: str, document: dict[str, Any]) -> Path:
     """Write a small document to a new temp file, fsynced, ready for ``publish_document``."""
     path = new_tmp_path(outbox, label)
-    data = json.dumps(document, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
+    data = _utf8_json(document)
     try:
         with open(path, "xb") as handle:
             handle.write(data)
@@ -109,10 +122,17 @@ def write_json_tmp(outbox: Path, label: str, document: dict[str, Any]) -> Path:
     return path
 
 
+def _utf8_json(document: dict[str, Any]) -> bytes:
+    """Indented JSON in valid UTF-8. A name with bytes that are not UTF-8 (legal on Linux)
+    reaches us as lone surrogates, which cannot be encoded: they become U+FFFD instead of
+    an exception in the main loop (issue 5)."""
+    return printable_name(json.dumps(document, ensure_ascii=False, indent=1, allow_nan=False)).encode("utf-8")
+
+
 def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 5.0) -> None:
     """Atomically rewrite a file others poll (the status file): temp + fsync + replace."""
     outbox_tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    data = json.dumps(document, ensure_ascii=False, indent=1, allow_nan=False).encode("utf-8")
+    data = _utf8_json(document)
     try:
         with open(outbox_tmp, "xb") as handle:
             handle.write(data)
@@ -124,15 +144,63 @@ def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 5.
 
 
 def move_to(source: Path, dest_dir: Path, *, deadline_s: float = 30.0) -> Path:
-    """Move an input to its outcome folder under a name that does not clobber an older one."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / source.name
-    n = 1
-    while os.path.lexists(target):
-        n += 1
-        target = dest_dir / f"{source.stem}~{n}{source.suffix}"
-    retry_transient(lambda: os.rename(source, target), what=f"move {source.name}", deadline_s=deadline_s)
-    return target
+    """Move an input to its outcome folder under a name that does not clobber an older one.
+
+    Uploaders can write into the inbox, so ``done``/``failed`` inside it may have been replaced
+    by a symlink: the folder is opened with ``O_NOFOLLOW`` and the rename is made relative to
+    that descriptor, so an input is never moved through a symlink (e.g. into /etc/cron.d).
+    """
+    _make_outcome_dir(source, dest_dir)
+    try:
+        fd = os.open(dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(exc.errno, f"{dest_dir} is not a real directory (a symlink?); inputs are never moved through one") from exc
+        raise
+    try:
+        name, n = source.name, 1
+        while _exists_at(name, fd):
+            n += 1
+            name = numbered_name(source.name, n)
+        retry_transient(lambda: os.rename(source, name, dst_dir_fd=fd), what=f"move {source.name}", deadline_s=deadline_s)
+    finally:
+        os.close(fd)
+    return dest_dir / name
+
+
+def numbered_name(name: str, n: int) -> str:
+    """``clip~2.mp4`` for ``clip.mp4``; the stem is shortened so the name stays within 255 bytes."""
+    path = Path(name)
+    stem, suffix, mark = path.stem, path.suffix, f"~{n}"
+    if len(os.fsencode(mark + suffix)) >= MAX_NAME_BYTES // 2:  # an absurd "extension": number the whole name
+        stem, suffix = name, ""
+    room = MAX_NAME_BYTES - len(os.fsencode(mark + suffix))
+    encoded = os.fsencode(stem)
+    if len(encoded) > room:
+        cut = room
+        while cut > 0 and encoded[cut] & 0xC0 == 0x80:  # never split a UTF-8 sequence
+            cut -= 1
+        stem = os.fsdecode(encoded[:cut])
+    return f"{stem}{mark}{suffix}"
+
+
+def _exists_at(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _make_outcome_dir(source: Path, dest_dir: Path) -> None:
+    try:
+        dest_dir.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        # Never re-create a vanished inbox (an unmounted /mnt/c) just to make done/ inside it;
+        # a separately configured folder may need its parents.
+        if os.path.abspath(dest_dir.parent) == os.path.abspath(source.parent):
+            raise
+        dest_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -27,7 +27,7 @@ from daemon.inbox import InboxWatcher
 from daemon.log import bind_job, get_logger, unbind_job
 from daemon.media import check_file
 from daemon.naming import ERROR_SUFFIX, RESULT_SUFFIX, job_id_for
-from daemon.outcomes import OutcomeWriter
+from daemon.outcomes import OutcomeWriter, Receipt
 from daemon.publish import TMP_DIR, new_tmp_path
 from daemon.records import JobOptions
 from daemon.sidecar import JobSidecar, read_sidecar, sidecar_path_for
@@ -218,6 +218,10 @@ class Daemon:
             self.claims.release(claim)  # gone before we started: nothing to account for
             self.watcher.forget(path)
             return None
+        if self.outcomes.finish_if_published(path, stat):  # its daemon died between publish and move
+            self.claims.release(claim)
+            self.watcher.forget(path)
+            return None
         job = Job(path=path, claim=claim, job_id=job_id_for(path.name, self.instance_id), input_stat=stat,
                   input_info=self.outcomes.input_info(path, stat), wanted_stem=path.name)
         try:
@@ -380,7 +384,7 @@ class Daemon:
             return
         assert job.result_tmp is not None
         try:
-            published = self.outcomes.publish(job.result_tmp, job.wanted_stem, RESULT_SUFFIX)
+            published = self.outcomes.publish(job.result_tmp, job.wanted_stem, RESULT_SUFFIX, self._receipt(job, "done"))
         except PublishError as exc:
             self._defer(job, str(exc))
             return
@@ -394,13 +398,16 @@ class Daemon:
         self._discard_tmp(job)
         document = self.outcomes.error_document(job.job_id, job.input_info, error, job.attempt, job.client)
         try:
-            published = self.outcomes.publish_json(document, job.wanted_stem, ERROR_SUFFIX)
+            published = self.outcomes.publish_json(document, job.wanted_stem, ERROR_SUFFIX, self._receipt(job, "failed"))
         except PublishError as exc:
             self._defer(job, str(exc))
             return
         self.status.counters.errors += 1
         self.status.record_error(error["code"], error["message"])
         self._settle(job, "failed", published, code=error["code"], error=error["message"])
+
+    def _receipt(self, job: Job, outcome: str) -> Receipt:
+        return Receipt(job.path, job.input_stat, job.job_id, outcome)
 
     def _settle(self, job: Job, outcome: str, published: Path, **facts: Any) -> None:
         bind_job(job.job_id)
