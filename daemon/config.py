@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from daemon.errors import ConfigError
@@ -216,6 +217,18 @@ def _parse_overrides(overrides: list[str] | tuple[str, ...]) -> DictConfig:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe_omegaconf_error(exc)) from exc
+    except (yaml.YAMLError, IndexError, ValueError) as exc:
+        # YAML cannot read the value (a lone quote, a control character) or the key ("[").
+        raise ConfigError(f"override {_first_unreadable(overrides)!r} cannot be parsed: {str(exc).splitlines()[0]}") from exc
+
+
+def _first_unreadable(overrides: list[str] | tuple[str, ...]) -> str:
+    for item in overrides:
+        try:
+            OmegaConf.from_dotlist([item])
+        except Exception:  # noqa: BLE001 - we are only locating the culprit for the message
+            return item
+    return " ".join(overrides)
 
 
 def _describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
@@ -297,4 +310,4 @@ def from_dict(data: dict[str, Any]) -> PosedConfig:
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
-__all__ = ["PosedConfig", "load_config", "validate", "to_dict", "from_dict", "MISSING", "VIDEO_EXTENSIONS"]
+__all__ = ["PosedConfig", "load_config", "validate", "to_dict", "from_dict", "VIDEO_EXTENSIONS"]
