@@ -24,7 +24,7 @@ from daemon.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir
 from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobError, PublishError
 from daemon.inbox import InboxWatcher
-from daemon.log import bind_job, get_logger, unbind_job
+from daemon.log import get_logger, job_context
 from daemon.media import check_file
 from daemon.naming import ERROR_SUFFIX, RESULT_SUFFIX, job_id_for
 from daemon.outcomes import OutcomeWriter, Receipt
@@ -36,6 +36,7 @@ from daemon.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
 from daemon.systemd import notify, watchdog_interval_s
 
 log = get_logger(__name__)
+MAX_FAILED_TICKS = 50  # ~10 s of the same failure at the default tick
 
 
 @dataclass
@@ -96,6 +97,8 @@ class Daemon:
         self._next_lock_sweep = 0.0
         self._watchdog_every = watchdog_interval_s()
         self._ready_notified = False
+        self._failed_ticks = 0
+        self._status_write_failing = False
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -106,7 +109,7 @@ class Daemon:
         self.watcher.start()
         try:
             while not self._finished():
-                self.tick(time.monotonic())
+                self._guarded_tick(time.monotonic())
                 self.wake.wait(self.cfg.daemon.tick_s)
                 self.wake.clear()
         finally:
@@ -115,6 +118,19 @@ class Daemon:
                 signal.signal(signum, handler)
         log.info("daemon.stopped", results=self.status.counters.results, errors=self.status.counters.errors)
         return 0
+
+    def _guarded_tick(self, now: float) -> None:
+        """A bug hit in one tick is logged and the loop goes on; the same bug every tick for
+        ``MAX_FAILED_TICKS`` in a row ends the daemon with an error, for systemd to restart."""
+        try:
+            self.tick(now)
+        except Exception:
+            self._failed_ticks += 1
+            log.exception("daemon.tick_failed", consecutive=self._failed_ticks)
+            if self._failed_ticks >= MAX_FAILED_TICKS:
+                raise
+        else:
+            self._failed_ticks = 0
 
     def tick(self, now: float) -> None:
         if not self.stop_requests:
@@ -182,11 +198,13 @@ class Daemon:
             path = self._next_by_priority()
             if path in self.not_before:
                 continue
-            claim = self.claims.try_claim(path.name)
-            if claim is None:
-                self.watcher.forget(path)  # another daemon has it; look again if it stays
-                continue
-            job = self._prepare_job(path, claim)
+            job_id = job_id_for(path.name, self.instance_id)
+            with job_context(job_id):  # the claim's own log lines carry the job id too
+                claim = self.claims.try_claim(path.name)
+                if claim is None:
+                    self.watcher.forget(path)  # another daemon has it; look again if it stays
+                    continue
+                job = self._prepare_job(path, claim, job_id)
             if job is not None:
                 return job
         return None
@@ -210,7 +228,7 @@ class Daemon:
             raise JobError(ErrorCode.BAD_SIDECAR, f"{sidecar.name} is a symlink; sidecars are never followed", stage="sidecar")
         return read_sidecar(sidecar, [str(self.inbox.resolve())])
 
-    def _prepare_job(self, path: Path, claim: Claim) -> Job | None:
+    def _prepare_job(self, path: Path, claim: Claim, job_id: str) -> Job | None:
         """Cheap checks in the supervisor: bad inputs get their error without a worker."""
         try:
             stat = os.stat(path, follow_symlinks=False)
@@ -222,7 +240,7 @@ class Daemon:
             self.claims.release(claim)
             self.watcher.forget(path)
             return None
-        job = Job(path=path, claim=claim, job_id=job_id_for(path.name, self.instance_id), input_stat=stat,
+        job = Job(path=path, claim=claim, job_id=job_id, input_stat=stat,
                   input_info=self.outcomes.input_info(path, stat), wanted_stem=path.name)
         try:
             self._apply_sidecar(job)
@@ -271,9 +289,8 @@ class Daemon:
         job.started_at, job.started_iso, job.stage = now, iso(), "starting"
         job.frames_done = 0
         self.active = job
-        bind_job(job.job_id)
-        log.info("job.start", input=job.path.name, attempt=job.attempt)
-        unbind_job()
+        with job_context(job.job_id):
+            log.info("job.start", input=job.path.name, attempt=job.attempt)
         self.supervisor.assign(
             {
                 "job_id": job.job_id,
@@ -324,9 +341,8 @@ class Daemon:
             self._discard_tmp(job)
             job.options = replace(job.options, low_memory=True)
             self.status.counters.retries += 1
-            bind_job(job.job_id)
-            log.warning("job.retry_low_memory", attempt=job.attempt, error=error.get("message"))
-            unbind_job()
+            with job_context(job.job_id):
+                log.warning("job.retry_low_memory", attempt=job.attempt, error=error.get("message"))
             self.retry.append(job)
             return
         self._finish_with_error(job, error)
@@ -360,18 +376,17 @@ class Daemon:
             self._retry_or_fail_crash(job, data, facts)
 
     def _retry_or_fail_crash(self, job: Job, data: dict[str, Any], facts: dict[str, Any]) -> None:
-        bind_job(job.job_id)
-        if job.attempt < self.cfg.worker.max_attempts:
-            self.status.counters.retries += 1
-            log.warning("job.retry", attempt=job.attempt, cause=data["description"], last_frame=data.get("last_frame"))
-            self.retry.append(job)
-        else:
-            message = (
-                f"the worker {data['description']} during {data.get('stage')} at frame {data.get('last_frame')} "
-                f"on each of {job.attempt} attempt(s)"
-            )
-            self._finish_with_error(job, JobError(ErrorCode.WORKER_CRASH, message, stage=data.get("stage", ""), frame_index=data.get("last_frame"), details=facts).to_dict())
-        unbind_job()
+        with job_context(job.job_id):
+            if job.attempt < self.cfg.worker.max_attempts:
+                self.status.counters.retries += 1
+                log.warning("job.retry", attempt=job.attempt, cause=data["description"], last_frame=data.get("last_frame"))
+                self.retry.append(job)
+            else:
+                message = (
+                    f"the worker {data['description']} during {data.get('stage')} at frame {data.get('last_frame')} "
+                    f"on each of {job.attempt} attempt(s)"
+                )
+                self._finish_with_error(job, JobError(ErrorCode.WORKER_CRASH, message, stage=data.get("stage", ""), frame_index=data.get("last_frame"), details=facts).to_dict())
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -410,21 +425,19 @@ class Daemon:
         return Receipt(job.path, job.input_stat, job.job_id, outcome)
 
     def _settle(self, job: Job, outcome: str, published: Path, **facts: Any) -> None:
-        bind_job(job.job_id)
-        moved = self.outcomes.move_input(job.path, outcome)
-        if os.path.lexists(sidecar_path_for(job.path)):
-            self.outcomes.move_input(sidecar_path_for(job.path), outcome)
-        self.claims.release(job.claim)
-        self.watcher.forget(job.path)
-        self.status.degraded_reason = None if self.status.degraded_reason and "outbox" in self.status.degraded_reason else self.status.degraded_reason
-        log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
-        unbind_job()
+        with job_context(job.job_id):
+            moved = self.outcomes.move_input(job.path, outcome)
+            if os.path.lexists(sidecar_path_for(job.path)):
+                self.outcomes.move_input(sidecar_path_for(job.path), outcome)
+            self.claims.release(job.claim)
+            self.watcher.forget(job.path)
+            self.status.degraded_reason = None if self.status.degraded_reason and "outbox" in self.status.degraded_reason else self.status.degraded_reason
+            log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
 
     def _defer(self, job: Job, reason: str) -> None:
         """The outbox refused the outcome: keep the input, release it, try again later."""
-        bind_job(job.job_id)
-        log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
-        unbind_job()
+        with job_context(job.job_id):
+            log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
         self._discard_tmp(job)
         self.claims.release(job.claim)
         self.status.degraded_reason = f"outbox not writable: {reason}"
@@ -436,9 +449,8 @@ class Daemon:
             self.active = None
         self._discard_tmp(job)
         self.claims.release(job.claim)
-        bind_job(job.job_id)
-        log.warning("job.released", reason=why, input=job.path.name)
-        unbind_job()
+        with job_context(job.job_id):
+            log.warning("job.released", reason=why, input=job.path.name)
 
     def _discard_tmp(self, job: Job) -> None:
         if job.result_tmp is not None:
@@ -512,7 +524,13 @@ class Daemon:
         try:
             board.write()
         except (OSError, PublishError) as exc:
-            log.error("status.write_failed", error=str(exc))
+            if not self._status_write_failing:  # once per outage, not every interval
+                log.error("status.write_failed", error=str(exc), path=str(board.path))
+            self._status_write_failing = True
+        else:
+            if self._status_write_failing:
+                log.info("status.write_recovered", path=str(board.path))
+            self._status_write_failing = False
 
     def _state_name(self) -> str:
         if self.stop_requests:
