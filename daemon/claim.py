@@ -118,7 +118,8 @@ class ClaimManager:
         lock_path = self.lock_path_for(video_name)
         try:
             current = read_lock(lock_path)
-            if not current.missing and self._takeover_reason(lock_path, video_name, current) is None:
+            planted = current.refused == "symlink"  # removed under the mutex, below
+            if not current.missing and not planted and self._takeover_reason(lock_path, video_name, current) is None:
                 return None  # held: decided without touching the mutex
             mutex = lock_path.with_name(lock_path.name + MUTEX_SUFFIX)
             mutex_owner = self._acquire_mutex(mutex, video_name)
@@ -137,6 +138,9 @@ class ClaimManager:
         # so nobody slips into the moment a stale lock is gone and the new one not yet made
         # (which would also lose the attempt count).
         current = read_lock(lock_path)
+        if current.refused == "symlink":
+            self._remove_planted_link(lock_path, video_name)
+            current = read_lock(lock_path)
         if current.missing:
             return self._create(lock_path, video_name, attempt=1)
         reason = self._takeover_reason(lock_path, video_name, current)
@@ -148,6 +152,17 @@ class ClaimManager:
             previous = current.owner.describe() if current.owner else "unreadable lock"
             log.warning("claim.takeover", video=video_name, previous_owner=previous, reason=reason, attempt=attempt)
         return claim
+
+    def _remove_planted_link(self, lock_path: Path, video_name: str) -> None:
+        """A symlink in our private lock folder is never a lock: drop it (unlink does not
+        follow links, so its target is untouched) instead of leaving the video stuck."""
+        try:
+            target = os.readlink(lock_path)
+            os.unlink(lock_path)
+        except OSError as exc:
+            log.warning("claim.lock_refused", video=video_name, lock=str(lock_path), reason=f"symlink: {exc}")
+            return
+        log.warning("claim.planted_link_removed", video=video_name, lock=str(lock_path), target=target)
 
     def _takeover_reason(self, lock_path: Path, video_name: str, current: LockRead) -> str | None:
         """Why an existing lock may be taken over; None when it must be left alone."""

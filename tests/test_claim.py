@@ -302,7 +302,7 @@ def test_torn_or_garbage_lock_is_judged_by_its_mtime(inbox: Path, content: bytes
 
 
 @pytest.mark.parametrize("dangling", [False, True])
-def test_symlink_at_the_lock_path_is_refused(inbox: Path, tmp_path: Path, dangling: bool) -> None:
+def test_symlink_at_the_lock_path_is_removed_never_followed(inbox: Path, tmp_path: Path, dangling: bool) -> None:
     claims = manager(inbox)
     lock = claims.lock_path_for("clip.mp4")
     lock.parent.mkdir(parents=True)
@@ -311,12 +311,13 @@ def test_symlink_at_the_lock_path_is_refused(inbox: Path, tmp_path: Path, dangli
         target.write_text("keep me")
     lock.symlink_to(target)
     with capture_logs() as logs:
-        assert claims.try_claim("clip.mp4") is None
-    assert lock.is_symlink()
+        claim = claims.try_claim("clip.mp4")
+    assert claim is not None
+    assert not lock.is_symlink() and lock.is_file()
     assert target.read_text() == "keep me" if not dangling else not target.exists()
-    assert claims.owner_of("clip.mp4") is None
-    refused = [entry for entry in logs if entry["event"] == "claim.lock_refused"]
-    assert refused and refused[0]["reason"] == "symlink"
+    assert claims.owner_of("clip.mp4").instance_id == claims.identity.instance_id
+    removed = [entry for entry in logs if entry["event"] == "claim.planted_link_removed"]
+    assert len(removed) == 1 and removed[0]["target"] == str(target)
 
 
 def test_fifo_at_the_lock_path_is_refused_without_blocking(inbox: Path) -> None:

@@ -198,16 +198,11 @@ def test_a_symlink_planted_at_a_lock_path_is_never_followed(names_daemon, tmp_pa
     locks.mkdir(parents=True, exist_ok=True)
     os.symlink(victim, locks / "planted.mp4.lock")
     drop(SHORT_CLIP, names_daemon.inbox, "planted.mp4")
-    wait_until(lambda: any(e.get("event") == "claim.lock_refused" and e.get("video") == "planted.mp4"
-                           for e in names_daemon.log_events()), 30)  # fmt: skip
-    # Refused: the video waits in the inbox (nobody may claim it) and the target is untouched.
-    assert victim.read_text() == "ORIGINAL" and victim.stat().st_mtime_ns == before.st_mtime_ns
-    assert os.path.islink(locks / "planted.mp4.lock")
-    assert not _outcomes_for(names_daemon.outbox, "planted.mp4") and (names_daemon.inbox / "planted.mp4").exists()
-    # Once the planted link is gone, the video is claimed and processed normally.
-    os.unlink(locks / "planted.mp4.lock")
+    # The planted link is removed (unlink never follows it) and the video is processed normally.
     assert wait_outcome(names_daemon.outbox, "planted.mp4", timeout=60)[0] == "result"
-    assert victim.read_text() == "ORIGINAL"
+    assert victim.read_text() == "ORIGINAL" and victim.stat().st_mtime_ns == before.st_mtime_ns
+    removed = [e for e in names_daemon.log_events() if e.get("event") == "claim.planted_link_removed"]
+    assert len(removed) == 1 and removed[0]["target"] == str(victim)
     assert daemon_is_healthy(names_daemon)
 
 
