@@ -194,3 +194,9 @@ def test_validate_outbox_checks_results_errors_and_status_and_skips_temp_files(t
     with pytest.raises(ValidationError, match="b.mp4~2.result.json"):
         validate_outbox(tmp_path)
     assert len(published_files(tmp_path)) == 4
+
+
+def test_the_error_schema_lists_every_error_code_the_daemon_can_publish():
+    text = json.dumps(load_schema("error"))
+    missing = [code.value for code in ErrorCode if code.value not in text]
+    assert missing == [], f"document these codes in error.schema.json: {missing}"
