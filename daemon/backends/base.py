@@ -32,6 +32,9 @@ class Backend(ABC):
     def process(self, frame: Frame) -> list[FrameResult]:
         """Consume one frame; return the results that are now final (in order)."""
 
+    # Optional: ``preprocess(frame) -> Frame``. When a backend defines it, the pipeline runs it
+    # on the decoder thread (colour conversion, resizing), overlapping the previous inference.
+
     def finish(self) -> list[FrameResult]:
         """Flush held-back results at the end of the video."""
         return []

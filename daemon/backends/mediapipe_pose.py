@@ -63,9 +63,13 @@ class MediapipeBackend(Backend):
         self._pose.reset()
         self._meta = meta
 
+    def preprocess(self, frame: Frame) -> Frame:
+        """BGR -> RGB; the pipeline runs this on its decoder thread, overlapping inference."""
+        return _RgbFrame(index=frame.index, timestamp_s=frame.timestamp_s, image=cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+
     def process(self, frame: Frame) -> list[FrameResult]:
         height, width = frame.image.shape[:2]
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        rgb = frame.image if isinstance(frame, _RgbFrame) else cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         found = self._pose.process(rgb)
         people = []
         if found.pose_landmarks is not None:
@@ -76,6 +80,10 @@ class MediapipeBackend(Backend):
         if self._pose is not None:
             self._pose.close()
             self._pose = None
+
+
+class _RgbFrame(Frame):
+    """A frame ``preprocess`` already converted to RGB (frames from elsewhere are BGR)."""
 
 
 def _person(found, width: int, height: int) -> Person:
