@@ -108,18 +108,22 @@ def _link_no_replace(source: Path, target: Path) -> None:
 def write_json_tmp(outbox: Path, label: str, document: dict[str, Any]) -> Path:
     """Write a small document to a new temp file, fsynced, ready for ``publish_document``."""
     path = new_tmp_path(outbox, label)
-    data = _utf8_json(document)
     try:
-        with open(path, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(path, _utf8_json(document))
     except OSError as exc:
         path.unlink(missing_ok=True)
         if exc.errno in FATAL:
             raise PublishError(f"writing {label} to {outbox}: {exc.strerror}") from exc
         raise
     return path
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Create ``path`` (never clobbering) with ``data`` on disk before it can be renamed."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _utf8_json(document: dict[str, Any]) -> bytes:
@@ -132,12 +136,8 @@ def _utf8_json(document: dict[str, Any]) -> bytes:
 def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 5.0) -> None:
     """Atomically rewrite a file others poll (the status file): temp + fsync + replace."""
     outbox_tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    data = _utf8_json(document)
     try:
-        with open(outbox_tmp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(outbox_tmp, _utf8_json(document))
         retry_transient(lambda: os.replace(outbox_tmp, path), what=f"replace {path.name}", deadline_s=deadline_s)
     finally:
         outbox_tmp.unlink(missing_ok=True)
