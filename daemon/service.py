@@ -98,6 +98,7 @@ class Daemon:
         self._watchdog_every = watchdog_interval_s()
         self._ready_notified = False
         self._failed_ticks = 0
+        self._outbox_fault: str | None = None
         self._status_write_failing = False
 
     # -- main loop -------------------------------------------------------------------------
@@ -431,7 +432,7 @@ class Daemon:
                 self.outcomes.move_input(sidecar_path_for(job.path), outcome)
             self.claims.release(job.claim)
             self.watcher.forget(job.path)
-            self.status.degraded_reason = None if self.status.degraded_reason and "outbox" in self.status.degraded_reason else self.status.degraded_reason
+            self._outbox_fault = None  # a published outcome proves the outbox works again
             log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
 
     def _defer(self, job: Job, reason: str) -> None:
@@ -440,7 +441,7 @@ class Daemon:
             log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
         self._discard_tmp(job)
         self.claims.release(job.claim)
-        self.status.degraded_reason = f"outbox not writable: {reason}"
+        self._outbox_fault = f"outbox not writable: {reason}"
         self.not_before[job.path] = time.monotonic() + self.cfg.outbox.publish_retry_s
 
     def _abandon(self, job: Job, why: str) -> None:
@@ -513,14 +514,11 @@ class Daemon:
         board = self.status
         board.queue_length = len(self.pending) + len(self.retry)
         board.counters.worker_restarts = self.supervisor.restarts
+        board.degraded_reason = self._degraded_reason()
         board.state = self._state_name()
         board.current_job = self._job_progress(self.active, now) if self.active else None
         worker = self.supervisor.worker
         board.worker = {"pid": worker.pid if worker else None, "state": self.supervisor.state.value, "restarts": self.supervisor.restarts}
-        if self.supervisor.state in (WorkerState.STARTING, WorkerState.LOADING, WorkerState.BACKOFF) and self.supervisor.last_load_error:
-            board.degraded_reason = f"model load failing: {self.supervisor.last_load_error}; retrying in {self.supervisor.next_start_in:.0f} s"
-        elif board.degraded_reason and board.degraded_reason.startswith("model load"):
-            board.degraded_reason = None
         try:
             board.write()
         except (OSError, PublishError) as exc:
@@ -532,10 +530,17 @@ class Daemon:
                 log.info("status.write_recovered", path=str(board.path))
             self._status_write_failing = False
 
+    def _degraded_reason(self) -> str | None:
+        """Why the daemon cannot do its work right now; a failing model load comes first."""
+        loading = self.supervisor.state in (WorkerState.STARTING, WorkerState.LOADING, WorkerState.BACKOFF)
+        if loading and self.supervisor.last_load_error:
+            return f"model load failing: {self.supervisor.last_load_error}; retrying in {self.supervisor.next_start_in:.0f} s"
+        return self._outbox_fault
+
     def _state_name(self) -> str:
         if self.stop_requests:
             return "stopping"
-        if self.status.degraded_reason or (self.supervisor.state == WorkerState.BACKOFF and self.supervisor.last_load_error):
+        if self.status.degraded_reason:
             return "degraded"
         return {
             WorkerState.STOPPED: "starting",
