@@ -57,12 +57,29 @@ class Frame:
 
 
 @dataclass
+class SmplParams:
+    """SMPL body model parameters of one person in one frame, as numbers (never rounded here).
+
+    Rotations are 3x3 matrices in SMPL's joint order: ``global_orient`` (1, 3, 3) for the root,
+    ``body_pose`` (23, 3, 3) for the other joints, each relative to its parent; ``betas`` (10,).
+    """
+
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    betas: np.ndarray
+
+
+@dataclass
 class Person:
     """One person in one frame, in the shared result vocabulary of all backends.
 
     Coordinates: ``bbox`` and ``keypoints`` in pixels of the delivered (upright) frame, origin
     top-left, x right, y down. ``joints_3d`` in metres in the frame named by the backend's
-    ``BackendInfo.joints_3d_frame``.
+    ``BackendInfo.joints_3d_frame``. ``smpl`` and ``camera_translation`` (metres, camera frame,
+    the SMPL origin) exist for body-model backends (PHALP). ``state`` is "detected",
+    "predicted" (the tracker's guess while the detector misses) or "interpolated" (filled by
+    the motion stage between two detections). ``raw`` holds the model's own values when the
+    motion stage changed them (smoothing, interpolation), so nothing the model said is lost.
     """
 
     track_id: int
@@ -73,6 +90,9 @@ class Person:
     joints_3d: np.ndarray | None = None  # (J, 3) metres, names in BackendInfo.joint_names_3d
     frames_since_detection: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific, JSON-ready
+    smpl: SmplParams | None = None
+    camera_translation: np.ndarray | None = None  # (3,) metres
+    raw: Person | None = None  # the backend's values before the motion stage changed them
 
 
 @dataclass

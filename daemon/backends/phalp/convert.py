@@ -26,7 +26,7 @@ import numpy as np
 from daemon.backends.phalp.angles import joint_angles_deg
 from daemon.backends.phalp.geometry import PaddedSquare, PinholeCamera, pose_vector_to_smpl, rotmat_to_axis_angle
 from daemon.backends.phalp.skeleton import COCO_17, COCO_17_FROM_PHALP_45, PHALP_45, SMPL_ORIGIN_INDEX
-from daemon.records import Person
+from daemon.records import Person, SmplParams
 from daemon.results import CONFIDENCE_DECIMALS, METRE_DECIMALS, PIXEL_DECIMALS
 
 STATE_DETECTED = "detected"
@@ -162,6 +162,12 @@ class PersonConverter:
             joints_3d=joints_camera,
             frames_since_detection=int(record.frames_since_detection),
             extra=self._extra(estimate, keypoints, joints_camera),
+            smpl=SmplParams(
+                global_orient=estimate.smpl["global_orient"].reshape(1, 3, 3),
+                body_pose=estimate.smpl["body_pose"].reshape(23, 3, 3),
+                betas=estimate.smpl["betas"].reshape(-1),
+            ),
+            camera_translation=np.asarray(estimate.translation, dtype=np.float64).reshape(3),
         )
 
     def _confidence(self, record: TrackRecord) -> float:
