@@ -20,20 +20,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
+from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
 from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobError, PublishError
-from daemon.inbox import InboxWatcher
+from daemon.intake.inbox import InboxWatcher
 from daemon.log import get_logger, job_context
-from daemon.media import check_file
-from daemon.naming import ERROR_SUFFIX, RESULT_SUFFIX, job_id_for
-from daemon.outcomes import OutcomeWriter, Receipt
-from daemon.publish import TMP_DIR, new_tmp_path
+from daemon.processing.media import check_file
+from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX, job_id_for
+from daemon.publishing.outcomes import OutcomeWriter, Receipt
+from daemon.publishing.publish import TMP_DIR, new_tmp_path
 from daemon.records import JobOptions
-from daemon.sidecar import JobSidecar, read_sidecar, sidecar_path_for
-from daemon.status import StatusBoard, iso
-from daemon.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
-from daemon.systemd import notify, watchdog_interval_s
+from daemon.intake.sidecar import JobSidecar, read_sidecar
+from daemon.paths import sidecar_path_for
+from daemon.clock import iso
+from daemon.ops.status import StatusBoard
+from daemon.processing.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
+from daemon.ops.systemd import notify, watchdog_interval_s
 
 log = get_logger(__name__)
 MAX_FAILED_TICKS = 50  # ~10 s of the same failure at the default tick
