@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from daemon.ops.check import Check, Verdict
+from daemon.processing.check import Check, Verdict
 from daemon.config import PosedConfig
 
 EXIT_READY = 0

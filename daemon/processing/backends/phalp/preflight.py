@@ -19,7 +19,7 @@ from typing import Protocol
 
 from daemon.processing.backends.phalp.environment import sandbox_dir
 from daemon.processing.backends.phalp.manifest import FETCH_COMMAND, ModelFile, load_manifest, resolve_path
-from daemon.ops.check import Check, Verdict
+from daemon.processing.check import Check, Verdict
 from daemon.config import PhalpConfig
 from daemon.errors import ConfigError
 

@@ -1,4 +1,7 @@
-"""One finding of ``posed doctor``: what was checked, the verdict, and how to fix a failure."""
+"""One finding of a preflight check: what was checked, the verdict, and how to fix a failure.
+
+Backends report their preflight (``backends.phalp.preflight``) in these terms and ``ops.doctor``
+renders them, so the type lives here, below both."""
 
 from __future__ import annotations
 
