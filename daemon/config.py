@@ -54,6 +54,15 @@ class OutboxConfig:
 
 
 @dataclass
+class OutputConfig:
+    """Optional outputs of every result; a job sidecar may turn each on or off for its video."""
+
+    legacy_fields: bool = False
+    motion_glb: bool = False
+    preview: bool = False
+
+
+@dataclass
 class ClaimConfig:
     heartbeat_interval_s: float = 5.0
     stale_after_s: float = 60.0
@@ -146,6 +155,7 @@ class PosedConfig:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     claim: ClaimConfig = field(default_factory=ClaimConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
