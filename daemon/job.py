@@ -19,6 +19,8 @@ from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobCancelled, JobError
 from daemon.media import VideoSource
 from daemon.pipeline import run_pipeline
+from daemon.processing.motion import MotionStage
+from daemon.processing.motion.settings import with_job_overrides
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions
 from daemon.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
 
@@ -64,6 +66,12 @@ def run_job(
         writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height))
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
+        # Between backend and writer: smoothing and gap filling (issue 13); holds frames back.
+        motion = MotionStage(with_job_overrides(cfg.motion, spec.options.motion), meta.nominal_fps, frame_height=meta.height)
+
+        def write(result: FrameResult) -> None:
+            writer.write_frame(result)
+            last_ts[0] = result.timestamp_s
 
         def sink(result: FrameResult) -> None:
             if len(result.people) > max_people:
@@ -73,8 +81,8 @@ def run_job(
                     stage="inference",
                     frame_index=result.index,
                 )
-            writer.write_frame(result)
-            last_ts[0] = result.timestamp_s
+            for final in motion.push(result):
+                write(final)
 
         try:
             stats = run_pipeline(
@@ -86,6 +94,8 @@ def run_job(
                 cancelled=cancelled,
                 on_frame=lambda index: progress(index, total, "inference"),
             )
+            for final in motion.finish():
+                write(final)
         except BaseException:
             writer.abort()
             raise
@@ -100,6 +110,7 @@ def run_job(
             "processing_seconds": round(elapsed, 3),
             "frames_per_second": round(writer.frames_written / elapsed, 3) if elapsed > 0 else None,
             "stage_seconds": {k: round(v, 3) for k, v in stats.stage_seconds.items()},
+            "motion": motion.summary(),
             "started_at": started_at,
             "finished_at": utc_now(),
         }

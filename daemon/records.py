@@ -83,7 +83,7 @@ class Person:
     """
 
     track_id: int
-    state: str  # "detected" | "predicted"
+    state: str  # "detected" | "predicted" | "interpolated"
     confidence: float
     bbox_xywh: tuple[float, float, float, float]
     keypoints: np.ndarray  # (K, 3): x px, y px, confidence 0..1, names in BackendInfo.keypoint_names
@@ -138,6 +138,7 @@ class JobOptions:
     include_mesh: bool = False
     start_frame: int = 0
     end_frame: int | None = None  # exclusive; None = to the end
+    motion: dict[str, Any] | None = field(default=None, hash=False)  # motion.* overrides, e.g. {"smoothing": False}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,4 +146,5 @@ class JobOptions:
             "include_mesh": self.include_mesh,
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
+            "motion": self.motion,
         }

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from daemon.legacy import legacy_frame_fields
+from daemon.processing.motion.rotations import matrix_to_axis_angle
 from daemon.records import BackendInfo, FrameResult, Person
 
 RESULT_SCHEMA = "posed.result"
@@ -24,6 +25,7 @@ RESULT_SCHEMA_VERSION = "1.0"
 PIXEL_DECIMALS = 2
 CONFIDENCE_DECIMALS = 4
 METRE_DECIMALS = 5
+ROTATION_DECIMALS = 5
 
 
 def _dump(value: Any) -> bytes:
@@ -97,7 +99,31 @@ def person_to_json(person: Person, info: BackendInfo) -> dict[str, Any]:
         "joints_3d": None if person.joints_3d is None else _named_points_3d(person.joints_3d, info.joint_names_3d),
     }
     record.update(person.extra)
+    record.update(_body_model_fields(person))
+    if person.raw is not None:  # the backend's values where the motion stage changed them
+        raw = person_to_json(person.raw, info)
+        if "mesh_vertices" in record:
+            raw.pop("mesh_vertices", None)  # the same mesh: written once
+        record["raw"] = raw
     return record
+
+
+def _body_model_fields(person: Person) -> dict[str, Any]:
+    """SMPL and translation from the person's numbers where no backend extra already holds
+    them (the motion stage removes those it changed)."""
+    fields: dict[str, Any] = {}
+    if person.camera_translation is not None and "camera_translation" not in person.extra:
+        fields["camera_translation"] = np.round(np.asarray(person.camera_translation, dtype=np.float64), METRE_DECIMALS).tolist()
+    if person.smpl is not None and "smpl" not in person.extra:
+        smpl = person.smpl
+        fields["smpl"] = {
+            "global_orient": np.round(smpl.global_orient, ROTATION_DECIMALS).tolist(),
+            "body_pose": np.round(smpl.body_pose, ROTATION_DECIMALS).tolist(),
+            "betas": np.round(np.asarray(smpl.betas, dtype=np.float64).reshape(-1), ROTATION_DECIMALS).tolist(),
+            "global_orient_axis_angle": np.round(matrix_to_axis_angle(smpl.global_orient), ROTATION_DECIMALS).tolist(),
+            "body_pose_axis_angle": np.round(matrix_to_axis_angle(smpl.body_pose), ROTATION_DECIMALS).tolist(),
+        }
+    return fields
 
 
 def _named_points_2d(points: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
