@@ -37,6 +37,7 @@ from daemon.log import get_logger
 from daemon.media import VideoSource
 from daemon.memory import MemorySampler, peak_rss_bytes, reset_peak_rss
 from daemon.pipeline import PipelineStats, run_pipeline
+from daemon.processing.motion import MotionStage
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, VideoMeta
 from daemon.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
 
@@ -80,6 +81,7 @@ class EndToEnd(Measured):
     rss_peak: int = 0
     gpu_peak: int | None = None
     result_bytes: int = 0
+    motion: dict[str, Any] | None = None  # the motion stage's summary (issue 13)
 
 
 class LoopedClip:
@@ -234,17 +236,26 @@ def mark_frames(total: int, queue_frames: int) -> dict[str, int]:
 
 
 class _MarkingSink:
-    """The daemon's sink (one frame into the result file) plus what the bench watches: a
-    written-frames counter for the sampler, and RSS read at the ``marks`` frame counts."""
+    """The daemon's sink (the motion stage, then one frame into the result file) plus what the
+    bench watches: a written-frames counter for the sampler, and RSS read at the ``marks``."""
 
-    def __init__(self, writer: ResultWriter, marks: dict[str, int]) -> None:
+    def __init__(self, writer: ResultWriter, marks: dict[str, int], motion: MotionStage) -> None:
         self._writer = writer
+        self.motion = motion
         self._mark_at = {frame: name for name, frame in marks.items()}
         self.written = 0
         self.marks: dict[str, int] = {}
         self.sampler: MemorySampler | None = None
 
     def __call__(self, frame_result: FrameResult) -> None:
+        for final in self.motion.push(frame_result):
+            self._write(final)
+
+    def flush(self) -> None:
+        for final in self.motion.finish():
+            self._write(final)
+
+    def _write(self, frame_result: FrameResult) -> None:
         self._writer.write_frame(frame_result)
         self.written += 1
         name = self._mark_at.get(self.written)
@@ -259,7 +270,8 @@ def measure_end_to_end(
     gpu = _CudaMemory.for_device(info.device)
     with tempfile.TemporaryDirectory(prefix="posed-bench-") as tmp:
         result = _ResultFile(Path(tmp), "end-to-end", meta, info)
-        sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {})
+        motion = MotionStage(cfg.motion, meta.nominal_fps, frame_height=meta.height)
+        sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {}, motion)
         sampler = sink.sampler = MemorySampler(lambda: sink.written, gpu_bytes=gpu.allocated if gpu else None)
         backend.start_video(meta, JobOptions())
         has_kernel_peak = reset_peak_rss()
@@ -269,6 +281,7 @@ def measure_end_to_end(
             stats = run_pipeline(
                 clip.frames(), backend, sink, queue_frames=cfg.pipeline.queue_frames, threaded=cfg.pipeline.threaded
             )
+            sink.flush()
             result_bytes = result.close(meta, stats)
         except BaseException:
             result.writer.abort()
@@ -276,7 +289,7 @@ def measure_end_to_end(
         finally:
             seconds = time.perf_counter() - started
             sampler.stop()
-    run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes)
+    run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes, motion=motion.summary())
     # A wrong container frame count puts the live marks at the wrong frames: use the series.
     live_marks = sink.marks if expected == run.frames else {}
     _fill_memory_marks(run, live_marks, mark_frames(run.frames, cfg.pipeline.queue_frames), has_kernel_peak)
