@@ -68,3 +68,25 @@ def test_a_bad_motion_block_is_a_bad_sidecar_naming_the_field(motion, field, pro
         parse_sidecar(json.dumps({"options": {"motion": motion}}), ROOTS)
     assert caught.value.code is ErrorCode.BAD_SIDECAR
     assert caught.value.details["field"] == field and problem in caught.value.message
+
+
+def test_a_real_daemon_applies_a_sidecars_motion_block_to_that_video_only(daemons):
+    """Through the real daemon and worker processes: the override rides in the job options."""
+    from tests.daemon_harness import SHORT_CLIP, drop, wait_outcome, write_bytes
+
+    daemon = daemons().wait_ready()
+    sidecar = {"job_id": "raw-only", "options": {"motion": {"smoothing": False, "fill_gaps": False}}}
+    write_bytes(daemon.inbox, "a.mp4.job.json", json.dumps(sidecar).encode())
+    drop(SHORT_CLIP, daemon.inbox, "a.mp4")
+    kind, plain = wait_outcome(daemon.outbox, "raw-only")
+    assert kind == "result"
+    assert plain["options"]["motion"] == {"smoothing": False, "fill_gaps": False}
+    assert plain["summary"]["motion"]["smoothing"] is False and plain["summary"]["motion"]["latency_frames"] == 0
+    assert all("raw" not in person for frame in plain["frames"] for person in frame["people"])
+
+    drop(SHORT_CLIP, daemon.inbox, "b.mp4")  # no sidecar: the daemon's settings
+    kind, smoothed = wait_outcome(daemon.outbox, "b.mp4")
+    assert kind == "result" and smoothed["options"]["motion"] is None
+    assert smoothed["summary"]["motion"]["smoothing"] is True
+    people = [person for frame in smoothed["frames"] for person in frame["people"]]
+    assert people and all("raw" in person for person in people[1:])  # every person after the track's first frame
