@@ -151,6 +151,29 @@ class BackendConfig:
 
 
 @dataclass
+class OneEuroConfig:
+    """One-Euro filter parameters (daemon/processing/motion/one_euro.py); defaults measured on
+    the running clips (README, motion): half the raw jitter at about 0.6 % of the frame height."""
+
+    min_cutoff: float = 3.0  # Hz: the cutoff at rest; lower = smoother when still, more lag
+    beta: float = 1.0  # cutoff increase per unit of speed; higher = less lag in fast motion
+    d_cutoff: float = 3.0  # Hz: the cutoff of the speed estimate
+
+
+@dataclass
+class MotionConfig:
+    """The motion stage between backend and writer (issue 13)."""
+
+    smoothing: bool = True
+    fill_gaps: bool = True
+    include_raw: bool = False
+    max_gap_s: float = 0.5  # gaps up to this long (in frames at the video's fps) are interpolated
+    keypoints_2d: OneEuroConfig = field(default_factory=OneEuroConfig)  # speed unit: frame heights/s
+    joints_3d: OneEuroConfig = field(default_factory=OneEuroConfig)  # m/s; also the camera translation
+    rotations: OneEuroConfig = field(default_factory=OneEuroConfig)  # quaternion units/s
+
+
+@dataclass
 class PosedConfig:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
@@ -161,6 +184,7 @@ class PosedConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
 
 BACKENDS = ("mediapipe", "phalp", "fault")
@@ -303,6 +327,19 @@ def validate(cfg: PosedConfig) -> None:
             raise ConfigError(f"config key 'inbox.extensions': {ext!r} must start with a dot")
     if cfg.backend.fault.crash_signal and not hasattr(signal, cfg.backend.fault.crash_signal):
         raise ConfigError(f"config key 'backend.fault.crash_signal': unknown signal {cfg.backend.fault.crash_signal!r}")
+    _validate_motion(cfg.motion)
+
+
+def _validate_motion(motion: MotionConfig) -> None:
+    if not motion.max_gap_s >= 0:
+        raise ConfigError(f"config key 'motion.max_gap_s': must be >= 0, got {motion.max_gap_s!r}")
+    for group in ("keypoints_2d", "joints_3d", "rotations"):
+        params: OneEuroConfig = getattr(motion, group)
+        for name in ("min_cutoff", "d_cutoff"):
+            if not getattr(params, name) > 0:
+                raise ConfigError(f"config key 'motion.{group}.{name}': must be > 0 Hz, got {getattr(params, name)!r}")
+        if not params.beta >= 0:
+            raise ConfigError(f"config key 'motion.{group}.beta': must be >= 0, got {params.beta!r}")
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

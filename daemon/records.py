@@ -84,7 +84,7 @@ class Person:
     """
 
     track_id: int
-    state: str  # "detected" | "predicted"
+    state: str  # "detected" | "predicted" | "interpolated"
     confidence: float
     bbox_xywh: tuple[float, float, float, float]
     keypoints: np.ndarray  # (K, 3): x px, y px, confidence 0..1, names in BackendInfo.keypoint_names
@@ -143,6 +143,7 @@ class JobOptions:
     legacy_fields: bool | None = None
     motion_glb: bool | None = None
     preview: bool | None = None
+    motion: dict[str, Any] | None = field(default=None, hash=False)  # motion.* overrides, e.g. {"smoothing": False}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +154,7 @@ class JobOptions:
             "legacy_fields": self.legacy_fields,
             "motion_glb": self.motion_glb,
             "preview": self.preview,
+            "motion": self.motion,
         }
 
     def resolved(self, defaults: dict[str, bool]) -> JobOptions:

@@ -93,6 +93,7 @@ def build_figures(
         "bytes_per_frame": round(end_to_end.result_bytes / max(end_to_end.frames, 1), 1),
         "bytes_per_person_frame": round(end_to_end.result_bytes / end_to_end.person_frames, 1) if end_to_end.person_frames else None,
         "baseline": baseline,
+        "motion": end_to_end.motion,
         "machine": {"cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()]},
         "series": {
             "seconds": [round(sample.seconds, 3) for sample in samples],
@@ -162,8 +163,31 @@ def render_table(figures: dict[str, Any]) -> str:
         _memory_row("result files", figures["result_bytes"],
                     f"{figures['bytes_per_frame']:.0f} B/frame, {figures['bytes_per_person_frame'] or 0:.0f} B/person-frame"),
         "",
+        *_motion_rows(figures.get("motion")),
     ]
     return "\n".join(lines)
+
+
+def _motion_rows(motion: dict[str, Any] | None) -> list[str]:
+    """Jitter raw vs smoothed and what smoothing costs (issue 13), as in the result summary."""
+    if not motion:
+        return []
+    rows = [
+        f"motion       smoothing {'on' if motion['smoothing'] else 'off'}, gap filling "
+        f"{'on' if motion['fill_gaps'] else 'off'} (up to {motion['max_gap_frames']} frames, latency {motion['latency_frames']} frames)"
+    ]
+    for label, key, unit in (("2D keypoints", "keypoints_2d", "px"), ("3D joints", "joints_3d", "mm")):
+        block = motion[key]
+        raw, smoothed = block[f"raw_mean_acceleration_{unit}"], block[f"smoothed_mean_acceleration_{unit}"]
+        if raw is None:
+            continue
+        rows.append(
+            f"  {label:14}mean acceleration raw {raw:.3f} -> smoothed {smoothed:.3f} {unit}/frame^2; "
+            f"mean displacement {block[f'mean_displacement_{unit}']:.3f} {unit}"
+        )
+    states = {state: sum(track[state] for track in motion["tracks"]) for state in ("detected", "predicted", "interpolated")}
+    rows += [f"  frames       {', '.join(f'{n} {state}' for state, n in states.items())} (all tracks)", ""]
+    return rows
 
 
 def _row(label: str, fps: float, seconds: float | None, note: str) -> str:

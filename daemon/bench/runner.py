@@ -51,6 +51,7 @@ from daemon.bench.types import (
     LoopedClip,
     Measured,
 )
+from daemon.processing.motion import MotionStage
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, VideoMeta
 from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
 
@@ -176,17 +177,26 @@ def mark_frames(total: int, queue_frames: int) -> dict[str, int]:
 
 
 class _MarkingSink:
-    """The daemon's sink (one frame into the result file) plus what the bench watches: a
-    written-frames counter for the sampler, and RSS read at the ``marks`` frame counts."""
+    """The daemon's sink (the motion stage, then one frame into the result file) plus what the
+    bench watches: a written-frames counter for the sampler, and RSS read at the ``marks``."""
 
-    def __init__(self, writer: ResultWriter, marks: dict[str, int]) -> None:
+    def __init__(self, writer: ResultWriter, marks: dict[str, int], motion: MotionStage) -> None:
         self._writer = writer
+        self.motion = motion
         self._mark_at = {frame: name for name, frame in marks.items()}
         self.written = 0
         self.marks: dict[str, int] = {}
         self.sampler: MemorySampler | None = None
 
     def __call__(self, frame_result: FrameResult) -> None:
+        for final in self.motion.push(frame_result):
+            self._write(final)
+
+    def flush(self) -> None:
+        for final in self.motion.finish():
+            self._write(final)
+
+    def _write(self, frame_result: FrameResult) -> None:
         self._writer.write_frame(frame_result)
         self.written += 1
         name = self._mark_at.get(self.written)
@@ -201,7 +211,8 @@ def measure_end_to_end(
     gpu = _CudaMemory.for_device(info.device)
     with tempfile.TemporaryDirectory(prefix="posed-bench-") as tmp:
         result = _ResultFile(Path(tmp), "end-to-end", meta, info)
-        sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {})
+        motion = MotionStage(cfg.motion, meta.nominal_fps, frame_height=meta.height)
+        sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {}, motion)
         sampler = sink.sampler = MemorySampler(lambda: sink.written, gpu_bytes=gpu.allocated if gpu else None)
         backend.start_video(meta, JobOptions())
         has_kernel_peak = reset_peak_rss()
@@ -211,6 +222,7 @@ def measure_end_to_end(
             stats = run_pipeline(
                 clip.frames(), backend, sink, queue_frames=cfg.pipeline.queue_frames, threaded=cfg.pipeline.threaded
             )
+            sink.flush()
             result_bytes = result.close(meta, stats)
             person_frames = result.people_written
         except BaseException:
@@ -220,7 +232,7 @@ def measure_end_to_end(
             seconds = time.perf_counter() - started
             sampler.stop()
     run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes,
-                   person_frames=person_frames)
+                   person_frames=person_frames, motion=motion.summary())
     # A wrong container frame count puts the live marks at the wrong frames: use the series.
     live_marks = sink.marks if expected == run.frames else {}
     _fill_memory_marks(run, live_marks, mark_frames(run.frames, cfg.pipeline.queue_frames), has_kernel_peak)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from daemon.bench.memory import MemorySampler
 from daemon.config import PosedConfig
@@ -55,6 +56,7 @@ class EndToEnd(Measured):
     gpu_peak: int | None = None
     result_bytes: int = 0  # manifest + frames file
     person_frames: int = 0  # people written, summed over frames
+    motion: dict[str, Any] | None = None  # the motion stage's summary
 
 
 class LoopedClip:

@@ -19,6 +19,8 @@ from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobCancelled, JobError
 from daemon.processing.media import VideoSource
 from daemon.processing.pipeline import run_pipeline
+from daemon.processing.motion import MotionStage
+from daemon.processing.motion.settings import with_job_overrides
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions
 from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter, header_precision
 
@@ -59,10 +61,17 @@ def run_job(
         progress(0, total, "decode")
         backend.start_video(meta, spec.options)
         wants_mesh = spec.options.include_mesh or (cfg.backend.name == "phalp" and cfg.backend.phalp.include_mesh)
+        # Between backend and writer: smoothing and gap filling; holds frames back.
+        motion_settings = with_job_overrides(cfg.motion, spec.options.motion)
+        motion = MotionStage(motion_settings, meta.nominal_fps, frame_height=meta.height)
         writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height),
-                              legacy_fields=bool(spec.options.legacy_fields))
+                              legacy_fields=bool(spec.options.legacy_fields), include_raw=motion_settings.include_raw)
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
+
+        def write(result: FrameResult) -> None:
+            writer.write_frame(result)
+            last_ts[0] = result.timestamp_s
 
         def sink(result: FrameResult) -> None:
             if len(result.people) > max_people:
@@ -72,8 +81,8 @@ def run_job(
                     stage="inference",
                     frame_index=result.index,
                 )
-            writer.write_frame(result)
-            last_ts[0] = result.timestamp_s
+            for final in motion.push(result):
+                write(final)
 
         try:
             stats = run_pipeline(
@@ -85,6 +94,8 @@ def run_job(
                 cancelled=cancelled,
                 on_frame=lambda index: progress(index, total, "inference"),
             )
+            for final in motion.finish():
+                write(final)
         except BaseException:
             writer.abort()
             raise
@@ -100,6 +111,7 @@ def run_job(
             "frames_per_second": round(writer.frames_written / elapsed, 3) if elapsed > 0 else None,
             "stage_seconds": {k: round(v, 3) for k, v in stats.stage_seconds.items()},
             **writer.size_figures(),
+            "motion": motion.summary(),
             "started_at": started_at,
             "finished_at": utc_now(),
         }
