@@ -1,0 +1,272 @@
+"""``<name>.motion.glb``: every track's motion as an animated skeleton (glTF 2.0 binary).
+
+Layout, per track (``<id>`` is the track id, also in each node's ``extras.posed``):
+
+- ``track_<id>``: a group node at the scene root. Its scale is animated with STEP
+  interpolation: 1 while the person is in the frame, 0 while absent (hidden, not frozen).
+- its joint nodes ``track_<id>/<joint>``: PHALP's SMPL 24-joint hierarchy (root translation and
+  joint rotations animated) or MediaPipe's 33 landmarks (translations animated).
+- ``track_<id>/skeleton``: a LINES mesh skinned to those joints, one vertex per joint, so any
+  viewer (three.js, Blender) draws a stick figure that moves with them.
+
+One animation, ``motion``, holds every channel; its keyframes sit at the frames' own timestamps
+(variable frame rates stay exact) plus one at the video's end, so the clip lasts as long as the
+video. Axes: x right, y up, z towards the viewer, metres (the camera frame turned 180 degrees
+about x; see ``smpl_rig``). Keyframes stream to temporary files under a hidden folder next to
+the target and are assembled at ``close``: memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygltflib
+
+from daemon.processing.exports.base import ExportError, Exporter, ExportedFile, describe_file, fsync_file, remove_quietly
+from daemon.processing.exports.channels import RecordFile
+from daemon.processing.exports.glb_writer import StreamedGlb
+from daemon.processing.exports.motion_tracks import MotionTrack, SmplTrack, track_class_for
+from daemon.records import BackendInfo, FrameResult, VideoMeta
+
+KIND = "motion-gltf"
+SUFFIX = ".motion.glb"
+AXES = "x right, y up, z towards the viewer (camera frame turned 180 degrees about x), metres"
+FALLBACK_FRAME_S = 1 / 30  # last frame's length when the video states no frame rate
+TRACK_COLOURS = ((0.10, 0.85, 0.35), (0.95, 0.55, 0.10), (0.20, 0.55, 1.00), (0.90, 0.20, 0.70), (0.95, 0.90, 0.15))
+FLOAT, UBYTE, USHORT = pygltflib.FLOAT, pygltflib.UNSIGNED_BYTE, pygltflib.UNSIGNED_SHORT
+
+
+class GltfExporter(Exporter):
+    """Streams ``FrameResult``s into an animated skeleton per track; writes the GLB at ``close``."""
+
+    kind = KIND
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(target)
+        self._folder: Path | None = None
+        self._times: RecordFile | None = None
+        self._tracks: dict[int, MotionTrack] = {}
+        self._last_times: list[float] = []
+
+    def start(self, meta: VideoMeta, info: BackendInfo) -> None:
+        try:
+            self._track_class = track_class_for(info)
+        except ValueError as exc:
+            raise ExportError(f"cannot export motion: {exc}") from exc
+        self._meta, self._info = meta, info
+        self._folder = Path(tempfile.mkdtemp(prefix=".motion-", dir=self.target.parent))
+        self._times = RecordFile(self._folder, 1, prefix="times-")
+        self._frames = 0
+
+    def write(self, result: FrameResult) -> None:
+        if self._times is None:
+            raise ExportError("GltfExporter.write before start")
+        if self._last_times and result.timestamp_s <= self._last_times[-1]:
+            raise ExportError(f"frame {result.index}: timestamp {result.timestamp_s} does not increase; keyframes need order")
+        present = {person.track_id: person for person in result.people}
+        for track_id, person in present.items():
+            if track_id not in self._tracks and self._track_class.usable(person):
+                self._tracks[track_id] = self._track_class(track_id, self._frames, result.timestamp_s, self._folder, self._info)
+        for track_id, track in self._tracks.items():
+            track.write(present.get(track_id))
+        self._times.append(np.array([result.timestamp_s]))
+        self._last_times = (self._last_times + [result.timestamp_s])[-2:]
+        self._frames += 1
+
+    def close(self) -> ExportedFile:
+        if self._times is None or self._frames == 0:
+            raise ExportError("no frames were written: there is no motion to export")
+        try:
+            end = self._end_time()
+            self._times.append(np.array([end]))
+            self._times.finish()
+            for track in self._tracks.values():
+                track.finish()
+            document = _Document(self._times, self._frames, end)
+            for number, track in enumerate(self._tracks.values()):
+                document.add_track(track, TRACK_COLOURS[number % len(TRACK_COLOURS)], self._info.name)
+            document.finish(self._info, self._meta)
+            document.glb.write(self.target)
+            fsync_file(self.target)
+            details = {
+                "frames": self._frames,
+                "duration_s": round(end, 6),
+                "tracks": sorted(self._tracks),
+                "rig": self._track_class.rig if self._track_class is SmplTrack else self._info.keypoint_format,
+                "axes": AXES,
+            }
+            return describe_file(self.target, KIND, details)
+        except BaseException:
+            remove_quietly(self.target)
+            raise
+        finally:
+            self._remove_temporaries()
+
+    def abort(self) -> None:
+        self._remove_temporaries()
+        remove_quietly(self.target)
+
+    def _end_time(self) -> float:
+        """The video's end: start of the last frame plus its length (as the result's duration_s)."""
+        fps = self._meta.nominal_fps
+        if fps > 0:
+            step = 1.0 / fps
+        elif len(self._last_times) == 2:
+            step = self._last_times[1] - self._last_times[0]
+        else:
+            step = FALLBACK_FRAME_S
+        return self._last_times[-1] + step
+
+    def _remove_temporaries(self) -> None:
+        for track in self._tracks.values():
+            track.rows.remove()
+        if self._times is not None:
+            self._times.remove()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+class _Document:
+    """The glTF mapping: nodes, skins, line meshes and animation channels for each track."""
+
+    def __init__(self, times: RecordFile, frames: int, end_time_s: float) -> None:
+        self.glb = StreamedGlb()
+        self._times, self._frames = times, frames
+        self._times_view = self.glb.add_view(4 * times.rows, lambda: times.column_bytes(0, 1))
+        self._channels: list[pygltflib.AnimationChannel] = []
+        self._samplers: list[pygltflib.AnimationSampler] = []
+        self._scene_nodes: list[int] = []
+        self._end = end_time_s
+
+    def add_track(self, track: MotionTrack, colour: tuple[float, float, float], backend: str) -> None:
+        tag = {"posed": {"track_id": track.track_id, "backend": backend, "rig": track.rig,
+                         "first_frame": track.start_frame, "hidden_when": "this node's scale is 0"}}  # fmt: skip
+        joints = self._joint_nodes(track)
+        group = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}", children=[j for j, p in zip(joints, track.parents) if p < 0], extras=tag))
+        skin = self._skin(track, joints, group)
+        mesh = self._line_mesh(track, colour)
+        skeleton = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}/skeleton", mesh=mesh, skin=skin, extras=tag))
+        self._scene_nodes += [group, skeleton]
+        self._animate(track, group, joints)
+
+    def _joint_nodes(self, track: MotionTrack) -> list[int]:
+        translations = track.bind_translations()
+        nodes = [
+            self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}/{name}", translation=[float(v) for v in translations[i]]))
+            for i, name in enumerate(track.joint_names)
+        ]
+        for joint, parent in enumerate(track.parents):
+            if parent >= 0:
+                self.glb.gltf.nodes[nodes[parent]].children.append(nodes[joint])
+        return nodes
+
+    def _skin(self, track: MotionTrack, joints: list[int], group: int) -> int:
+        """Bind pose = the rest translations with no rotation; each vertex follows one joint."""
+        world = _bind_positions(track)
+        inverse_bind = np.zeros((len(joints), 4, 4), dtype="<f4")
+        inverse_bind[:] = np.eye(4)
+        inverse_bind[:, 3, :3] = -world  # column-major: the translation is the 4th column
+        view = self.glb.add_bytes(inverse_bind.tobytes())
+        accessor = self.glb.add_accessor(pygltflib.Accessor(bufferView=view, componentType=FLOAT, count=len(joints), type=pygltflib.MAT4))
+        self.glb.gltf.skins.append(pygltflib.Skin(name=f"track_{track.track_id}", joints=joints, skeleton=group, inverseBindMatrices=accessor))
+        return len(self.glb.gltf.skins) - 1
+
+    def _line_mesh(self, track: MotionTrack, colour: tuple[float, float, float]) -> int:
+        world = _bind_positions(track).astype("<f4")
+        count = len(world)
+        joints = np.zeros((count, 4), dtype=np.uint8)
+        joints[:, 0] = np.arange(count)
+        weights = np.zeros((count, 4), dtype="<f4")
+        weights[:, 0] = 1.0
+        indices = np.array(track.bone_pairs(), dtype="<u2").reshape(-1)
+        attributes = pygltflib.Attributes(
+            POSITION=self._vertex_accessor(world, FLOAT, pygltflib.VEC3, with_range=True),
+            JOINTS_0=self._vertex_accessor(joints, UBYTE, pygltflib.VEC4),
+            WEIGHTS_0=self._vertex_accessor(weights, FLOAT, pygltflib.VEC4),
+        )
+        index_view = self.glb.add_bytes(indices.tobytes(), target=pygltflib.ELEMENT_ARRAY_BUFFER)
+        index_accessor = self.glb.add_accessor(pygltflib.Accessor(bufferView=index_view, componentType=USHORT, count=len(indices), type=pygltflib.SCALAR))
+        material = pygltflib.Material(
+            name=f"track_{track.track_id}",
+            pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[*colour, 1.0], metallicFactor=0.0, roughnessFactor=1.0),
+        )
+        self.glb.gltf.materials.append(material)
+        primitive = pygltflib.Primitive(attributes=attributes, indices=index_accessor, mode=pygltflib.LINES, material=len(self.glb.gltf.materials) - 1)
+        self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}/skeleton", primitives=[primitive]))
+        return len(self.glb.gltf.meshes) - 1
+
+    def _vertex_accessor(self, values: np.ndarray, component: int, kind: str, *, with_range: bool = False) -> int:
+        view = self.glb.add_bytes(values.tobytes(), target=pygltflib.ARRAY_BUFFER)
+        extent: dict[str, Any] = {}
+        if with_range:
+            extent = {"min": [float(v) for v in values.min(axis=0)], "max": [float(v) for v in values.max(axis=0)]}
+        return self.glb.add_accessor(pygltflib.Accessor(bufferView=view, componentType=component, count=len(values), type=kind, **extent))
+
+    def _animate(self, track: MotionTrack, group: int, joints: list[int]) -> None:
+        rows = track.rows
+        track_times = self.glb.add_accessor(
+            pygltflib.Accessor(bufferView=self._times_view, byteOffset=4 * track.start_frame, componentType=FLOAT,
+                               count=rows.rows, type=pygltflib.SCALAR, min=[float(np.float32(track.start_time_s))],
+                               max=[float(np.float32(self._end))])
+        )  # fmt: skip
+        # Visibility: scale 0 before the track's first frame and wherever the row says hidden.
+        all_times = self._all_times_accessor()
+        lead_in = track.start_frame
+        scale_view = self.glb.add_view(
+            12 * (lead_in + rows.rows),
+            lambda: [np.zeros(3 * lead_in, dtype="<f4").tobytes(), *(_repeat3(b) for b in rows.column_bytes(0, 1))],
+        )
+        self._channel(group, "scale", all_times, scale_view, lead_in + rows.rows, pygltflib.VEC3, "STEP")
+        if isinstance(track, SmplTrack):
+            self._channel(joints[0], "translation", track_times, *self._column_view(rows, 1, 3), pygltflib.VEC3)
+            for i, node in enumerate(joints):
+                start = 4 + 4 * i
+                self._channel(node, "rotation", track_times, *self._column_view(rows, start, 4), pygltflib.VEC4)
+        else:
+            for i, node in enumerate(joints):
+                self._channel(node, "translation", track_times, *self._column_view(rows, 1 + 3 * i, 3), pygltflib.VEC3)
+
+    def _all_times_accessor(self) -> int:
+        low, high = self._times.column_range(0, 1)
+        return self.glb.add_accessor(
+            pygltflib.Accessor(bufferView=self._times_view, componentType=FLOAT, count=self._times.rows, type=pygltflib.SCALAR, min=low, max=high)
+        )
+
+    def _column_view(self, rows: RecordFile, start: int, width: int) -> tuple[int, int]:
+        view = self.glb.add_view(4 * width * rows.rows, lambda: rows.column_bytes(start, start + width))
+        return view, rows.rows
+
+    def _channel(self, node: int, path: str, times: int, view: int, count: int, kind: str, interpolation: str = "LINEAR") -> None:
+        output = self.glb.add_accessor(pygltflib.Accessor(bufferView=view, componentType=FLOAT, count=count, type=kind))
+        self._samplers.append(pygltflib.AnimationSampler(input=times, output=output, interpolation=interpolation))
+        self._channels.append(pygltflib.AnimationChannel(sampler=len(self._samplers) - 1, target=pygltflib.AnimationChannelTarget(node=node, path=path)))
+
+    def finish(self, info: BackendInfo, meta: VideoMeta) -> None:
+        gltf = self.glb.gltf
+        gltf.animations = [pygltflib.Animation(name="motion", channels=self._channels, samplers=self._samplers,
+                                               extras={"frames": self._frames, "duration_s": round(self._end, 6)})]  # fmt: skip
+        gltf.scenes = [pygltflib.Scene(name="posed motion", nodes=self._scene_nodes)]
+        gltf.scene = 0
+        gltf.asset.extras = {
+            "posed": {"backend": info.name, "model_version": info.model_version, "axes": AXES, "units": "metres",
+                      "video": {"width": meta.width, "height": meta.height, "frames": self._frames, "duration_s": round(self._end, 6)}}
+        }  # fmt: skip
+
+
+def _bind_positions(track: MotionTrack) -> np.ndarray:
+    """World position of each joint in the bind pose (rest translations, no rotations)."""
+    local = track.bind_translations()
+    world = np.zeros_like(local)
+    for joint, parent in enumerate(track.parents):
+        world[joint] = local[joint] + (world[parent] if parent >= 0 else 0.0)
+    return world
+
+
+def _repeat3(column: bytes) -> bytes:
+    """A visibility column (one float per frame) as a uniform VEC3 scale per frame."""
+    return np.repeat(np.frombuffer(column, dtype="<f4"), 3).tobytes()
