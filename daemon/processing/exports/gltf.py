@@ -4,10 +4,13 @@ Layout, per track (``<id>`` is the track id, also in each node's ``extras.posed`
 
 - ``track_<id>``: a group node at the scene root. Its scale is animated with STEP
   interpolation: 1 while the person is in the frame, 0 while absent (hidden, not frozen).
-- its joint nodes ``track_<id>/<joint>``: PHALP's SMPL 24-joint hierarchy (root translation and
+- its joint nodes ``track_<id>_<joint>``: PHALP's SMPL 24-joint hierarchy (root translation and
   joint rotations animated) or MediaPipe's 33 landmarks (translations animated).
-- ``track_<id>/skeleton``: a LINES mesh skinned to those joints, one vertex per joint, so any
-  viewer (three.js, Blender) draws a stick figure that moves with them.
+- ``track_<id>_skeleton``: a LINES mesh skinned to those joints, one vertex per joint, bones as
+  segments. Blender skins it; three.js's GLTFLoader skins only triangles, so
+  examples/viewer.html draws the segments between the joints itself (``followSkinnedLines``).
+
+Names use ``_`` only: three.js strips ``/ . : [ ]`` from node names (animation binding syntax).
 
 One animation, ``motion``, holds every channel; its keyframes sit at the frames' own timestamps
 (variable frame rates stay exact) plus one at the video's end, so the clip lasts as long as the
@@ -150,14 +153,14 @@ class _Document:
         group = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}", children=[j for j, p in zip(joints, track.parents) if p < 0], extras=tag))
         skin = self._skin(track, joints, group)
         mesh = self._line_mesh(track, colour)
-        skeleton = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}/skeleton", mesh=mesh, skin=skin, extras=tag))
+        skeleton = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}_skeleton", mesh=mesh, skin=skin, extras=tag))
         self._scene_nodes += [group, skeleton]
         self._animate(track, group, joints)
 
     def _joint_nodes(self, track: MotionTrack) -> list[int]:
         translations = track.bind_translations()
         nodes = [
-            self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}/{name}", translation=[float(v) for v in translations[i]]))
+            self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}_{name}", translation=[float(v) for v in translations[i]]))
             for i, name in enumerate(track.joint_names)
         ]
         for joint, parent in enumerate(track.parents):
@@ -197,7 +200,7 @@ class _Document:
         )
         self.glb.gltf.materials.append(material)
         primitive = pygltflib.Primitive(attributes=attributes, indices=index_accessor, mode=pygltflib.LINES, material=len(self.glb.gltf.materials) - 1)
-        self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}/skeleton", primitives=[primitive]))
+        self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}_skeleton", primitives=[primitive]))
         return len(self.glb.gltf.meshes) - 1
 
     def _vertex_accessor(self, values: np.ndarray, component: int, kind: str, *, with_range: bool = False) -> int:
