@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROWS_PER_CHUNK = 4096  # rows read per step when a column is copied out
+ROWS_PER_CHUNK = 1024  # rows read per step when a column is copied out
 
 
 class RecordFile:
