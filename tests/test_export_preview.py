@@ -1,0 +1,139 @@
+"""The .preview.mp4 export on every shared clip: H.264, yuv420p, the input's frame count and
+duration, and the skeleton drawn where the backend reported the keypoints.
+
+The imageio-ffmpeg binary has no ffprobe: streams are read from ``ffmpeg -i X -map 0:v -c copy
+-f null -`` (stream line, duration, packet count) and frames are decoded with OpenCV.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from daemon.config import PosedConfig
+from daemon.processing.exports.base import ExportError
+from daemon.processing.exports.encoder import ffmpeg_binary
+from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PREDICTED_BGR, colour_for, draw_people
+from daemon.processing.exports.preview import PreviewExporter
+from daemon.records import Person
+from tests.daemon_harness import LONG_CLIP, SHORT_CLIP, STREET_CLIP
+from tests.export_support import Processed, export, mediapipe_results
+
+CLIPS = [LONG_CLIP, SHORT_CLIP, STREET_CLIP]
+CFG = PosedConfig()
+
+
+def probe(path: Path) -> dict:
+    """What ffmpeg says about the first video stream: codec line, duration, frame (packet) count."""
+    done = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    stream = re.search(r"Stream #0:\d+.*?: Video: (.*)", done.stderr).group(1)
+    h, m, s = re.search(r"Duration: (\d+):(\d+):([\d.]+)", done.stderr).groups()
+    frames = int(re.findall(r"frame=\s*(\d+)", done.stderr)[-1])
+    return {"stream": stream, "duration_s": int(h) * 3600 + int(m) * 60 + float(s), "frames": frames}
+
+
+def decoded_frame(path: Path, index: int) -> np.ndarray:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        for _ in range(index + 1):
+            ok, image = capture.read()
+            assert ok, f"{path.name} has no frame {index}"
+        return image
+    finally:
+        capture.release()
+
+
+def preview_of(processed: Processed, folder: Path):
+    exporter = PreviewExporter(folder / f"{Path(processed.meta.path).name}.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    return export(exporter, processed)
+
+
+@pytest.fixture(scope="module", params=CLIPS, ids=lambda p: p.name)
+def clip_preview(request, tmp_path_factory):
+    processed = mediapipe_results(request.param)
+    return request.param, processed, preview_of(processed, tmp_path_factory.mktemp("preview"))
+
+
+def test_preview_is_h264_yuv420p_with_the_inputs_frame_count_and_duration(clip_preview):
+    clip, processed, exported = clip_preview
+    source, preview = probe(clip), probe(exported.path)
+    assert preview["stream"].startswith("h264") and "yuv420p" in preview["stream"]
+    assert preview["frames"] == source["frames"] == len(processed.results) == exported.details["frames"]
+    assert abs(preview["duration_s"] - source["duration_s"]) <= 1 / processed.meta.nominal_fps
+    capture = cv2.VideoCapture(str(exported.path))
+    decoded = 0
+    while capture.read()[0]:
+        decoded += 1
+    capture.release()
+    assert decoded == len(processed.results)
+
+
+def test_the_skeleton_is_drawn_at_the_reported_keypoints(clip_preview):
+    clip, processed, exported = clip_preview
+    with_person = [r for r in processed.results if r.people]
+    assert with_person, f"MediaPipe found nobody in {clip.name}"
+    result = with_person[len(with_person) // 2]
+    person = result.people[0]
+    before, after = decoded_frame(clip, result.index), decoded_frame(exported.path, result.index)
+    assert before.shape == after.shape
+    changed = np.abs(after.astype(int) - before.astype(int)).sum(axis=2) > 90
+    radius = max(3, round(min(before.shape[:2]) / 150))
+    confident = [kp for kp in person.keypoints if kp[2] >= 0.5 and 0 <= kp[0] < before.shape[1] and 0 <= kp[1] < before.shape[0]]
+    near = [changed[max(0, int(y) - radius) : int(y) + radius + 1, max(0, int(x) - radius) : int(x) + radius + 1].any() for x, y, _ in confident]
+    assert len(near) >= 5 and np.mean(near) >= 0.9
+    x, y, w, h = person.bbox_xywh
+    away = changed.copy()
+    away[max(0, int(y - 0.3 * h) - 60) : int(y + 1.2 * h), max(0, int(x - 0.3 * w)) : int(x + 1.3 * w)] = False
+    assert away.mean() < 0.01, "pixels far from the person should be the input's (up to compression)"
+
+
+def test_each_track_state_has_its_own_style():
+    """Detected solid, predicted dashed, interpolated hollow: told apart along a bone's midline."""
+    keypoints = np.array([[20.0, 50.0, 1.0], [380.0, 50.0, 1.0]])
+    midline = {}
+    for state in ("detected", "predicted", "interpolated"):
+        image = np.zeros((100, 400, 3), dtype=np.uint8)
+        person = Person(track_id=1, state=state, confidence=1.0, bbox_xywh=(20, 40, 360, 20), keypoints=keypoints)
+        draw_people(image, [person], [(0, 1)])
+        midline[state] = image[50, 60:340].astype(int)
+    detected = np.abs(midline["detected"] - colour_for(Person(1, "detected", 1, (0, 0, 0, 0), keypoints))).sum(axis=1) < 60
+    assert detected.all()
+    dashed = np.abs(midline["predicted"] - PREDICTED_BGR).sum(axis=1) < 60
+    assert 0.3 < dashed.mean() < 0.8  # dashes and gaps
+    hollow_centre = np.abs(midline["interpolated"] - OUTLINE_BGR).sum(axis=1) < 60
+    assert hollow_centre.all()
+    image = np.zeros((100, 400, 3), dtype=np.uint8)
+    draw_people(image, [Person(1, "interpolated", 1.0, (20, 40, 360, 20), keypoints)], [(0, 1)])
+    assert (np.abs(image[46:49, 60:340].astype(int) - INTERPOLATED_BGR).sum(axis=2) < 60).any()
+
+
+def test_results_starting_later_skip_the_frames_the_job_did_not_process(tmp_path):
+    processed = mediapipe_results(SHORT_CLIP)
+    later = replace(processed, results=processed.results[10:])
+    exported = preview_of(later, tmp_path)
+    assert probe(exported.path)["frames"] == len(processed.results) - 10
+
+
+def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path):
+    processed = mediapipe_results(SHORT_CLIP)
+    exporter = PreviewExporter(tmp_path / "x.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter.start(processed.meta, processed.info)
+    for result in processed.results[:5]:
+        exporter.write(result)
+    encoder = exporter._encoder._process
+    exporter.abort()
+    assert encoder.poll() is not None and list(tmp_path.iterdir()) == []
+    exporter = PreviewExporter(tmp_path / "y.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter.start(processed.meta, processed.info)
+    with pytest.raises(ExportError, match="no frame 999"):
+        exporter.write(replace(processed.results[0], index=999))
+    exporter.abort()
+    assert list(tmp_path.iterdir()) == []
