@@ -57,9 +57,9 @@ def mediapipe_results(video: Path) -> Processed:
     return Processed(meta, info, tuple(results))
 
 
-def phalp_results(scene: FakeScene, frames: int, fps: float = 30.0) -> Processed:
+def phalp_results(scene: FakeScene, frames: int, fps: float = 30.0, **phalp_overrides) -> Processed:
     """PHALP output for a scripted scene: fake PHALP API, real driver and converter."""
-    phalp = ScriptedPhalp(fake_config(), scene)
+    phalp = ScriptedPhalp(fake_config(**phalp_overrides), scene)
     settings = ConvertSettings(focal_length=phalp.cfg.EXTRA.FOCAL_LENGTH, render_res=phalp.cfg.render.res, max_age=phalp.cfg.phalp.max_age_track)
     driver = StreamingDriver(phalp, PersonConverter(FakeSmplModel(), settings))
     driver.start()

@@ -63,7 +63,7 @@ def mediapipe_glb(tmp_path_factory):
 @pytest.fixture(scope="module")
 def phalp_glb(tmp_path_factory):
     scene = FakeScene([ScriptedPerson(1, lambda t: True), ScriptedPerson(2, TRACK_2_VISIBLE, center_x=90.0, sway_px=10.0)])
-    processed = phalp_results(scene, 45)
+    processed = phalp_results(scene, 45, max_age_track=3)  # track 2 is deleted in the gap, its person returns as 3
     exported = export(GltfExporter(tmp_path_factory.mktemp("phalp") / "scripted.motion.glb"), processed)
     return processed, exported
 
@@ -125,7 +125,8 @@ def test_phalp_track_is_hidden_exactly_while_absent(phalp_glb):
     times, scale, interpolation = glb.channel("track_2", "scale")
     assert interpolation == "STEP"
     present = {r.index for r in processed.results for p in r.people if p.track_id == 2}
-    assert present and len(present) < len(processed.results)
+    assert present and max(present) < 30 and max(present) + 1 < len(processed.results)
+    assert Glb(exported.path).gltf.nodes[Glb(exported.path).nodes["track_3"]].extras["posed"]["first_frame"] >= 30
     for result in processed.results:
         assert times[result.index] == pytest.approx(result.timestamp_s, abs=1e-6)
         assert scale[result.index].tolist() == ([1.0] * 3 if result.index in present else [0.0] * 3), result.index

@@ -15,7 +15,8 @@ import pytest
 
 from daemon.processing.exports.gltf import GltfExporter
 from tests.daemon_harness import LONG_CLIP, REPO
-from tests.export_support import export, mediapipe_results, node_tool
+from tests.export_support import export, mediapipe_results, node_tool, phalp_results
+from tests.fakes.phalp_api import FakeScene, ScriptedPerson
 from tests.static_server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -79,3 +80,20 @@ def test_the_pose_differs_between_two_times(viewer_run):
     assert max(moved) > MIN_POSE_CHANGE_M
     a, b = (cv2.imread(shot["path"]).astype(int) for shot in report["shots"])
     assert (np.abs(a - b).sum(axis=2) > 60).sum() > 500  # the pictures differ, not only the numbers
+
+
+def test_phalp_tracks_show_as_smpl_skeletons_and_an_absent_track_disappears(tmp_path):
+    """Two scripted PHALP tracks; track 2's person leaves after frame 19, PHALP predicts it for 3
+    frames and then deletes it: from frame 24 on it must vanish, not freeze."""
+    scene = FakeScene([ScriptedPerson(1, lambda t: True), ScriptedPerson(2, lambda t: 5 <= t < 20, center_x=90.0)])
+    processed = phalp_results(scene, 45, max_age_track=3)
+    assert not any(p.track_id == 2 for r in processed.results[24:] for p in r.people)
+    exported = export(GltfExporter(tmp_path / "two.motion.glb"), processed)
+    both_present, one_absent = 13 / 45, 25 / 45  # fractions of the 1.5 s clip: frames 13 and 25
+    with serve(tmp_path) as base:
+        report = node_tool("check-viewer.mjs", f"{base}/examples/viewer.html?src=/files/two.motion.glb", str(tmp_path), str(CHROMIUM),
+                           f"{both_present},{one_absent}")  # fmt: skip
+    assert report["error"] is None and report["errors"] == []
+    together, alone = report["shots"]
+    assert together["box"]["joints"] == 2 * 24 and alone["box"]["joints"] == 24
+    assert {name.split("_")[1] for name in together["joints"]} == {"1", "2"}

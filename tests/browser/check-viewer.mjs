@@ -1,12 +1,12 @@
 // Open examples/viewer.html in Debian's chromium (never a downloaded browser), play the GLB, seek
 // to two times and take a screenshot at each. Prints one JSON line for the pytest side to judge.
-// Usage: node check-viewer.mjs VIEWER_URL OUT_DIR [CHROMIUM]
+// Usage: node check-viewer.mjs VIEWER_URL OUT_DIR [CHROMIUM] [FRACTIONS, default 0.3,0.7 of the duration]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const [url, outDir, executablePath = '/usr/bin/chromium'] = process.argv.slice(2);
+const [url, outDir, executablePath = '/usr/bin/chromium', fractions = '0.3,0.7'] = process.argv.slice(2);
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync'];
 const WAIT_MS = 60000;
@@ -28,7 +28,8 @@ try {
     // Playing: the mixer's clock must advance by itself (requestAnimationFrame loop).
     await page.waitForFunction(() => posedViewer.time() > 0.2, null, { timeout: WAIT_MS });
     report.playedTo = await page.evaluate(() => posedViewer.time());
-    for (const [label, fraction] of [['a', 0.3], ['b', 0.7]]) {
+    for (const [i, fraction] of fractions.split(',').map(Number).entries()) {
+      const label = String.fromCharCode(97 + i);
       const at = report.duration * fraction;
       const state = await page.evaluate((t) => ({ time: posedViewer.seek(t), joints: posedViewer.joints(), box: posedViewer.screenBox() }), at);
       const path = join(outDir, `viewer-${label}.png`);
