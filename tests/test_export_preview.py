@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from daemon.config import PosedConfig
+from daemon.media import VideoSource
 from daemon.processing.exports.base import ExportError
 from daemon.processing.exports.encoder import ffmpeg_binary
 from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PREDICTED_BGR, colour_for, draw_people
@@ -51,6 +52,12 @@ def decoded_frame(path: Path, index: int) -> np.ndarray:
         capture.release()
 
 
+def upright_frame(clip: Path, index: int) -> np.ndarray:
+    """A frame of the input as the pipeline saw it (rotation applied)."""
+    with VideoSource(clip, CFG.limits, CFG.inbox.extensions) as source:
+        return next(frame.image for frame in source.frames() if frame.index == index)
+
+
 def preview_of(processed: Processed, folder: Path):
     exporter = PreviewExporter(folder / f"{Path(processed.meta.path).name}.preview.mp4", CFG.limits, CFG.inbox.extensions)
     return export(exporter, processed)
@@ -77,12 +84,27 @@ def test_preview_is_h264_yuv420p_with_the_inputs_frame_count_and_duration(clip_p
 
 
 def test_the_skeleton_is_drawn_at_the_reported_keypoints(clip_preview):
-    clip, processed, exported = clip_preview
+    assert_skeleton_drawn(*clip_preview)
+
+
+def test_a_phone_video_gets_an_upright_preview(tmp_path):
+    """Rotation metadata is applied by the preview's own decoder exactly as by the pipeline."""
+    rotated = tmp_path / "phone.mp4"
+    subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-display_rotation", "-90", "-i", str(SHORT_CLIP),
+                    "-c", "copy", str(rotated)], check=True, timeout=60)  # fmt: skip
+    processed = mediapipe_results(rotated)
+    assert processed.meta.rotation_degrees == 90 and (processed.meta.width, processed.meta.height) == (182, 320)
+    exported = preview_of(processed, tmp_path)
+    assert decoded_frame(exported.path, 0).shape[:2] == (320, 182)
+    assert_skeleton_drawn(rotated, processed, exported)
+
+
+def assert_skeleton_drawn(clip: Path, processed: Processed, exported) -> None:
     with_person = [r for r in processed.results if r.people]
     assert with_person, f"MediaPipe found nobody in {clip.name}"
     result = with_person[len(with_person) // 2]
     person = result.people[0]
-    before, after = decoded_frame(clip, result.index), decoded_frame(exported.path, result.index)
+    before, after = upright_frame(clip, result.index), decoded_frame(exported.path, result.index)
     assert before.shape == after.shape
     changed = np.abs(after.astype(int) - before.astype(int)).sum(axis=2) > 90
     radius = max(3, round(min(before.shape[:2]) / 150))
