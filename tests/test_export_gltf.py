@@ -200,6 +200,12 @@ def test_clear_errors_for_unusable_input(tmp_path):
     with pytest.raises(ExportError, match="does not increase"):
         exporter.write(FrameResult(index=6, timestamp_s=processed.results[4].timestamp_s, people=[]))
     exporter.abort()
+    nobody = GltfExporter(tmp_path / "z.motion.glb")
+    nobody.start(processed.meta, processed.info)
+    nobody.write(FrameResult(index=0, timestamp_s=0.0, people=[]))
+    with pytest.raises(ExportError, match="nobody was tracked"):
+        nobody.close()
+    assert list(tmp_path.iterdir()) == []
     no_3d = Processed(processed.meta, replace(processed.info, joint_names_3d=()), processed.results)
     with pytest.raises(ExportError, match="no 3D joints"):
         GltfExporter(tmp_path / "y.motion.glb").start(no_3d.meta, no_3d.info)

@@ -82,7 +82,11 @@ class GltfExporter(Exporter):
 
     def close(self) -> ExportedFile:
         if self._times is None or self._frames == 0:
+            self.abort()
             raise ExportError("no frames were written: there is no motion to export")
+        if not self._tracks:
+            self.abort()
+            raise ExportError(f"nobody was tracked in {self._frames} frames: there is no motion to export")
         try:
             end = self._end_time()
             self._times.append(np.array([end]))
@@ -150,7 +154,8 @@ class _Document:
         tag = {"posed": {"track_id": track.track_id, "backend": backend, "rig": track.rig,
                          "first_frame": track.start_frame, "hidden_when": "this node's scale is 0"}}  # fmt: skip
         joints = self._joint_nodes(track)
-        group = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}", children=[j for j, p in zip(joints, track.parents) if p < 0], extras=tag))
+        roots = [joint for joint, parent in zip(joints, track.parents) if parent < 0]
+        group = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}", children=roots, extras=tag))
         skin = self._skin(track, joints, group)
         mesh = self._line_mesh(track, colour)
         skeleton = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}_skeleton", mesh=mesh, skin=skin, extras=tag))
@@ -193,13 +198,16 @@ class _Document:
             WEIGHTS_0=self._vertex_accessor(weights, FLOAT, pygltflib.VEC4),
         )
         index_view = self.glb.add_bytes(indices.tobytes(), target=pygltflib.ELEMENT_ARRAY_BUFFER)
-        index_accessor = self.glb.add_accessor(pygltflib.Accessor(bufferView=index_view, componentType=USHORT, count=len(indices), type=pygltflib.SCALAR))
+        index_accessor = self.glb.add_accessor(
+            pygltflib.Accessor(bufferView=index_view, componentType=USHORT, count=len(indices), type=pygltflib.SCALAR)
+        )
         material = pygltflib.Material(
             name=f"track_{track.track_id}",
             pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[*colour, 1.0], metallicFactor=0.0, roughnessFactor=1.0),
         )
         self.glb.gltf.materials.append(material)
-        primitive = pygltflib.Primitive(attributes=attributes, indices=index_accessor, mode=pygltflib.LINES, material=len(self.glb.gltf.materials) - 1)
+        material_index = len(self.glb.gltf.materials) - 1
+        primitive = pygltflib.Primitive(attributes=attributes, indices=index_accessor, mode=pygltflib.LINES, material=material_index)
         self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}_skeleton", primitives=[primitive]))
         return len(self.glb.gltf.meshes) - 1
 
@@ -247,7 +255,8 @@ class _Document:
     def _channel(self, node: int, path: str, times: int, view: int, count: int, kind: str, interpolation: str = "LINEAR") -> None:
         output = self.glb.add_accessor(pygltflib.Accessor(bufferView=view, componentType=FLOAT, count=count, type=kind))
         self._samplers.append(pygltflib.AnimationSampler(input=times, output=output, interpolation=interpolation))
-        self._channels.append(pygltflib.AnimationChannel(sampler=len(self._samplers) - 1, target=pygltflib.AnimationChannelTarget(node=node, path=path)))
+        target = pygltflib.AnimationChannelTarget(node=node, path=path)
+        self._channels.append(pygltflib.AnimationChannel(sampler=len(self._samplers) - 1, target=target))
 
     def finish(self, info: BackendInfo, meta: VideoMeta) -> None:
         gltf = self.glb.gltf

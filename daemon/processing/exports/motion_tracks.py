@@ -162,7 +162,7 @@ class PointTrack(MotionTrack):
 def track_class_for(info: BackendInfo) -> type[MotionTrack]:
     """SMPL rig for backends with SMPL output, landmark joints for any other 3D joint set."""
     names = set(info.joint_names_3d)
-    if {"mid_hip", "j19_head_top", "left_big_toe", "right_big_toe"} <= names and info.name != "mediapipe":
+    if {"mid_hip", "j19_head_top", "left_big_toe", "right_big_toe"} <= names:
         return SmplTrack
     if names:
         return PointTrack
