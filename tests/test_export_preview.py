@@ -159,3 +159,22 @@ def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path
         exporter.write(replace(processed.results[0], index=999))
     exporter.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_variable_frame_rate_video_keeps_count_and_duration_and_reports_its_timing_offset(tmp_path):
+    """First second at 30 fps, then 15 fps: the preview plays at the average rate (documented),
+    keeps every frame and the duration, and says how far the worst frame is shown from its time."""
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-i", str(SHORT_CLIP),
+                    "-vf", "setpts='if(lt(N,30),N,30+(N-30)*2)/30/TB'", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(vfr)], check=True, timeout=60)  # fmt: skip
+    processed = mediapipe_results(vfr)
+    steps = np.diff([r.timestamp_s for r in processed.results])
+    assert steps.min() == pytest.approx(1 / 30, abs=1e-3) and steps.max() == pytest.approx(2 / 30, abs=1e-3)
+    exported = preview_of(processed, tmp_path)
+    source, preview = probe(vfr), probe(exported.path)
+    assert preview["frames"] == source["frames"] == 60
+    assert abs(preview["duration_s"] - source["duration_s"]) <= steps.max()
+    offset = exported.details["max_timing_offset_s"]
+    # frame 30 is at 1.0 s in the input and at 30 / average rate in the preview
+    assert offset == pytest.approx(abs(1.0 - 30 / processed.meta.nominal_fps), abs=0.01)
