@@ -20,6 +20,7 @@ from daemon.config import PosedConfig
 from daemon.media import VideoSource
 from daemon.processing.exports.base import ExportError
 from daemon.processing.exports.encoder import ffmpeg_binary
+from daemon.processing.exports.mp4_timing import stts_runs
 from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PREDICTED_BGR, colour_for, draw_people
 from daemon.processing.exports.preview import PreviewExporter
 from daemon.records import Person
@@ -161,20 +162,26 @@ def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_variable_frame_rate_video_keeps_count_and_duration_and_reports_its_timing_offset(tmp_path):
-    """First second at 30 fps, then 15 fps: the preview plays at the average rate (documented),
-    keeps every frame and the duration, and says how far the worst frame is shown from its time."""
+def test_a_variable_frame_rate_video_keeps_every_frame_at_its_own_time(tmp_path):
+    """First second at 30 fps, then 15 fps: each preview frame is shown at its input frame's time."""
     vfr = tmp_path / "vfr.mp4"
     subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-i", str(SHORT_CLIP),
                     "-vf", "setpts='if(lt(N,30),N,30+(N-30)*2)/30/TB'", "-fps_mode", "vfr", "-c:v", "libx264",
                     "-pix_fmt", "yuv420p", str(vfr)], check=True, timeout=60)  # fmt: skip
     processed = mediapipe_results(vfr)
-    steps = np.diff([r.timestamp_s for r in processed.results])
+    source_times = [r.timestamp_s for r in processed.results]
+    steps = np.diff(source_times)
     assert steps.min() == pytest.approx(1 / 30, abs=1e-3) and steps.max() == pytest.approx(2 / 30, abs=1e-3)
     exported = preview_of(processed, tmp_path)
-    source, preview = probe(vfr), probe(exported.path)
-    assert preview["frames"] == source["frames"] == 60
-    assert abs(preview["duration_s"] - source["duration_s"]) <= steps.max()
-    offset = exported.details["max_timing_offset_s"]
-    # frame 30 is at 1.0 s in the input and at 30 / average rate in the preview
-    assert offset == pytest.approx(abs(1.0 - 30 / processed.meta.nominal_fps), abs=0.01)
+    with VideoSource(exported.path, CFG.limits, CFG.inbox.extensions) as preview:
+        preview_times = [frame.timestamp_s for frame in preview.frames()]
+    assert preview_times == pytest.approx(source_times, abs=1e-3)
+    source, encoded = probe(vfr), probe(exported.path)
+    assert encoded["frames"] == source["frames"] == 60
+    # the result's duration_s: the last frame's start plus one nominal frame
+    assert encoded["duration_s"] == pytest.approx(source_times[-1] + 1 / processed.meta.nominal_fps, abs=0.011)
+
+
+def test_stts_runs_compress_equal_frame_durations_and_end_with_the_last_frame():
+    assert stts_runs([0, 3000, 6000, 9000, 15000, 18000]) == [(3, 3000), (1, 6000), (1, 3000)]
+    assert stts_runs([0, 1]) == [(1, 1)]

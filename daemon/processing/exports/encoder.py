@@ -1,9 +1,10 @@
 """An H.264 encoder process fed raw frames through a pipe (argument list, never a shell).
 
 The ffmpeg binary comes from the imageio-ffmpeg wheel (built with libx264). Output: H.264 High
-profile, yuv420p, ``+faststart`` so a browser starts playing before the whole file arrived: what
-browsers and Windows' player decode. A separate process also means an encoder crash costs the
-preview, never the worker and its result.
+profile, yuv420p: what browsers and Windows' player decode. No B-frames and the index written
+last, so ``mp4_timing`` can give the file the input's exact frame times afterwards; ``faststart``
+then moves the index to the front so a browser starts playing before the whole file arrived.
+A separate process also means an encoder crash costs the preview, never the worker and its result.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ STDERR_TAIL_BYTES = 2000
 CLOSE_TIMEOUT_S = 120
 X264_PRESET = "veryfast"  # encoding runs beside the model: cheap, still small files
 X264_CRF = "23"
+TRACK_TIMESCALE = "90000"  # ticks per second of the video track: frame times to 11 microseconds
+REMUX_TIMEOUT_S = 300
 
 
 def ffmpeg_binary() -> str:
@@ -29,6 +32,18 @@ def ffmpeg_binary() -> str:
     except ImportError as exc:  # a broken venv; the wheel is a main dependency
         raise ExportError(f"the preview needs imageio-ffmpeg ({exc}); run ./scripts/run.sh to rebuild .venv") from exc
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def faststart(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` with its index first (no re-encoding, timing kept)."""
+    command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(source), "-map", "0", "-c", "copy",
+               "-video_track_timescale", TRACK_TIMESCALE, "-movflags", "+faststart", "-f", "mp4", "-y", str(target)]  # fmt: skip
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=REMUX_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ExportError(f"moving the preview's index to the front failed: {exc}") from exc
+    if done.returncode != 0:
+        raise ExportError(f"moving the preview's index to the front failed (exit {done.returncode}): {done.stderr[-STDERR_TAIL_BYTES:].decode('utf-8', 'replace')}")
 
 
 def frame_rate(fps: float) -> str:
@@ -49,8 +64,8 @@ class H264Encoder:
             ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", frame_rate(fps), "-i", "pipe:0",
             "-an", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sizes; pad, never shift pixels
-            "-c:v", "libx264", "-preset", X264_PRESET, "-crf", X264_CRF, "-pix_fmt", "yuv420p",
-            "-movflags", "+faststart", "-f", "mp4", "-y", str(path),
+            "-c:v", "libx264", "-preset", X264_PRESET, "-crf", X264_CRF, "-bf", "0", "-pix_fmt", "yuv420p",
+            "-video_track_timescale", TRACK_TIMESCALE, "-f", "mp4", "-y", str(path),
         ]  # fmt: skip
         try:
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)

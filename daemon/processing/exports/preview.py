@@ -4,11 +4,12 @@ Results may reach the exporter later than their frames (PHALP holds frames back)
 exporter does not get images from the pipeline: it opens its own decoder of the input
 (``VideoSource``, which applies rotation exactly as the pipeline does) and advances it in
 lockstep with the results, one frame in memory at a time. Frames go to an H.264 encoder
-process (``encoder``); the preview has the input's frame count, at the input's nominal rate.
+process (``encoder``).
 
-Timing: frame *i* of the preview is frame *i* of the input. The encoder writes a constant
-rate, so for variable-frame-rate inputs individual frames may be shown up to
-``details.max_timing_offset_s`` early or late (reported per file; 0 for constant-rate inputs).
+Timing: frame *i* of the preview is frame *i* of the input, shown at the input frame's own
+timestamp (relative to the first processed frame): the frame times are kept on disk while
+encoding and written into the file at the end (``mp4_timing``), so variable frame rates stay
+exact. The last frame lasts one nominal frame, as in the result's ``duration_s``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from daemon.config import LimitsConfig
 from daemon.errors import JobError
 from daemon.media import VideoSource
 from daemon.processing.exports.base import ExportError, Exporter, ExportedFile, describe_file, fsync_file, remove_quietly
-from daemon.processing.exports.encoder import H264Encoder, frame_rate
+from daemon.processing.exports.channels import RecordFile
+from daemon.processing.exports.encoder import H264Encoder, faststart, frame_rate
+from daemon.processing.exports.mp4_timing import retime
 from daemon.processing.exports.overlay import draw_people
 from daemon.processing.exports.skeletons import skeleton_edges
 from daemon.records import BackendInfo, Frame, FrameResult, VideoMeta
@@ -41,6 +44,8 @@ class PreviewExporter(Exporter):
         self._frames: Iterator[Frame] | None = None
         self._encoder: H264Encoder | None = None
         self._partial = target.with_name(f".{target.name}.partial")
+        self._indexed = target.with_name(f".{target.name}.indexed")
+        self._times: RecordFile | None = None
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
         try:
@@ -55,14 +60,15 @@ class PreviewExporter(Exporter):
         self._edges = skeleton_edges(info.keypoint_names)
         self._fps = meta.nominal_fps
         self._encoder = H264Encoder(self._partial, meta.width, meta.height, meta.nominal_fps)
-        self._first_ts: float | None = None
-        self._max_offset = 0.0
+        self._times = RecordFile(self.target.parent, 1, prefix=f".{self.target.name}.times-", dtype="<f8")
+        self._last_ts = 0.0
 
     def write(self, result: FrameResult) -> None:
         if self._encoder is None:
             raise ExportError("PreviewExporter.write before start")
         frame = self._frame_for(result)
-        self._track_timing(frame, self._encoder.frames)
+        self._times.append([frame.timestamp_s])
+        self._last_ts = frame.timestamp_s
         draw_people(frame.image, result.people, self._edges)
         self._encoder.write(frame.image)
 
@@ -75,10 +81,15 @@ class PreviewExporter(Exporter):
             frames = self._encoder.frames
             self._encoder.close()
             self._encoder = None
-            fsync_file(self._partial)
-            self._partial.replace(self.target)
-            details = {"frames": frames, "codec": "h264", "pix_fmt": "yuv420p", "frame_rate": frame_rate(self._fps),
-                       "max_timing_offset_s": round(self._max_offset, 6)}  # fmt: skip
+            self._times.finish()
+            end = self._last_ts + 1.0 / (self._fps if self._fps > 0 else 30.0)
+            retime(self._partial, (float(t) for chunk in self._times.column_values(0) for t in chunk), end)
+            faststart(self._partial, self._indexed)
+            fsync_file(self._indexed)
+            self._indexed.replace(self.target)
+            self._remove_temporaries()
+            details = {"frames": frames, "codec": "h264", "pix_fmt": "yuv420p", "nominal_frame_rate": frame_rate(self._fps),
+                       "timing": "per-frame timestamps of the input"}  # fmt: skip
             return describe_file(self.target, KIND, details)
         except BaseException:
             self.abort()
@@ -89,7 +100,7 @@ class PreviewExporter(Exporter):
             self._encoder.abort()
             self._encoder = None
         self._close_decoder()
-        remove_quietly(self._partial)
+        self._remove_temporaries()
         remove_quietly(self.target)
 
     def _frame_for(self, result: FrameResult) -> Frame:
@@ -101,12 +112,12 @@ class PreviewExporter(Exporter):
                 break
         raise ExportError(f"the preview decoder has no frame {result.index}: results and video disagree")
 
-    def _track_timing(self, frame: Frame, position: int) -> None:
-        """How far the constant-rate output puts this frame from its own timestamp."""
-        if self._first_ts is None:
-            self._first_ts = frame.timestamp_s
-        if self._fps > 0:
-            self._max_offset = max(self._max_offset, abs(frame.timestamp_s - self._first_ts - position / self._fps))
+    def _remove_temporaries(self) -> None:
+        remove_quietly(self._partial)
+        remove_quietly(self._indexed)
+        if self._times is not None:
+            self._times.remove()
+            self._times = None
 
     def _close_decoder(self) -> None:
         if self._frames is not None:
