@@ -25,9 +25,11 @@ from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PRE
 from daemon.processing.exports.preview import PreviewExporter
 from daemon.records import Person
 from tests.daemon_harness import LONG_CLIP, SHORT_CLIP, STREET_CLIP
-from tests.export_support import Processed, export, mediapipe_results
+from tests.export_support import Processed, export, mediapipe_results, node_tool
+from tests.static_server import serve
 
 CLIPS = [LONG_CLIP, SHORT_CLIP, STREET_CLIP]
+CHROMIUM = Path("/usr/bin/chromium")
 CFG = PosedConfig()
 
 
@@ -82,6 +84,17 @@ def test_preview_is_h264_yuv420p_with_the_inputs_frame_count_and_duration(clip_p
         decoded += 1
     capture.release()
     assert decoded == len(processed.results)
+
+
+def test_the_preview_plays_in_chromium(clip_preview):
+    """Debian's chromium (the browser test machine's) decodes and plays it through a <video> element."""
+    _, processed, exported = clip_preview
+    with serve(exported.path.parent) as base:
+        seen = node_tool("check-video.mjs", f"{base}/files/{exported.path.name}", str(CHROMIUM))
+    assert seen["error"] is None, seen
+    assert (seen["width"], seen["height"]) == (processed.meta.width + processed.meta.width % 2, processed.meta.height + processed.meta.height % 2)
+    assert seen["duration"] == pytest.approx(processed.results[-1].timestamp_s + 1 / processed.meta.nominal_fps, abs=0.01)
+    assert seen["playedTo"] > 0 or seen["duration"] <= 0.2
 
 
 def test_the_skeleton_is_drawn_at_the_reported_keypoints(clip_preview):
