@@ -52,6 +52,11 @@ class Glb:
                 return self.accessor(sampler.input)[:, 0], self.accessor(sampler.output), sampler.interpolation
         raise KeyError(f"no {path} channel for {node_name}")
 
+    def key_at(self, node_name: str, path: str, time_s: float) -> np.ndarray:
+        """The channel's value at ``time_s``, which must be a keyframe time or follow one (STEP)."""
+        times, values, _ = self.channel(node_name, path)
+        return values[np.searchsorted(times, np.float32(time_s), side="right") - 1]
+
 
 @pytest.fixture(scope="module")
 def mediapipe_glb(tmp_path_factory):
@@ -92,19 +97,20 @@ def test_mediapipe_landmarks_are_joint_nodes_at_the_frames_timestamps(mediapipe_
     glb = Glb(exported.path)
     group = glb.gltf.nodes[glb.nodes["track_1"]]
     assert group.extras["posed"]["track_id"] == 1
-    times, positions, interpolation = glb.channel("track_1_left_knee", "translation")
-    first = processed.results[0].timestamp_s
+    times, _, interpolation = glb.channel("track_1_left_knee", "translation")
     end = processed.results[-1].timestamp_s + 1 / processed.meta.nominal_fps
     assert interpolation == "LINEAR"
     assert times[-1] == pytest.approx(end, abs=1e-5)  # the clip lasts as long as the video
+    assert times[0] == pytest.approx(processed.results[0].timestamp_s, abs=1e-6)
     knee = processed.info.joint_names_3d.index("left_knee")
     with_person = [r for r in processed.results if r.people and r.people[0].joints_3d is not None]
     assert len(with_person) > 100
-    first_present = with_person[0].index
+    keyed = set(np.round(times, 4))
+    for result in with_person:
+        assert round(np.float32(result.timestamp_s), 4) in keyed  # a keyframe at every frame with the person
     for result in with_person[::17]:
-        key = result.index - first_present
-        assert times[key] == pytest.approx(result.timestamp_s, abs=1e-5) and times[0] >= first
-        assert positions[key] == pytest.approx(result.people[0].joints_3d[knee] * CAMERA_TO_GLTF, abs=1e-5)
+        position = glb.key_at("track_1_left_knee", "translation", result.timestamp_s)
+        assert position == pytest.approx(result.people[0].joints_3d[knee] * CAMERA_TO_GLTF, abs=1e-5)
 
 
 def test_mediapipe_skeleton_is_a_skinned_line_mesh_one_vertex_per_landmark(mediapipe_glb):
@@ -122,14 +128,16 @@ def test_mediapipe_skeleton_is_a_skinned_line_mesh_one_vertex_per_landmark(media
 def test_phalp_track_is_hidden_exactly_while_absent(phalp_glb):
     processed, exported = phalp_glb
     glb = Glb(exported.path)
-    times, scale, interpolation = glb.channel("track_2", "scale")
+    _, _, interpolation = glb.channel("track_2", "scale")
     assert interpolation == "STEP"
     present = {r.index for r in processed.results for p in r.people if p.track_id == 2}
     assert present and max(present) < 30 and max(present) + 1 < len(processed.results)
-    assert Glb(exported.path).gltf.nodes[Glb(exported.path).nodes["track_3"]].extras["posed"]["first_frame"] >= 30
+    assert glb.gltf.nodes[glb.nodes["track_3"]].extras["posed"]["first_frame"] >= 30
     for result in processed.results:
-        assert times[result.index] == pytest.approx(result.timestamp_s, abs=1e-6)
-        assert scale[result.index].tolist() == ([1.0] * 3 if result.index in present else [0.0] * 3), result.index
+        scale = glb.key_at("track_2", "scale", result.timestamp_s)
+        assert scale.tolist() == ([1.0] * 3 if result.index in present else [0.0] * 3), result.index
+    times, _, _ = glb.channel("track_2", "scale")
+    assert len(times) == len(present) + 3  # frames present, video start, first absent frame, video end
 
 
 def test_phalp_rig_reproduces_the_reported_joints_on_its_reference_frame(phalp_glb):
@@ -137,14 +145,13 @@ def test_phalp_rig_reproduces_the_reported_joints_on_its_reference_frame(phalp_g
     processed, exported = phalp_glb
     glb = Glb(exported.path)
     reference = next(p for r in processed.results for p in r.people if p.track_id == 1 and p.state == "detected")
-    frame = next(r.index for r in processed.results for p in r.people if p is reference)
-    start = next(r.index for r in processed.results for p in r.people if p.track_id == 1)
+    at = next(r.timestamp_s for r in processed.results for p in r.people if p is reference)
     names = [f"track_1_{n}" for n in __import__("daemon.backends.phalp.skeleton", fromlist=["SMPL_24"]).SMPL_24]
     world_rotation, world_position = [], []
     for joint, parent in enumerate(SMPL_PARENTS):
         node = glb.gltf.nodes[glb.nodes[names[joint]]]
-        rotation = _matrix(glb.channel(names[joint], "rotation")[1][frame - start])
-        offset = glb.channel(names[0], "translation")[1][frame - start] if parent < 0 else np.array(node.translation)
+        rotation = _matrix(glb.key_at(names[joint], "rotation", at))
+        offset = glb.key_at(names[0], "translation", at) if parent < 0 else np.array(node.translation)
         if parent < 0:
             world_rotation.append(rotation)
             world_position.append(offset)
@@ -153,7 +160,7 @@ def test_phalp_rig_reproduces_the_reported_joints_on_its_reference_frame(phalp_g
             world_position.append(world_position[parent] + world_rotation[parent] @ offset)
     expected = smpl_joint_positions(reference.joints_3d, processed.info.joint_names_3d) * CAMERA_TO_GLTF
     assert np.array(world_position) == pytest.approx(expected, abs=1e-4)
-    root = glb.channel(names[0], "rotation")[1][frame - start]
+    root = glb.key_at(names[0], "rotation", at)
     assert _matrix(root) == pytest.approx(np.diag(CAMERA_TO_GLTF) @ reference.smpl.global_orient[0], abs=1e-4)
 
 

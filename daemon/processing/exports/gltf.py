@@ -14,7 +14,7 @@ Names use ``_`` only: three.js strips ``/ . : [ ]`` from node names (animation b
 
 One animation, ``motion``, holds every channel; its keyframes sit at the frames' own timestamps
 (variable frame rates stay exact) plus one at the video's end, so the clip lasts as long as the
-video. Axes: x right, y up, z towards the viewer, metres (the camera frame turned 180 degrees
+video (``motion_tracks`` says which frames get keyframes). Axes: x right, y up, z towards the viewer, metres (the camera frame turned 180 degrees
 about x; see ``smpl_rig``). Keyframes stream to temporary files under a hidden folder next to
 the target and are assembled at ``close``: memory does not grow with the video's length.
 """
@@ -51,9 +51,9 @@ class GltfExporter(Exporter):
     def __init__(self, target: Path) -> None:
         super().__init__(target)
         self._folder: Path | None = None
-        self._times: RecordFile | None = None
         self._tracks: dict[int, MotionTrack] = {}
         self._last_times: list[float] = []
+        self._frames = 0
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
         try:
@@ -62,26 +62,25 @@ class GltfExporter(Exporter):
             raise ExportError(f"cannot export motion: {exc}") from exc
         self._meta, self._info = meta, info
         self._folder = Path(tempfile.mkdtemp(prefix=".motion-", dir=self.target.parent))
-        self._times = RecordFile(self._folder, 1, prefix="times-")
-        self._frames = 0
 
     def write(self, result: FrameResult) -> None:
-        if self._times is None:
-            raise ExportError("GltfExporter.write before start")
+        if self._folder is None:
+            raise ExportError("GltfExporter.write before start (or after close/abort)")
         if self._last_times and result.timestamp_s <= self._last_times[-1]:
             raise ExportError(f"frame {result.index}: timestamp {result.timestamp_s} does not increase; keyframes need order")
         present = {person.track_id: person for person in result.people}
+        if not self._last_times:
+            self._video_start_s = result.timestamp_s
         for track_id, person in present.items():
             if track_id not in self._tracks and self._track_class.usable(person):
-                self._tracks[track_id] = self._track_class(track_id, self._frames, result.timestamp_s, self._folder, self._info)
+                self._tracks[track_id] = self._track_class(track_id, self._frames, self._video_start_s, self._folder, self._info)
         for track_id, track in self._tracks.items():
-            track.write(present.get(track_id))
-        self._times.append(np.array([result.timestamp_s]))
+            track.write(present.get(track_id), result.timestamp_s)
         self._last_times = (self._last_times + [result.timestamp_s])[-2:]
         self._frames += 1
 
     def close(self) -> ExportedFile:
-        if self._times is None or self._frames == 0:
+        if self._folder is None or self._frames == 0:
             self.abort()
             raise ExportError("no frames were written: there is no motion to export")
         if not self._tracks:
@@ -89,11 +88,9 @@ class GltfExporter(Exporter):
             raise ExportError(f"nobody was tracked in {self._frames} frames: there is no motion to export")
         try:
             end = self._end_time()
-            self._times.append(np.array([end]))
-            self._times.finish()
             for track in self._tracks.values():
-                track.finish()
-            document = _Document(self._times, self._frames, end)
+                track.finish(end)
+            document = _Document(self._frames, end)
             for number, track in enumerate(self._tracks.values()):
                 document.add_track(track, TRACK_COLOURS[number % len(TRACK_COLOURS)], self._info.name)
             document.finish(self._info, self._meta)
@@ -131,8 +128,6 @@ class GltfExporter(Exporter):
     def _remove_temporaries(self) -> None:
         for track in self._tracks.values():
             track.rows.remove()
-        if self._times is not None:
-            self._times.remove()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -141,10 +136,9 @@ class GltfExporter(Exporter):
 class _Document:
     """The glTF mapping: nodes, skins, line meshes and animation channels for each track."""
 
-    def __init__(self, times: RecordFile, frames: int, end_time_s: float) -> None:
+    def __init__(self, frames: int, end_time_s: float) -> None:
         self.glb = StreamedGlb()
-        self._times, self._frames = times, frames
-        self._times_view = self.glb.add_view(4 * times.rows, lambda: times.column_bytes(0, 1))
+        self._frames = frames
         self._channels: list[pygltflib.AnimationChannel] = []
         self._samplers: list[pygltflib.AnimationSampler] = []
         self._scene_nodes: list[int] = []
@@ -219,34 +213,22 @@ class _Document:
         return self.glb.add_accessor(pygltflib.Accessor(bufferView=view, componentType=component, count=len(values), type=kind, **extent))
 
     def _animate(self, track: MotionTrack, group: int, joints: list[int]) -> None:
+        """Row columns: 0 time, 1 visibility, then the pose (SMPL: root translation, 24 rotations)."""
         rows = track.rows
-        track_times = self.glb.add_accessor(
-            pygltflib.Accessor(bufferView=self._times_view, byteOffset=4 * track.start_frame, componentType=FLOAT,
-                               count=rows.rows, type=pygltflib.SCALAR, min=[float(np.float32(track.start_time_s))],
-                               max=[float(np.float32(self._end))])
-        )  # fmt: skip
-        # Visibility: scale 0 before the track's first frame and wherever the row says hidden.
-        all_times = self._all_times_accessor()
-        lead_in = track.start_frame
-        scale_view = self.glb.add_view(
-            12 * (lead_in + rows.rows),
-            lambda: [np.zeros(3 * lead_in, dtype="<f4").tobytes(), *(_repeat3(b) for b in rows.column_bytes(0, 1))],
+        low, high = rows.column_range(0, 1)
+        times_view, count = self._column_view(rows, 0, 1)
+        times = self.glb.add_accessor(
+            pygltflib.Accessor(bufferView=times_view, componentType=FLOAT, count=count, type=pygltflib.SCALAR, min=low, max=high)
         )
-        self._channel(group, "scale", all_times, scale_view, lead_in + rows.rows, pygltflib.VEC3, "STEP")
+        scale_view = self.glb.add_view(12 * count, lambda: (_repeat3(chunk) for chunk in rows.column_bytes(1, 2)))
+        self._channel(group, "scale", times, scale_view, count, pygltflib.VEC3, "STEP")
         if isinstance(track, SmplTrack):
-            self._channel(joints[0], "translation", track_times, *self._column_view(rows, 1, 3), pygltflib.VEC3)
+            self._channel(joints[0], "translation", times, *self._column_view(rows, 2, 3), pygltflib.VEC3)
             for i, node in enumerate(joints):
-                start = 4 + 4 * i
-                self._channel(node, "rotation", track_times, *self._column_view(rows, start, 4), pygltflib.VEC4)
+                self._channel(node, "rotation", times, *self._column_view(rows, 5 + 4 * i, 4), pygltflib.VEC4)
         else:
             for i, node in enumerate(joints):
-                self._channel(node, "translation", track_times, *self._column_view(rows, 1 + 3 * i, 3), pygltflib.VEC3)
-
-    def _all_times_accessor(self) -> int:
-        low, high = self._times.column_range(0, 1)
-        return self.glb.add_accessor(
-            pygltflib.Accessor(bufferView=self._times_view, componentType=FLOAT, count=self._times.rows, type=pygltflib.SCALAR, min=low, max=high)
-        )
+                self._channel(node, "translation", times, *self._column_view(rows, 2 + 3 * i, 3), pygltflib.VEC3)
 
     def _column_view(self, rows: RecordFile, start: int, width: int) -> tuple[int, int]:
         view = self.glb.add_view(4 * width * rows.rows, lambda: rows.column_bytes(start, start + width))

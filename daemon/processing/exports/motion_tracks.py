@@ -2,10 +2,12 @@
 
 Two rigs: ``SmplTrack`` (PHALP: the SMPL 24-joint hierarchy, root translation and 24 joint
 rotations per frame) and ``PointTrack`` (MediaPipe: every 3D landmark a joint node with its own
-translation). Each row starts with the track's visibility (1 present, 0 absent); on a frame
-without the person the last pose is repeated with visibility 0, so the exported skeleton is
-hidden there (its group scaled to 0), never frozen in view. Everything is stored in the glTF
-frame (``smpl_rig.GLTF_FROM_CAMERA``: x right, y up, z towards the viewer, metres).
+translation). A row is ``time, visibility, pose values``: one per frame with the person, one
+(visibility 0, last pose repeated) on the first frame of each absence, one at the video's start
+if the person appears later, and one at the video's end. With STEP interpolation on the
+visibility the skeleton is hidden exactly while the person is absent, never frozen in view,
+and absences cost no keyframes. Poses are stored in the glTF frame
+(``smpl_rig.GLTF_FROM_CAMERA``: x right, y up, z towards the viewer, metres).
 """
 
 from __future__ import annotations
@@ -38,28 +40,35 @@ class MotionTrack:
     joint_names: tuple[str, ...] = ()
     parents: tuple[int, ...] = ()  # -1: child of the track's group node
 
-    def __init__(self, track_id: int, start_frame: int, start_time_s: float, folder: Path, width: int) -> None:
+    def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, width: int) -> None:
         self.track_id = track_id
         self.start_frame = start_frame
-        self.start_time_s = start_time_s
-        self.rows = RecordFile(folder, 1 + width, prefix=f"track{track_id}-")
+        self.video_start_s = video_start_s
+        self.rows = RecordFile(folder, 2 + width, prefix=f"track{track_id}-")
         self._last: np.ndarray | None = None
         self._last_row: np.ndarray | None = None
         self.frames_present = 0
 
-    def write(self, person: Person | None) -> None:
-        """One row for this frame: the person's pose, or the last pose marked hidden."""
+    def write(self, person: Person | None, time_s: float) -> None:
+        """Keyframes for this frame: the person's pose, or (once per absence) the last pose hidden."""
         values = self.pose_row(person) if person is not None and self.usable(person) else None
         if values is not None:
+            if self._last is None and time_s > self.video_start_s:
+                self._append(self.video_start_s, HIDDEN, values)  # not there yet: hidden from the start
             self._last = values
             self.frames_present += 1
-        self._last_row = np.concatenate([[VISIBLE if values is not None else HIDDEN], self._last])
-        self.rows.append(self._last_row)
+            self._append(time_s, VISIBLE, values)
+        elif self._last_row[1] == VISIBLE:
+            self._append(time_s, HIDDEN, self._last)
 
-    def finish(self) -> None:
-        """Repeat the last row for the keyframe at the video's end time, then close the file."""
-        self.rows.append(self._last_row)
+    def finish(self, end_s: float) -> None:
+        """A last keyframe at the video's end (as it was on the last frame), then close the file."""
+        self._append(end_s, self._last_row[1], self._last)
         self.rows.finish()
+
+    def _append(self, time_s: float, visibility: float, values: np.ndarray) -> None:
+        self._last_row = np.concatenate([[time_s, visibility], values])
+        self.rows.append(self._last_row)
 
     @staticmethod
     def usable(person: Person) -> bool:
@@ -84,8 +93,8 @@ class SmplTrack(MotionTrack):
     joint_names = SMPL_24
     parents = SMPL_PARENTS
 
-    def __init__(self, track_id: int, start_frame: int, start_time_s: float, folder: Path, info: BackendInfo) -> None:
-        super().__init__(track_id, start_frame, start_time_s, folder, 3 + 4 * len(SMPL_24))
+    def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, info: BackendInfo) -> None:
+        super().__init__(track_id, start_frame, video_start_s, folder, 3 + 4 * len(SMPL_24))
         self._names = info.joint_names_3d
         self._offsets: np.ndarray | None = None
         self._offsets_from_detection = False
@@ -135,8 +144,8 @@ class SmplTrack(MotionTrack):
 class PointTrack(MotionTrack):
     """MediaPipe: each world landmark is a joint node moved by its own translation channel."""
 
-    def __init__(self, track_id: int, start_frame: int, start_time_s: float, folder: Path, info: BackendInfo) -> None:
-        super().__init__(track_id, start_frame, start_time_s, folder, 3 * len(info.joint_names_3d))
+    def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, info: BackendInfo) -> None:
+        super().__init__(track_id, start_frame, video_start_s, folder, 3 * len(info.joint_names_3d))
         self.rig = info.keypoint_format or info.name
         self.joint_names = tuple(info.joint_names_3d)
         self.parents = (-1,) * len(self.joint_names)
