@@ -17,6 +17,7 @@ from daemon.processing.backends.base import Backend
 from daemon.clock import utc_now
 from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobCancelled, JobError
+from daemon.processing.exports.job_exports import JobExports
 from daemon.processing.media import VideoSource
 from daemon.processing.pipeline import run_pipeline
 from daemon.processing.motion import MotionStage
@@ -66,11 +67,14 @@ def run_job(
         motion = MotionStage(motion_settings, meta.nominal_fps, frame_height=meta.height)
         writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height),
                               legacy_fields=bool(spec.options.legacy_fields), include_raw=motion_settings.include_raw)
+        exports = JobExports.for_job(spec.options, spec.result_tmp, cfg)
+        exports.start(meta, info)
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
 
         def write(result: FrameResult) -> None:
             writer.write_frame(result)
+            exports.write(result)
             last_ts[0] = result.timestamp_s
 
         def sink(result: FrameResult) -> None:
@@ -98,9 +102,11 @@ def run_job(
                 write(final)
         except BaseException:
             writer.abort()
+            exports.abort()
             raise
         if writer.frames_written == 0:
             writer.abort()
+            exports.abort()
             raise JobError(ErrorCode.NO_FRAMES, f"{spec.input_path.name}: the video stream decoded to 0 frames", stage="decode", frame_index=0)
         elapsed = time.perf_counter() - started
         summary = {
@@ -115,11 +121,14 @@ def run_job(
             "started_at": started_at,
             "finished_at": utc_now(),
         }
+        files = exports.close()
+        summary["exports"] = exports.summary(files)
         video = meta.to_json() | {
             "decoded_frame_count": stats.frames_decoded,
             "duration_s": round(_duration(last_ts[0], meta.nominal_fps), 6),
         }
-        writer.close({"video": video, "summary": summary})
+        trailer = {"video": video, "summary": summary} | ({"warnings": exports.warnings} if exports.warnings else {})
+        writer.close(trailer, files=files)
     return summary
 
 
