@@ -140,6 +140,8 @@ def test_the_models_are_built_from_local_files_without_network_renderers_or_unus
     # every checkpoint went to the CPU first and was allowed to hold pickled objects
     assert {path for path, _, _ in stack.torch_loads} >= {paths["phalp_hmar_weights"], paths["phalp_pose_predictor_weights"], paths["hmr2_checkpoint"]}
     assert all(location == "cpu" and weights_only is False for _, location, weights_only in stack.torch_loads)
+    # each model goes to the device as soon as it is loaded, not after the next one is read
+    assert phalp.pose_predictor.device == models.device.split(" ")[0]
     # the detector: RegNetY from the local file, our threshold below PHALP's 0.5 stage threshold
     (detector_cfg,) = stack.detector_configs
     assert stack.zoo_requests == [("new_baselines/mask_rcnn_regnety_4gf_dds_FPN_400ep_LSJ.py", False)]

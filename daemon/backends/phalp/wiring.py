@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ from phalp.trackers.PHALP import PHALP
 from phalp.utils.utils_detectron2 import DefaultPredictor_Lazy
 
 from daemon.backends.base import LoadProgress
+from daemon.backends.phalp import weights
 from daemon.backends.phalp.loader import BuildRequest, LoadedModels
 from daemon.errors import BackendUnavailable
 from daemon.log import get_logger
@@ -61,7 +59,7 @@ HMR2_LEARNED_PREFIXES = ("backbone.", "smpl_head.")  # weights HMR2 cannot work 
 
 def build_models(request: BuildRequest, progress: LoadProgress) -> LoadedModels:
     phalp_cfg = phalp_config(request)
-    with _torch_load_on_cpu():
+    with weights.lean_torch_load(torch):
         tracker = StreamingPhalp(phalp_cfg, request, progress)
     sampler: HMR2TextureSampler = tracker.HMAR
     runtime = TorchRuntime(sampler, fp16_default=request.cfg.fp16, device=request.device)
@@ -125,16 +123,21 @@ class StreamingPhalp(PHALP):
 
     def setup_hmr(self) -> None:
         self.posed_progress("HMR 2.0 (ViT-H) and PHALP's appearance model")
-        self.HMAR = build_texture_sampler(self.cfg, self.posed_request)
+        with weights.built_on(torch, self.posed_request.device):
+            self.HMAR = weights.place_on(build_texture_sampler(self.cfg, self.posed_request), self.posed_request.device)
 
     def setup_predictor(self) -> None:
         self.posed_progress("PHALP pose predictor")
-        self.pose_predictor = Pose_transformer_v2(self.cfg, self)
+        with weights.built_on(torch, self.posed_request.device):
+            self.pose_predictor = Pose_transformer_v2(self.cfg, self)
         load_pose_predictor_weights(self.pose_predictor, self.cfg.pose_predictor.weights_path)
+        weights.place_on(self.pose_predictor, self.posed_request.device)
 
     def setup_detectron2(self) -> None:
         self.posed_progress(f"person detector ({self.cfg.phalp.detector})")
-        self.detector = build_detector(self.cfg.phalp.detector, self.posed_request)
+        with weights.built_on(torch, self.posed_request.device):  # its pickle is read after the model is built
+            self.detector = build_detector(self.cfg.phalp.detector, self.posed_request)
+        weights.release_host_memory()
         # setup_detectron2_with_RPN is skipped: its X101 detector serves ground-truth boxes only.
 
     def setup_visualizer(self) -> None:
@@ -222,9 +225,7 @@ def build_hmr2(request: BuildRequest) -> HMR2:
 
 def _load_hmr2_weights(model: HMR2, checkpoint: Path) -> None:
     # A Lightning checkpoint pickles its hyper-parameters (a yacs CfgNode) next to the weights.
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    state = {key: value for key, value in state.items() if not key.startswith("discriminator.")}
-    result = model.load_state_dict(state, strict=False)
+    result = weights.load_weights_into(torch, model, checkpoint, select=_without_discriminator)
     # load_hmr2 uses strict=False too, which would let a truncated file load silently.
     lacking = [key for key in result.missing_keys if key.startswith(HMR2_LEARNED_PREFIXES)]
     if lacking:
@@ -236,6 +237,10 @@ def _load_hmr2_weights(model: HMR2, checkpoint: Path) -> None:
         log.warning("phalp.hmr2_unexpected_weights", count=len(result.unexpected_keys), first=result.unexpected_keys[:3])
 
 
+def _without_discriminator(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in state.items() if not key.startswith("discriminator.")}
+
+
 def load_pose_predictor_weights(predictor: Pose_transformer_v2, path: str) -> None:
     """Load the pose predictor's checkpoint by stripping the ``encoder.`` prefix.
 
@@ -244,12 +249,14 @@ def load_pose_predictor_weights(predictor: Pose_transformer_v2, path: str) -> No
     ``strict=False`` those weights are then skipped without a word and the predictor's input
     layer keeps its random initialisation (different in every process: nothing seeds it).
     """
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    prefix = "encoder."
-    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    result = predictor.encoder.load_state_dict(weights, strict=False)
+    result = weights.load_weights_into(torch, predictor.encoder, Path(path), select=_encoder_weights)
     if result.missing_keys:
         log.warning("phalp.pose_predictor_missing_weights", count=len(result.missing_keys), first=result.missing_keys[:3])
+
+
+def _encoder_weights(state: dict[str, Any]) -> dict[str, Any]:
+    prefix = "encoder."
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
 
 
 class HMR2TextureSampler(torch.nn.Module):
@@ -368,25 +375,6 @@ class TorchRuntime:
     def release_cached_memory(self) -> None:
         if self._cuda:
             torch.cuda.empty_cache()
-
-
-@contextmanager
-def _torch_load_on_cpu() -> Iterator[None]:
-    """PHALP calls ``torch.load(path)`` bare: load to CPU (the model is moved later) and allow
-    the pickled objects these checkpoints hold (torch >= 2.6 defaults to weights_only=True)."""
-    original = torch.load
-    torch.load = functools.partial(_torch_load, loader=original)
-    try:
-        yield
-    finally:
-        torch.load = original
-
-
-def _torch_load(path: Any, *args: Any, loader: Any, **kwargs: Any) -> Any:
-    kwargs.setdefault("map_location", "cpu")
-    if "weights_only" in inspect.signature(loader).parameters:
-        kwargs.setdefault("weights_only", False)
-    return loader(path, *args, **kwargs)
 
 
 def _device_label(device: str) -> str:
