@@ -145,6 +145,7 @@ def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backe
     load_started = time.perf_counter()
     info = backend.load(lambda what: log.info("bench.loading", what=what))
     load_seconds = time.perf_counter() - load_started
+    load_rss_peak = peak_rss_bytes()  # VmHWM since process start: imports and model loading
     warmup_seconds = _warm_up(backend, clip, meta)
     ready_seconds = time.time() - psutil.Process().create_time()
     expected = _expected_frames(clip, meta)
@@ -169,7 +170,8 @@ def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backe
         backend_floor=backend_floor,
         held_frames=held,
         sequential=sequential,
-        timing={"ready_seconds": ready_seconds, "load_seconds": load_seconds, "warmup_seconds": warmup_seconds},
+        timing={"ready_seconds": ready_seconds, "load_seconds": load_seconds, "warmup_seconds": warmup_seconds,
+                "load_rss_peak": load_rss_peak, "synthetic_weights": bool(getattr(args, "synthetic_weights", False))},
         baseline=baseline,
         clip_frames=meta.frame_count_estimate,
     )

@@ -112,6 +112,9 @@ def test_bad_settings_name_their_config_key(cfg):
     cfg.n_init, cfg.detector = 5, "yolo"
     with pytest.raises(ConfigError, match="backend.phalp.detector"):
         loader.load_models(cfg, lambda _: None)
+    cfg.detector, cfg.max_detections = "maskrcnn", 0
+    with pytest.raises(ConfigError, match="backend.phalp.max_detections"):
+        loader.load_models(cfg, lambda _: None)
 
 
 def test_the_models_are_built_from_local_files_without_network_renderers_or_unused_models(cfg, stack):
@@ -148,6 +151,7 @@ def test_the_models_are_built_from_local_files_without_network_renderers_or_unus
     assert detector_cfg.train.init_checkpoint == paths["detector_maskrcnn"]
     assert detector_cfg.model.roi_heads.box_predictor.test_score_thresh == 0.5
     assert detector_cfg.model.roi_heads.box_predictor.test_nms_thresh == 0.4
+    assert detector_cfg.model.roi_heads.box_predictor.test_topk_per_image == cfg.max_detections == 100
     # PHALP's config: our settings and paths, rendering off, one SMPL file for both stacks
     pcfg = phalp.cfg
     assert (pcfg.phalp.low_th_c, pcfg.phalp.small_w, pcfg.phalp.small_h) == (0.7, 50, 100)

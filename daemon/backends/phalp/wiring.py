@@ -162,11 +162,13 @@ def build_detector(detector: str, request: BuildRequest) -> DefaultPredictor_Laz
         lazy_cfg = model_zoo.get_config(MASKRCNN_LAZY_CONFIG, trained=False)
         lazy_cfg.model.roi_heads.box_predictor.test_score_thresh = threshold
         lazy_cfg.model.roi_heads.box_predictor.test_nms_thresh = MASKRCNN_NMS_THRESHOLD
+        lazy_cfg.model.roi_heads.box_predictor.test_topk_per_image = request.cfg.max_detections
         lazy_cfg.train.init_checkpoint = str(request.paths["detector_maskrcnn"])
     else:
         lazy_cfg = LazyConfig.load(str(VITDET_LAZY_CONFIG))
         for predictor in lazy_cfg.model.roi_heads.box_predictors:
             predictor.test_score_thresh = threshold
+            predictor.test_topk_per_image = request.cfg.max_detections
         lazy_cfg.train.init_checkpoint = str(request.paths["detector_vitdet"])
     return DefaultPredictor_Lazy(lazy_cfg)
 
@@ -205,7 +207,13 @@ def _resnet_without_weights(resnet, pretrained: bool = False, **kwargs):
 
 def build_hmr2(request: BuildRequest) -> HMR2:
     """HMR 2.0 from the local checkpoint, the way load_hmr2() configures it, minus its side trips."""
-    paths = request.paths
+    model = HMR2(hmr2_model_config(request.paths), init_renderer=False)
+    _load_hmr2_weights(model, request.paths["hmr2_checkpoint"])
+    return model.eval()
+
+
+def hmr2_model_config(paths: dict[str, Path]):
+    """The checkpoint's model config with our file paths and nothing training-only (a yacs CfgNode)."""
     model_cfg = get_config(str(paths["hmr2_model_config"]), update_cachedir=False)
     model_cfg.defrost()
     model_cfg.SMPL.MODEL_PATH = str(paths["smpl_neutral"])
@@ -218,9 +226,7 @@ def build_hmr2(request: BuildRequest) -> HMR2:
     if "LOSS_WEIGHTS" in model_cfg and model_cfg.LOSS_WEIGHTS.get("ADVERSARIAL", 0) > 0:
         model_cfg.LOSS_WEIGHTS.ADVERSARIAL = 0.0  # no Discriminator: training only
     model_cfg.freeze()
-    model = HMR2(model_cfg, init_renderer=False)
-    _load_hmr2_weights(model, paths["hmr2_checkpoint"])
-    return model.eval()
+    return model_cfg
 
 
 def _load_hmr2_weights(model: HMR2, checkpoint: Path) -> None:
