@@ -248,3 +248,12 @@ def test_a_wslconfig_without_a_memory_setting_reports_wsls_default(tmp_path, mon
     cfg, _ = _ready_machine(tmp_path, monkeypatch)
     _, report = doctor(cfg, host_files(tmp_path, total_gib=15.5, available_gib=14.0, wslconfig="[wsl2]\r\nguiApplications=false\r\n"))
     assert "memory=not set (half of the PC's RAM), swap=not set" in memory_line(report)[0]
+
+
+def test_outside_wsl_the_fix_does_not_talk_about_wslconfig(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    meminfo = write_meminfo(tmp_path / "meminfo", total_gib=7.7, available_gib=3.1)
+    _, report = doctor(cfg, HostFiles(meminfo=meminfo, windows_users=tmp_path / "no-windows-drive"))
+    line, fix = memory_line(report)
+    assert line.startswith("  [warn] host memory for loading the models") and "wslconfig" not in line + fix
+    assert "add swap" in fix

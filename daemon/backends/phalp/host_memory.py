@@ -36,6 +36,7 @@ LOAD_PEAK_GIB = {
 # CUDA context, cuDNN/cuBLAS, detectron2, PHALP and the daemon itself. An estimate: no GPU was
 # available to measure it (the benchmark's CPU-only process starts at 0.2 GiB).
 RUNTIME_ALLOWANCE_GIB = 2.0
+NATIVE_LINUX_FIX = "close memory-hungry programs or add swap; backend.phalp.detector=maskrcnn needs the least"
 SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": GIB, "GB": GIB, "T": 1024**4, "TB": 1024**4}
 
 
@@ -124,7 +125,7 @@ def load_memory_check(detector: str, torch_version: str | None, files: HostFiles
     hard, total = expected_load_peak(detector, mapped_ok)
     configs = [read_wslconfig(path) for path in find_wslconfigs(files.windows_users)]
     detail = _describe(meminfo, configs, detector, hard, total, mapped_ok)
-    fix = _fix(total, configs)
+    fix = _fix(total, configs) if files.windows_users.is_dir() else NATIVE_LINUX_FIX
     if hard * GIB > meminfo.total + meminfo.swap_total:
         return Check(name, Verdict.FAIL, f"{detail}; the load cannot fit in this VM", fix)
     if total * GIB > meminfo.available:
