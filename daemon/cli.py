@@ -174,7 +174,11 @@ def _bench_synthetic(args: argparse.Namespace, extra: list[str]) -> int:
     from daemon.bench import run_bench
     from daemon.config import load_config
 
+    if not args.video.is_file() and "=" in args.video.name:  # `posed bench backend.name=phalp --synthetic-weights`
+        raise ConfigError(f"no such video: {args.video} (the first argument is the video: posed bench VIDEO key=value ... --synthetic-weights)")
     synthetic.require_gpu_stack(_load(args, extra).backend.name)  # fail fast: seconds, not 3 GB of files later
+    if not args.video.is_file():
+        raise ConfigError(f"no such video: {args.video}")
     with tempfile.TemporaryDirectory(prefix="posed-synthetic-") as directory:
         overrides = [*extra, *synthetic.synthetic_overrides(Path(directory), args.overrides), *args.overrides]
         cfg = load_config(args.config, overrides)

@@ -134,3 +134,24 @@ def test_without_the_gpu_stack_the_bench_refuses_at_once_naming_what_is_missing(
 def test_synthetic_weights_are_for_the_phalp_backend(tmp_path):
     done = run_posed("bench", str(tmp_path / "never-opened.mp4"), "backend.name=mediapipe", "--synthetic-weights")
     assert done.returncode == 1 and "add backend.name=phalp (configured: 'mediapipe')" in done.stderr
+
+
+def test_a_forgotten_video_is_named_as_such_before_anything_is_checked_or_written(capsys, tmp_path, monkeypatch):
+    from daemon import cli
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    code = cli.main(["bench", "backend.name=phalp", "--synthetic-weights"])  # the override taken for the video
+    assert code == cli.EXIT_FAILED
+    assert "posed bench: no such video: backend.name=phalp (the first argument is the video" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # no synthetic cache was started
+
+
+def test_with_the_stack_present_a_missing_video_is_refused_before_any_file_is_written(monkeypatch, capsys, tmp_path):
+    from daemon import cli
+
+    monkeypatch.setattr(synthetic, "missing_gpu_stack", lambda: [])  # as on a machine with the GPU stack
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    code = cli.main(["bench", str(tmp_path / "clip.mp4"), "backend.name=phalp", "--synthetic-weights"])
+    assert code == cli.EXIT_FAILED
+    assert f"no such video: {tmp_path / 'clip.mp4'}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # no synthetic cache was started
