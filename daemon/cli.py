@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, help="stop after N frames (loops the clip if needed)")
     bench.add_argument("--loop", type=int, default=1, help="play the clip K times")
     bench.add_argument("--baseline", choices=["stock"], help="also measure PHALP's stock per-frame loop (GPU)")
+    bench.add_argument(
+        "--synthetic-weights", action="store_true",
+        help="phalp only: the real architectures with random weights of the right shapes, no downloads or SMPL file needed",
+    )
     _config_arguments(bench)
     return parser
 
@@ -156,10 +160,32 @@ def _bench(args: argparse.Namespace) -> int:
 
     extra = [f"backend.name={args.backend}"] if args.backend else []
     try:
+        if args.synthetic_weights:
+            return _bench_synthetic(args, extra)
         return run_bench(_load(args, extra), args)
     except (JobError, PosedError) as exc:
         sys.stderr.write(f"posed bench: {exc}\n")
         return EXIT_FAILED
+
+
+def _bench_synthetic(args: argparse.Namespace, extra: list[str]) -> int:
+    """The bench on a temporary cache of synthetic model files (written before anything is measured)."""
+    import tempfile
+
+    from daemon.processing.backends.phalp import synthetic
+    from daemon.bench.runner import run_bench
+    from daemon.config import load_config
+
+    if not args.video.is_file() and "=" in args.video.name:  # `posed bench backend.name=phalp --synthetic-weights`
+        raise ConfigError(f"no such video: {args.video} (the first argument is the video: posed bench VIDEO key=value ... --synthetic-weights)")
+    synthetic.require_gpu_stack(_load(args, extra).backend.name)  # fail fast: seconds, not 3 GB of files later
+    if not args.video.is_file():
+        raise ConfigError(f"no such video: {args.video}")
+    with tempfile.TemporaryDirectory(prefix="posed-synthetic-") as directory:
+        overrides = [*extra, *synthetic.synthetic_overrides(Path(directory), args.overrides), *args.overrides]
+        cfg = load_config(args.config, overrides)
+        synthetic.prepare_cache(cfg.backend.phalp, overrides)
+        return run_bench(cfg, args)
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ class PhalpConfig:
     detection_score_threshold: float = 0.8
     min_person_width_px: int = 50
     min_person_height_px: int = 100
+    max_detections: int = 100  # per frame, highest scores first (detectron2's test_topk_per_image)
     fp16: bool = False
     include_mesh: bool = False
     max_age_track: int = 50

@@ -87,6 +87,8 @@ def build_figures(
         "ready_seconds": round(timing["ready_seconds"], 3),
         "load_seconds": round(timing["load_seconds"], 3),
         "warmup_seconds": round(timing["warmup_seconds"], 3),
+        "load_rss_peak_bytes": timing.get("load_rss_peak"),
+        "synthetic_weights": timing.get("synthetic_weights", False),
         "sequential_fps": round(sequential.fps, 3),
         "sequential_frames": sequential.frames,
         "result_bytes": end_to_end.result_bytes,
@@ -124,6 +126,8 @@ def render_table(figures: dict[str, Any]) -> str:
         f"queue_frames={config['queue_frames']}, {'threaded' if config['threaded'] else 'sequential'}",
         f"ready        {figures['ready_seconds']:.2f} s from process start "
         f"(model load {figures['load_seconds']:.2f} s, warm-up {figures['warmup_seconds']:.2f} s)",
+        *(["weights      SYNTHETIC: real architectures, random weights (speed and memory only; poses are meaningless)"]
+          if figures.get("synthetic_weights") else []),
         "",
         f"{'':24}{'frames/s':>10}{'seconds':>10}",
         _row("end to end", figures["fps"], figures["seconds"], "decode -> backend -> result file, overlapped"),
@@ -158,6 +162,7 @@ def render_table(figures: dict[str, Any]) -> str:
         _memory_row(f"RSS at 100% (frame {figures['rss_100pct_frame']})", figures["rss_at_100pct_bytes"], "last frame with full queues"),
         _memory_row("RSS growth 10% -> 100%", figures["rss_growth_bytes"]),
         _memory_row("RSS peak", figures["rss_peak_bytes"]),
+        _memory_row("RSS peak while loading", figures.get("load_rss_peak_bytes"), "VmHWM from process start to a loaded backend"),
         _memory_row("RSS after the run", figures["rss_after_run_bytes"], "decoder closed, queues drained"),
         _memory_row("GPU peak", figures["gpu_peak_bytes"], "" if figures["gpu_peak_bytes"] is not None else "not on CUDA"),
         _memory_row("result files", figures["result_bytes"],

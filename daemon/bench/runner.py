@@ -59,8 +59,8 @@ log = get_logger("posed.bench")
 
 def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
     """Measure, then print the table and write the JSON and plot that were asked for."""
-    from daemon.bench import report as bench_report
-    from daemon.bench import stock as bench_stock
+    from daemon.bench.runner import report as bench_report
+    from daemon.bench.runner import stock as bench_stock
 
     if args.frames is not None and args.frames < 1 or args.loop < 1:
         raise BenchError("--frames and --loop must be at least 1")
@@ -81,12 +81,13 @@ def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
 
 
 def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
-    from daemon.bench import report as bench_report
-    from daemon.bench import stock as bench_stock
+    from daemon.bench.runner import report as bench_report
+    from daemon.bench.runner import stock as bench_stock
 
     load_started = time.perf_counter()
     info = backend.load(lambda what: log.info("bench.loading", what=what))
     load_seconds = time.perf_counter() - load_started
+    load_rss_peak = peak_rss_bytes()  # VmHWM since process start: imports and model loading
     warmup_seconds = _warm_up(backend, clip, meta)
     ready_seconds = time.time() - psutil.Process().create_time()
     expected = _expected_frames(clip, meta)
@@ -111,7 +112,8 @@ def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backe
         backend_floor=backend_floor,
         held_frames=held,
         sequential=sequential,
-        timing={"ready_seconds": ready_seconds, "load_seconds": load_seconds, "warmup_seconds": warmup_seconds},
+        timing={"ready_seconds": ready_seconds, "load_seconds": load_seconds, "warmup_seconds": warmup_seconds,
+                "load_rss_peak": load_rss_peak, "synthetic_weights": bool(getattr(args, "synthetic_weights", False))},
         baseline=baseline,
         clip_frames=meta.frame_count_estimate,
     )

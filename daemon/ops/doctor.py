@@ -13,10 +13,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from daemon.processing.check import Check, Verdict
 from daemon.config import PosedConfig
+
+if TYPE_CHECKING:
+    from daemon.processing.backends.phalp.host_memory import HostFiles
 
 EXIT_READY = 0
 EXIT_NOT_READY = 1
@@ -25,12 +28,14 @@ GPU_PYTHON = (3, 10)  # what scripts/setup-gpu.sh installs; chumpy breaks on 3.1
 _LABELS = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn", Verdict.INFO: "info"}
 
 
-def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout) -> int:
-    """Print every check (with the fix for each failure) and return 0 if ready, else 1."""
+def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout, host: HostFiles | None = None) -> int:
+    """Print every check (with the fix for each failure) and return 0 if ready, else 1.
+
+    ``host`` says where /proc/meminfo and the Windows users folder are (tests pass their own)."""
     backend = cfg.backend.name
     out.write(f"posed doctor: is this machine ready for backend.name={backend}?\n")
     problems: list[Check] = []
-    for title, checks in _sections(cfg):
+    for title, checks in _sections(cfg, host):
         out.write(f"\n{title}\n")
         for check in checks:
             _render(check, out)
@@ -45,7 +50,7 @@ def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout) -> int:
     return EXIT_READY
 
 
-def _sections(cfg: PosedConfig) -> Iterator[tuple[str, Iterator[Check]]]:
+def _sections(cfg: PosedConfig, host: HostFiles | None) -> Iterator[tuple[str, Iterator[Check]]]:
     gpu_selected = cfg.backend.name == GPU_BACKEND
     yield "System", _system_checks(cfg)
     yield "Inbox and outbox", _folder_checks(cfg)
@@ -54,7 +59,7 @@ def _sections(cfg: PosedConfig) -> Iterator[tuple[str, Iterator[Check]]]:
     title = "GPU backend (phalp: PHALP + HMR 2.0)"
     if not gpu_selected:
         title += f": not selected (backend.name={cfg.backend.name}), shown for information"
-    yield title, _gpu_checks(cfg, blocking=gpu_selected)
+    yield title, _gpu_checks(cfg, blocking=gpu_selected, host=host)
 
 
 def _render(check: Check, out: TextIO) -> None:
@@ -96,11 +101,11 @@ def _mediapipe_checks() -> Iterator[Check]:
     yield Check("import mediapipe", Verdict.OK, f"version {getattr(module, '__version__', '?')}")
 
 
-def _gpu_checks(cfg: PosedConfig, *, blocking: bool) -> Iterator[Check]:
+def _gpu_checks(cfg: PosedConfig, *, blocking: bool, host: HostFiles | None) -> Iterator[Check]:
     # Imported here: the doctor must work even if the GPU backend's package is broken.
     from daemon.processing.backends.phalp.preflight import phalp_checks
 
-    yield from phalp_checks(cfg.backend.phalp, blocking=blocking)
+    yield from phalp_checks(cfg.backend.phalp, blocking=blocking, host=host)
 
 
 # --- inbox and outbox -------------------------------------------------------------------
