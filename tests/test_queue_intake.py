@@ -224,3 +224,14 @@ def test_jobs_from_the_node_producer(redis_server, intakes, node_modules) -> Non
     assert kinds[0] == "added" and kinds[-1] == "completed" and "progress" in kinds
     assert kinds.index("progress") < kinds.index("completed")
     assert events[-1]["returnvalue"] == {"status": "ok", "summary": {"frames": 60}}
+
+
+def test_queue_config_is_checked_at_start() -> None:
+    from daemon.config import load_config
+    from daemon.errors import ConfigError
+
+    cfg = load_config(None, ["intake.kind=bullmq", "intake.url=rediss://posed:secret@redis.lan:6380/2"])
+    assert (cfg.intake.kind, cfg.intake.queue, cfg.intake.lock_duration_s) == ("bullmq", "posed", 30.0)
+    for bad in (["intake.kind=bullmq"], ["intake.kind=kafka"], ["intake.queue=a:b"], ["intake.lock_duration_s=0"]):
+        with pytest.raises(ConfigError, match="intake"):
+            load_config(None, bad)
