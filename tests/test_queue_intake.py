@@ -235,3 +235,22 @@ def test_queue_config_is_checked_at_start() -> None:
     for bad in (["intake.kind=bullmq"], ["intake.kind=kafka"], ["intake.queue=a:b"], ["intake.lock_duration_s=0"]):
         with pytest.raises(ConfigError, match="intake"):
             load_config(None, bad)
+
+
+def test_queue_status_counts_jobs_and_names_the_holder(redis_server, intakes) -> None:
+    from daemon.intake.queue_status import read_queue_status, render_queue_status
+
+    first = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP), "job_id": "status-1"}, {})
+    bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {})
+    intake = intakes(daemon_name="gpu-a")
+    job = take(intake)
+    assert job.id == first
+    intake.progress(job, 10, 60, 5.0, 10.0, stage="running")
+    wait_until(lambda: (bullmq_call(redis_server.url, "get", first)["progress"] or {}).get("frames_done") == 10, 10)
+    doc = wait_until(lambda: (d := read_queue_status(redis_server.url, QUEUE))["workers"] and d, 20, "the worker named")
+    assert doc["counts"]["active"] == 1 and doc["counts"]["waiting"] == 1
+    assert doc["active"][0] | {"running_s": None} == doc["active"][0] | {
+        "id": first, "client_job_id": "status-1", "daemon": "gpu-a", "stage": "running", "percent": 16.7, "attempt": 1, "running_s": None}
+    assert any(".gpu-a." in worker["name"] for worker in doc["workers"])
+    text = render_queue_status(doc)
+    assert "waiting 1" in text and f"active {first} on " in text and "/gpu-a: running 17%" in text
