@@ -96,10 +96,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _process(args: argparse.Namespace) -> int:
     """One video in this process: same decoder, backend and writer as the daemon."""
-    from daemon.backends import create_backend
-    from daemon.job import JobSpec, run_job
+    from daemon.processing.backends import create_backend
+    from daemon.processing.job import JobSpec, run_job
     from daemon.log import get_logger
-    from daemon.outcomes import OutcomeWriter
+    from daemon.publishing.outcomes import OutcomeWriter
 
     cfg = _load(args)
     log = get_logger("posed.process")
@@ -125,7 +125,7 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from daemon.status import read_statuses, render
+    from daemon.ops.status import read_statuses, render
 
     outbox = args.outbox or Path(_load(args).outbox.path)
     while True:
@@ -144,13 +144,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from daemon.doctor import run_doctor
+    from daemon.ops.doctor import run_doctor
 
     return run_doctor(_load(args), out=sys.stdout)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from daemon.bench import run_bench
+    from daemon.bench.runner import run_bench
 
     extra = [f"backend.name={args.backend}"] if args.backend else []
     try:

@@ -32,6 +32,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from daemon.errors import PosedError
 
@@ -255,3 +256,13 @@ def _render_windows(parsed: _Parsed, distro: str | None) -> str | None:
 def _short(path: str) -> str:
     shown = repr(path)
     return shown if len(shown) <= _REPR_LIMIT else shown[: _REPR_LIMIT - 5] + "...'"
+
+
+SIDECAR_SUFFIX = ".job.json"
+
+
+def sidecar_path_for(video: Path) -> Path:
+    """``<inbox>/abc.mp4`` -> ``<inbox>/abc.mp4.job.json``: the producer's per-video options.
+
+    Here, not in ``intake.sidecar``, because publishing moves a sidecar along with its video."""
+    return video.with_name(video.name + SIDECAR_SUFFIX)

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing posed
 
-from daemon.backends.phalp.manifest import Archive, Manifest, ModelFile, load_manifest  # noqa: E402
+from daemon.processing.backends.phalp.manifest import Archive, Manifest, ModelFile, load_manifest  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 
 CHUNK = 1 << 20

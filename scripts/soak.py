@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing posed
 
 import psutil  # noqa: E402
 
-from daemon.contract import validate_document  # noqa: E402
+from daemon.publishing.contract import validate_document  # noqa: E402
 from tests.daemon_harness import SHORT_CLIP, DaemonProcess, OutboxReader  # noqa: E402
 
 KINDS = {  # kind: (weight, expected outcome: "result" or an error code)

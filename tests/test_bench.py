@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.bench import INSTALL_BENCH_EXTRA, BenchError, LoopedClip, held_frame_count, mark_frames
-from daemon.bench_report import require_matplotlib
-from daemon.bench_stock import stock_loop
+from daemon.bench.runner import INSTALL_BENCH_EXTRA, BenchError, LoopedClip, held_frame_count, mark_frames
+from daemon.bench.report import require_matplotlib
+from daemon.bench.stock import stock_loop
 from daemon.config import PosedConfig
 from daemon.records import Frame, VideoMeta
 from tests.daemon_harness import REPO, SHORT_CLIP

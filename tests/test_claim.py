@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.claim import (
+from daemon.intake.claim import (
     Claim,
     ClaimIdentity,
     ClaimLost,
@@ -29,7 +29,7 @@ from daemon.claim import (
     lock_dir_for,
     lock_name_for,
 )
-from daemon.liveness import ProcessIdentity, process_start_time
+from daemon.intake.liveness import ProcessIdentity, process_start_time
 
 STALE_AFTER_S = 60.0
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
-from daemon.contract import (
+from daemon.publishing.contract import (
     SCHEMA_NAMES,
     load_schema,
     published_files,
@@ -22,7 +22,7 @@ from daemon.contract import (
 )
 from daemon.errors import ErrorCode, JobError
 from daemon.records import BackendInfo, FrameResult, Person
-from daemon.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, frame_to_json
+from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, frame_to_json
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "daemon" / "schemas" / "examples"
 

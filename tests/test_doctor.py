@@ -9,11 +9,11 @@ import textwrap
 
 import pytest
 
-from daemon.backends.phalp import preflight
-from daemon.backends.phalp.manifest import load_manifest
-from daemon.backends.phalp.preflight import PROBE_MODULES, CommandResult
+from daemon.processing.backends.phalp import preflight
+from daemon.processing.backends.phalp.manifest import load_manifest
+from daemon.processing.backends.phalp.preflight import PROBE_MODULES, CommandResult
 from daemon.config import load_config
-from daemon.doctor import EXIT_NOT_READY, EXIT_READY, run_doctor
+from daemon.ops.doctor import EXIT_NOT_READY, EXIT_READY, run_doctor
 from tests.fakes.phalp_stack import write_model_files
 
 
@@ -65,9 +65,9 @@ def test_an_outbox_that_is_a_file_fails_with_a_fix(tmp_path):
 
 
 def test_an_inbox_on_9p_with_inotify_forced_is_warned_about(tmp_path, monkeypatch):
-    import daemon.mounts
+    import daemon.intake.mounts
 
-    monkeypatch.setattr(daemon.mounts, "filesystem_type", lambda path, mountinfo=None: "9p")
+    monkeypatch.setattr(daemon.intake.mounts, "filesystem_type", lambda path, mountinfo=None: "9p")
     _, report = doctor(config(tmp_path, "backend.name=mediapipe", "inbox.observer=inotify"))
     assert "[warn] inbox file system: 9p" in report and "inbox.observer=auto" in report
     _, report = doctor(config(tmp_path, "backend.name=mediapipe"))
@@ -107,7 +107,7 @@ def test_a_working_install_is_ready_and_commands_are_argv_lists(tmp_path, monkey
     assert "RTX 4060 Laptop GPU, driver 551.86" in report and "7.2 GiB free" in report
     assert "[  ok] SMPL file readable" in report
     assert all(isinstance(argv, list) for argv in commands)
-    probe = next(argv for argv in commands if "daemon.backends.phalp.probe" in argv)
+    probe = next(argv for argv in commands if "daemon.processing.backends.phalp.probe" in argv)
     assert "--smpl" in probe and "--cuda" in probe
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from daemon.contract import validate_document, validate_outbox
+from daemon.publishing.contract import validate_document, validate_outbox
 from tests.daemon_harness import LONG_CLIP, REPO, SHORT_CLIP, OutboxReader, drop, outcomes, wait_outcome, write_bytes
 from tests.helpers import wait_until
 
@@ -120,7 +120,7 @@ def test_a_lock_left_by_a_dead_daemon_is_taken_over(daemons, tmp_path):
 
 CLAIM_AND_DIE = """
 import os, sys
-from daemon.claim import ClaimIdentity, ClaimManager, lock_dir_for
+from daemon.intake.claim import ClaimIdentity, ClaimManager, lock_dir_for
 manager = ClaimManager(lock_dir_for(sys.argv[1]), ClaimIdentity.current("ghost-instance", "ghost"), 60.0)
 assert manager.try_claim("orphan.mp4") is not None
 print(os.getpid())

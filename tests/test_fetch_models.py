@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.backends.phalp.manifest import load_manifest
+from daemon.processing.backends.phalp.manifest import load_manifest
 from daemon.config import load_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_models.py"

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from daemon import publish
+from daemon.publishing import publish
 from daemon.errors import PublishError
 from tests.daemon_harness import FAST, REPO, SHORT_CLIP, DaemonProcess, drop, outcomes, wait_outcome, write_bytes
 from tests.helpers import wait_until
@@ -375,7 +375,7 @@ def test_moving_a_255_byte_name_twice_keeps_it_within_the_limit(tmp_path):
 
 def _writer(tmp_path: Path):
     from daemon.config import load_config
-    from daemon.outcomes import OutcomeWriter
+    from daemon.publishing.outcomes import OutcomeWriter
 
     cfg = load_config(overrides=[f"inbox.path={tmp_path / 'inbox'}", f"outbox.path={tmp_path / 'outbox'}"])
     (tmp_path / "inbox").mkdir(exist_ok=True)
@@ -384,7 +384,7 @@ def _writer(tmp_path: Path):
 
 
 def test_an_outcome_published_by_a_daemon_killed_before_the_move_is_not_made_twice(tmp_path):
-    from daemon.outcomes import Receipt
+    from daemon.publishing.outcomes import Receipt
 
     first = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
@@ -401,7 +401,7 @@ def test_an_outcome_published_by_a_daemon_killed_before_the_move_is_not_made_twi
 
 
 def test_a_receipt_without_a_published_outcome_means_process_it(tmp_path):
-    from daemon.outcomes import Receipt
+    from daemon.publishing.outcomes import Receipt
 
     writer = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
@@ -413,7 +413,7 @@ def test_a_receipt_without_a_published_outcome_means_process_it(tmp_path):
 
 
 def test_a_receipt_for_another_file_under_the_same_name_means_process_it(tmp_path):
-    from daemon.outcomes import Receipt
+    from daemon.publishing.outcomes import Receipt
 
     writer = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
@@ -427,7 +427,7 @@ def test_a_receipt_for_another_file_under_the_same_name_means_process_it(tmp_pat
 
 
 def test_a_read_only_outbox_refuses_to_publish_without_a_receipt(tmp_path):
-    from daemon.outcomes import Receipt
+    from daemon.publishing.outcomes import Receipt
 
     writer = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"

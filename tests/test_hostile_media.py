@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.contract import validate_document
+from daemon.publishing.contract import validate_document
 from daemon.errors import HINTS, ErrorCode
 from tests.daemon_harness import SHORT_CLIP, DaemonProcess, OutboxReader, wait_outcome
 from tests.helpers import wait_until
@@ -171,7 +171,7 @@ def test_rotation_turns_frames_clockwise_as_the_metadata_says(corpus):
     import numpy as np
 
     from daemon.config import VIDEO_EXTENSIONS, LimitsConfig
-    from daemon.media import VideoSource
+    from daemon.processing.media import VideoSource
 
     with VideoSource(SHORT_CLIP, LimitsConfig(), VIDEO_EXTENSIONS) as plain, VideoSource(
         corpus["rotated.mp4"], LimitsConfig(), VIDEO_EXTENSIONS

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.contract import validate_document
-from daemon.naming import printable_name
+from daemon.publishing.contract import validate_document
+from daemon.publishing.naming import printable_name
 from tests.daemon_harness import REPO, SHORT_CLIP, DaemonProcess, OutboxReader, drop, outcomes, wait_outcome
 from tests.helpers import wait_until
 from tests.hostile_corpus import drop_named, windows_openable

@@ -15,9 +15,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon import mounts
+from daemon.intake import mounts
 from daemon.config import InboxConfig
-from daemon.inbox import (
+from daemon.intake.inbox import (
     InboxWatcher,
     SettleTracker,
     choose_observer,

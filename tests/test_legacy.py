@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from daemon.legacy import joint_angles, legacy_frame_fields, primary_person
+from daemon.publishing.legacy import joint_angles, legacy_frame_fields, primary_person
 
 LEGACY_NAMES = {
     "frame_number", "frame_width", "frame_height", "keypoints", "keypoint_count", "has_3d",
@@ -133,7 +133,7 @@ def test_coincident_joints_give_no_angle() -> None:
 
 
 def test_mediapipe_names_give_ten_angles() -> None:
-    from daemon.backends.mediapipe_pose import BLAZEPOSE_33
+    from daemon.processing.backends.mediapipe_pose import BLAZEPOSE_33
 
     joints = [{"name": n, "x": float(i % 5), "y": float(i), "z": float(i % 3)} for i, n in enumerate(BLAZEPOSE_33)]
     angles = joint_angles(joints)

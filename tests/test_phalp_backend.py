@@ -14,17 +14,17 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from daemon.backends.phalp.angles import joint_angles_deg
-from daemon.backends.phalp.backend import PhalpBackend
-from daemon.backends.phalp.convert import ConvertSettings, PersonConverter
-from daemon.backends.phalp.driver import StreamingDriver
-from daemon.backends.phalp.geometry import PaddedSquare, PinholeCamera, axis_angle_to_rotmat, pose_vector_to_smpl, rotmat_to_axis_angle
-from daemon.backends.phalp.loader import LoadedModels
-from daemon.backends.phalp.skeleton import COCO_17, COCO_17_FROM_PHALP_45, PHALP_45, SMPL_ORIGIN_INDEX
+from daemon.processing.backends.phalp.angles import joint_angles_deg
+from daemon.processing.backends.phalp.backend import PhalpBackend
+from daemon.processing.backends.phalp.convert import ConvertSettings, PersonConverter
+from daemon.processing.backends.phalp.driver import StreamingDriver
+from daemon.processing.backends.phalp.geometry import PaddedSquare, PinholeCamera, axis_angle_to_rotmat, pose_vector_to_smpl, rotmat_to_axis_angle
+from daemon.processing.backends.phalp.loader import LoadedModels
+from daemon.processing.backends.phalp.skeleton import COCO_17, COCO_17_FROM_PHALP_45, PHALP_45, SMPL_ORIGIN_INDEX
 from daemon.config import PhalpConfig
 from daemon.errors import ErrorCode, JobError
 from daemon.records import Frame, JobOptions, VideoMeta
-from daemon.results import person_to_json
+from daemon.publishing.results import person_to_json
 from tests.fakes.phalp_api import FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
 
 ALWAYS = lambda t: True  # noqa: E731
@@ -397,8 +397,8 @@ def test_a_phalp_result_document_validates_and_carries_faces_only_when_meshes_ar
     import json
 
     from daemon.config import load_config
-    from daemon.contract import validate_document
-    from daemon.job import JobSpec, run_job
+    from daemon.publishing.contract import validate_document
+    from daemon.processing.job import JobSpec, run_job
     from tests.daemon_harness import SHORT_CLIP
 
     scene = FakeScene([ScriptedPerson(1, ALWAYS)])

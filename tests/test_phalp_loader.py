@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from daemon.backends.phalp import loader
-from daemon.backends.phalp.environment import SANDBOX_DIR_NAME
-from daemon.backends.phalp.manifest import load_manifest
+from daemon.processing.backends.phalp import loader
+from daemon.processing.backends.phalp.environment import SANDBOX_DIR_NAME
+from daemon.processing.backends.phalp.manifest import load_manifest
 from daemon.config import PhalpConfig
 from daemon.errors import BackendUnavailable, ConfigError
 from tests.fakes.phalp_api import FakeLartEncoder

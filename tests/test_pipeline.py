@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from daemon.backends.base import Backend
+from daemon.processing.backends.base import Backend
 from daemon.errors import ErrorCode, JobCancelled, JobError
-from daemon.pipeline import run_pipeline
+from daemon.processing.pipeline import run_pipeline
 from daemon.records import BackendInfo, Frame, FrameResult
 from tests.helpers import wait_until
 

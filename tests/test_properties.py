@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from daemon.config import PosedConfig, load_config, to_dict
 from daemon.errors import ConfigError
-from daemon.naming import ERROR_SUFFIX, RESULT_SUFFIX, reserve_stem, safe_stem
-from daemon.publish import numbered_name
+from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX, reserve_stem, safe_stem
+from daemon.publishing.publish import numbered_name
 from tests.hostile_corpus import WINDOWS_FORBIDDEN, WINDOWS_RESERVED, windows_openable
 
 # Any Unicode, including lone surrogates (how Python spells file-name bytes that are not UTF-8).

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from daemon.errors import ErrorCode, JobError
 from daemon.records import JobOptions
-from daemon.sidecar import (
+from daemon.intake.sidecar import (
     MAX_JOB_ID_CHARS,
     MAX_METADATA_BYTES,
     MAX_SIDECAR_BYTES,

@@ -163,7 +163,7 @@ def test_kill_9_of_the_daemon_mid_video_then_restart_processes_it_exactly_once(d
 
 
 def test_status_file_updates_while_a_video_is_processed(daemons):
-    from daemon.contract import validate_document
+    from daemon.publishing.contract import validate_document
 
     daemon = daemons(overrides=[*FAULT, "backend.fault.slow_ms_per_frame=50"]).wait_ready()
     drop(SHORT_CLIP, daemon.inbox, "bad.mp4")

@@ -27,45 +27,17 @@ import asyncio
 import concurrent.futures
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
-from daemon.errors import PosedError
+from daemon.intake.loop_thread import LoopThread, QueueUnavailable
+from daemon.intake.queue_held import BACKOFF_S, HeldJob
 from daemon.intake.queue_job import QueueJob, failure_reason, read_job
-from daemon.intake.redis_client import connect, is_connection_error
+from daemon.intake.redis_client import HealthWatch, QueueHealth, connect, is_connection_error, redact
 from daemon.log import get_logger
 
 log = get_logger(__name__)
-PROGRESS_MIN_INTERVAL_S = 0.5  # a progress event per frame would flood Redis' event stream
-HEALTH_INTERVAL_S = 1.0
-FETCH_BACKOFF_S = (0.25, 5.0)  # first and longest pause between failing fetches
-
-
-class QueueUnavailable(PosedError):
-    """Redis did not answer in time; the operation goes on and may be awaited again."""
-
-
-@dataclass(frozen=True)
-class QueueHealth:
-    state: str  # "starting" | "connected" | "degraded" | "closed"
-    reason: str | None = None
-
-
-@dataclass
-class _Held:
-    """A job this daemon holds, with BullMQ's Job object and its pending operations."""
-
-    bull_job: Any
-    job: QueueJob
-    lost: bool = False
-    settling: concurrent.futures.Future | None = None  # complete / fail / release, once
-    progress: dict[str, Any] | None = None  # the newest progress not yet sent
-    progress_sending: bool = False
-    settled: bool = False  # a state change was asked for: no progress after it
-    progress_sent_at: float = 0.0
 
 
 class BullmqIntake:
@@ -96,14 +68,13 @@ class BullmqIntake:
         self.op_timeout_s = op_timeout_s
         self._wake = wake or (lambda: None)
         self._distro = distro
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="posed-bullmq", daemon=True)
+        self._thread = LoopThread("posed-bullmq")
         self._worker: Any = None
-        self._held: dict[str, _Held] = {}
-        self._ready: list[_Held] = []  # fetched and locked, not yet handed to the main loop
+        self._held: dict[str, HeldJob] = {}
+        self._ready: list[HeldJob] = []  # fetched and locked, not yet handed to the main loop
         self._fetching: concurrent.futures.Future | None = None
         self._tokens = 0
-        self._health = QueueHealth("starting")
+        self._health = HealthWatch(redact(url))
         self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -111,8 +82,8 @@ class BullmqIntake:
     def start(self) -> None:
         """Start the loop thread and the BullMQ worker; never waits for Redis to be up."""
         self._thread.start()
-        self._run(self._start_worker(), timeout=self.op_timeout_s)
-        log.info("queue.start", url=_redact(self.url), queue=self.queue, worker=self._worker_name())
+        self._thread.run(self._start_worker(), timeout=self.op_timeout_s)
+        log.info("queue.start", url=redact(self.url), queue=self.queue, worker=worker_name(self.host, self.daemon_name))
 
     async def _start_worker(self) -> None:
         from bullmq import Worker
@@ -120,7 +91,7 @@ class BullmqIntake:
 
         opts = {
             "connection": connect(self.url),
-            "name": self._worker_name(),
+            "name": worker_name(self.host, self.daemon_name),
             "lockDuration": self.lock_ms,
             "stalledInterval": self.stalled_ms,
             "maxStalledCount": self.max_stalled_count,
@@ -131,19 +102,18 @@ class BullmqIntake:
         self._worker.on("error", self._on_worker_error)
         self._worker.lockManager.start()
         self._stalled_timer = Timer(self.stalled_ms / 1000, self._worker.runStalledJobsCheck, self._worker.emit)
-        self._tasks.append(asyncio.ensure_future(self._watch_health()))
+        self._tasks.append(asyncio.ensure_future(self._health.watch(self._worker.client)))
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop fetching, return fetched-but-untaken jobs to the queue, close the connections."""
-        if not self._thread.is_alive():
+        if not self._thread.running:
             return
         try:
-            self._run(self._close(), timeout=timeout_s)
-        except (QueueUnavailable, concurrent.futures.TimeoutError):
+            self._thread.run(self._close(), timeout=timeout_s)
+        except QueueUnavailable:
             log.warning("queue.close_timeout", timeout_s=timeout_s)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout_s)
-        self._health = QueueHealth("closed")
+        self._thread.stop(timeout_s)
+        self._health.close()
         log.info("queue.closed", queue=self.queue)
 
     async def _close(self) -> None:
@@ -172,18 +142,18 @@ class BullmqIntake:
         if self._ready:
             held = self._ready.pop(0)
             self._held[held.job.id] = held
-            self._log_taken(held.job)
+            log_taken(held.job)
             self.progress(held.job, stage="taken")
             return held.job
         if self._fetching is not None and self._fetching.done() and self._fetching.exception() is not None:
             log.error("queue.fetch_failed", error=repr(self._fetching.exception()))
         if self._fetching is None or self._fetching.done():
-            self._fetching = asyncio.run_coroutine_threadsafe(self._fetch_one(), self._loop)
+            self._fetching = self._thread.submit(self._fetch_one())
         return None
 
     async def _fetch_one(self) -> None:
         """Fetch until one job is locked for us, backing off while Redis is unreachable."""
-        pause = FETCH_BACKOFF_S[0]
+        pause = BACKOFF_S[0]
         worker = self._worker
         while not worker.closing:
             self._tokens += 1
@@ -193,14 +163,14 @@ class BullmqIntake:
             except Exception as exc:  # noqa: BLE001 - classified below; the loop must survive
                 self._degrade(exc)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, FETCH_BACKOFF_S[1])
+                pause = min(pause * 2, BACKOFF_S[1])
                 continue
-            pause = FETCH_BACKOFF_S[0]
+            pause = BACKOFF_S[0]
             if bull_job is None:
                 continue  # the blocking wait timed out (drainDelay): look again
             worker.lockManager.track_job(bull_job.id, token, int(time.time() * 1000))
             job = read_job(bull_job, token, self.queue, self.input_roots, self._distro)
-            self._ready.append(_Held(bull_job, job))
+            self._ready.append(HeldJob(bull_job, job))
             self._wake()
             return
 
@@ -220,29 +190,7 @@ class BullmqIntake:
                  "attempt": job.attempt}
         if error is not None:
             value["error"] = error
-        self._loop.call_soon_threadsafe(self._queue_progress, held, value)
-
-    def _queue_progress(self, held: _Held, value: dict[str, Any]) -> None:
-        """On the loop thread: keep only the newest value; one sender per job at a time."""
-        if held.settled:
-            return
-        held.progress = value
-        if not held.progress_sending:
-            held.progress_sending = True
-            asyncio.ensure_future(self._send_progress(held))
-
-    async def _send_progress(self, held: _Held) -> None:
-        try:
-            while held.progress is not None and not held.lost:
-                if held.progress["stage"] == "running":  # stage changes go out at once
-                    await asyncio.sleep(max(0.0, held.progress_sent_at + PROGRESS_MIN_INTERVAL_S - time.monotonic()))
-                value, held.progress = held.progress, None
-                held.progress_sent_at = time.monotonic()
-                await held.bull_job.updateProgress(value)
-        except Exception as exc:  # noqa: BLE001 - progress is best effort; health reports Redis
-            log.warning("queue.progress_failed", job=held.job.job_id, error=str(exc))
-        finally:
-            held.progress_sending = False
+        self._thread.call_soon(held.queue_progress, value)
 
     def still_ours(self, job: QueueJob) -> bool:
         """Extend the lock by a full lock duration if it is still ours: the fence just before
@@ -250,7 +198,7 @@ class BullmqIntake:
         held = self._held.get(job.id)
         if held is None or held.lost:
             return False
-        ok = self._run(self._worker.backend.extendLock(job.id, job.token, self.lock_ms), timeout=self.op_timeout_s)
+        ok = self._thread.run(self._worker.backend.extendLock(job.id, job.token, self.lock_ms), timeout=self.op_timeout_s)
         if not ok:
             self._lose(held, "lock no longer ours before publishing")
         return bool(ok)
@@ -279,16 +227,16 @@ class BullmqIntake:
         """Shutdown: hand the job back to the queue at once, without counting an attempt."""
         return self._settle(job, self._release, "released")
 
-    async def _release(self, held: _Held) -> None:
+    async def _release(self, held: HeldJob) -> None:
         # moveToDelayed with delay 0 and skipAttempt: the job is waiting again, attemptsMade unchanged.
         await held.bull_job.moveToDelayed(int(time.time() * 1000), held.job.token)
 
-    def _settle(self, job: QueueJob, operation: Callable[[_Held], Coroutine], outcome: str, **facts: Any) -> bool:
+    def _settle(self, job: QueueJob, operation: Callable[[HeldJob], Coroutine], outcome: str, **facts: Any) -> bool:
         held = self._held.get(job.id)
         if held is None:
             return False
         if held.settling is None:
-            held.settling = asyncio.run_coroutine_threadsafe(self._fenced(held, operation), self._loop)
+            held.settling = self._thread.submit(self._fenced(held, operation))
         try:
             ok = held.settling.result(self.op_timeout_s)
         except concurrent.futures.TimeoutError:
@@ -300,55 +248,19 @@ class BullmqIntake:
             log.error("queue.lock_lost", job=job.job_id, bullmq_id=job.id, wanted=outcome)
         return ok
 
-    async def _fenced(self, held: _Held, operation: Callable[[_Held], Coroutine]) -> bool:
-        """Run a token-checked state change, retrying while Redis is unreachable; False when
-        BullMQ refuses it because the lock is not ours (its scripts raise TypeError then)."""
-        held.settled = True
-        while held.progress_sending:  # the last progress (e.g. the failure's report) goes first
-            await asyncio.sleep(0.01)
-        pause = FETCH_BACKOFF_S[0]
-        while True:
-            try:
-                await operation(held)
-                return True
-            except TypeError as exc:  # "Missing lock", "Lock mismatch", "not in the active state"
-                held.lost = True
-                log.warning("queue.refused", job=held.job.job_id, error=str(exc))
-                return False
-            except Exception as exc:  # noqa: BLE001 - connection trouble: retry with backoff
-                if not is_connection_error(exc):
-                    raise
-                self._degrade(exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, FETCH_BACKOFF_S[1])
-            finally:
-                self._worker.lockManager.untrack_job(held.job.id)
+    async def _fenced(self, held: HeldJob, operation: Callable[[HeldJob], Coroutine]) -> bool:
+        try:
+            return await held.change_state(operation, self._degrade)
+        finally:
+            self._worker.lockManager.untrack_job(held.job.id)
 
     # -- health --------------------------------------------------------------------------
 
     def health(self) -> QueueHealth:
-        return self._health
-
-    async def _watch_health(self) -> None:
-        """Ping every second: "degraded" as soon as Redis does not answer, "connected" again
-        as soon as it does (redis-py reconnects by itself on the next command)."""
-        while True:
-            try:
-                await asyncio.wait_for(self._worker.client.ping(), timeout=max(HEALTH_INTERVAL_S * 2, 2.0))
-                if self._health.state != "connected":
-                    log.info("queue.connected", url=_redact(self.url), queue=self.queue)
-                self._health = QueueHealth("connected")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure to answer is "degraded"
-                self._degrade(exc)
-            await asyncio.sleep(HEALTH_INTERVAL_S)
+        return self._health.now
 
     def _degrade(self, exc: BaseException) -> None:
-        reason = f"redis unreachable at {_redact(self.url)}: {type(exc).__name__}: {exc}".rstrip(": ")
-        if self._health.state != "degraded":
-            log.warning("queue.degraded", reason=reason)
-        self._health = QueueHealth("degraded", reason)
+        self._health.degrade(exc)
 
     # -- callbacks from BullMQ (on the loop thread) --------------------------------------
 
@@ -364,7 +276,7 @@ class BullmqIntake:
         else:
             log.warning("queue.worker_error", error=str(error))
 
-    def _lose(self, held: _Held, why: str) -> None:
+    def _lose(self, held: HeldJob, why: str) -> None:
         held.lost = True
         log.error("queue.lock_lost", job=held.job.job_id, bullmq_id=held.job.id, reason=why)
 
@@ -373,31 +285,13 @@ class BullmqIntake:
         held = self._held.get(job.id)
         return held is None or held.lost
 
-    # -- helpers -------------------------------------------------------------------------
 
-    def _run(self, coroutine: Coroutine, timeout: float) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise QueueUnavailable(f"Redis did not answer within {timeout:g} s") from None
-
-    def _worker_name(self) -> str:
-        """Shown by CLIENT LIST / getWorkers: host, daemon and pid (no spaces allowed)."""
-        raw = f"{self.host}.{self.daemon_name}.{os.getpid()}"
-        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in raw)
-
-    def _log_taken(self, job: QueueJob) -> None:
-        log.info("queue.job_taken", job=job.job_id, bullmq_id=job.id, attempt=job.attempt, attempts=job.attempts,
-                 input=str(job.input_path) if job.input_path else None, problem=job.problem.code.value if job.problem else None)
+def worker_name(host: str, daemon_name: str) -> str:
+    """Shown by CLIENT LIST / getWorkers: host, daemon and pid (no spaces allowed)."""
+    raw = f"{host}.{daemon_name}.{os.getpid()}"
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in raw)
 
 
-def _redact(url: str) -> str:
-    """The URL without its password, for logs and status."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':***' if ':' in credentials else user}@{host}"
+def log_taken(job: QueueJob) -> None:
+    log.info("queue.job_taken", job=job.job_id, bullmq_id=job.id, attempt=job.attempt, attempts=job.attempts,
+             input=str(job.input_path) if job.input_path else None, problem=job.problem.code.value if job.problem else None)

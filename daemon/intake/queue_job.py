@@ -19,10 +19,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from daemon.errors import ErrorCode, JobError
-from daemon.naming import safe_stem
+from daemon.publishing.naming import safe_stem
 from daemon.paths import BadPath, to_windows, to_wsl
 from daemon.records import JobOptions
-from daemon.sidecar import MAX_METADATA_BYTES, JobSidecar, SidecarOptions
+from daemon.intake.sidecar import MAX_METADATA_BYTES, JobSidecar, SidecarOptions
 
 JOB_NAME = "pose"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "queue-job.schema.json"

@@ -1,0 +1,207 @@
+"""The folder intake: videos dropped into an inbox, claimed with lock files.
+
+Finds settled inputs (``InboxWatcher``), claims them (``ClaimManager``) in sidecar priority
+order and reads each input's sidecar; a bad sidecar comes back as a ``ClaimedInput`` with its
+``refusal`` set, to be reported like any other bad input. Once an outcome is published it moves the input (and its sidecar) to
+``done/`` or ``failed/`` and drops the claim.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from daemon.config import PosedConfig
+from daemon.errors import ErrorCode, JobError
+from daemon.intake.base import ClaimedInput, SettledInputs
+from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
+from daemon.intake.inbox import InboxWatcher
+from daemon.intake.sidecar import JobSidecar, read_sidecar
+from daemon.log import get_logger, job_context
+from daemon.paths import sidecar_path_for
+from daemon.publishing.naming import job_id_for
+
+log = get_logger(__name__)
+SIDECAR_BUSY_RETRY_S = 2.0  # a sidecar Windows still holds open is read again this soon
+
+
+class FolderIntake:
+    kind = "folder"
+
+    def __init__(self, cfg: PosedConfig, identity: ClaimIdentity, settled: SettledInputs) -> None:
+        self.cfg = cfg
+        self.inbox = Path(cfg.inbox.path)
+        self.instance_id = identity.instance_id
+        self.watcher = InboxWatcher(cfg.inbox)
+        self.claims = ClaimManager(lock_dir_for(self.inbox), identity, cfg.claim.stale_after_s)
+        self.settled = settled
+        self.pending: deque[Path] = deque()  # settled inputs not yet claimed
+        self.not_before: dict[Path, float] = {}  # inputs not to take again before a time
+        self.held: set[Path] = set()  # claimed by us and not yet settled or released
+        self._next_lock_sweep = 0.0
+
+    def start(self) -> None:
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+    # -- finding and claiming ----------------------------------------------------------------
+
+    def poll(self, now: float) -> None:
+        self.settled.retry_moves(now)
+        for path in self.watcher.ready():
+            if path not in self.pending and path not in self.held and not self.settled.already_settled(path):
+                self.pending.append(path)
+        for path, until in list(self.not_before.items()):
+            if now >= until:
+                del self.not_before[path]
+                self.watcher.forget(path)
+
+    def queue_length(self) -> int:
+        return len(self.pending)
+
+    def degraded_reason(self) -> str | None:
+        return None  # an unavailable inbox is waited for and logged by the watcher
+
+    def take(self) -> ClaimedInput | None:
+        while self.pending:
+            path = self._next_by_priority()
+            if path in self.not_before:
+                continue
+            job_id = job_id_for(path.name, self.instance_id)
+            with job_context(job_id):  # the claim's own log lines carry the job id too
+                claim = self.claims.try_claim(path.name)
+                if claim is None:
+                    self.watcher.forget(path)  # another daemon has it; look again if it stays
+                    continue
+                item = self._prepare(path, claim, job_id)
+            if item is not None:
+                self.held.add(path)
+                return item
+        return None
+
+    def refused(self) -> list[ClaimedInput]:
+        """A symlink or other non-file named like an input: report it, never follow it."""
+        items = []
+        for path in self.watcher.rejected():
+            claim = self.claims.try_claim(path.name)
+            if claim is None:
+                continue
+            try:
+                link_stat = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                self._drop(path, claim)
+                continue
+            error = JobError(ErrorCode.UNSUPPORTED, f"{path.name} is not a regular file (symlinks are never followed)", stage="probe")
+            self.held.add(path)
+            items.append(ClaimedInput(path=path, job_id=job_id_for(path.name, self.instance_id), wanted_stem=path.name,
+                                      input_stat=link_stat, refusal=error, ticket=claim))
+        return items
+
+    def _next_by_priority(self) -> Path:
+        """Highest sidecar priority first; arrival order among equals."""
+        best = max(range(len(self.pending)), key=lambda i: (self._priority(self.pending[i]), -i))
+        path = self.pending[best]
+        del self.pending[best]
+        return path
+
+    def _priority(self, path: Path) -> int:
+        try:
+            return self._read_sidecar(path).options.priority if sidecar_path_for(path).exists() else 0
+        except (JobError, OSError):
+            return 0  # the problem is reported when the job is prepared
+
+    def _read_sidecar(self, path: Path) -> JobSidecar:
+        sidecar = sidecar_path_for(path)
+        if sidecar.is_symlink():
+            raise JobError(ErrorCode.BAD_SIDECAR, f"{sidecar.name} is a symlink; sidecars are never followed", stage="sidecar")
+        return read_sidecar(sidecar, [str(self.inbox.resolve())])
+
+    def _prepare(self, path: Path, claim: Claim, job_id: str) -> ClaimedInput | None:
+        """Cheap checks before any worker: bad inputs get their refusal here."""
+        try:
+            stat = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            self._drop(path, claim)  # gone before we started: nothing to account for
+            return None
+        if self.settled.finish_if_published(path, stat):  # its daemon died between publish and move
+            self._drop(path, claim)
+            return None
+        item = ClaimedInput(path=path, job_id=job_id, wanted_stem=path.name, input_stat=stat, ticket=claim)
+        try:
+            self._apply_sidecar(item)
+        except JobError as exc:
+            item.refusal = exc
+        except OSError as exc:  # the sidecar is held open by Windows: try again shortly
+            log.warning("sidecar.unreadable", input=path.name, error=str(exc))
+            self.claims.release(claim)
+            self.not_before[path] = time.monotonic() + SIDECAR_BUSY_RETRY_S
+            return None
+        return item
+
+    def _apply_sidecar(self, item: ClaimedInput) -> None:
+        """Client job id, options and metadata from ``<video>.job.json``, if one was dropped."""
+        if not os.path.lexists(sidecar_path_for(item.path)):
+            return
+        sidecar = self._read_sidecar(item.path)
+        item.client = sidecar.client_echo()
+        if sidecar.job_id:
+            item.wanted_stem = sidecar.job_id
+        if sidecar.input_path and not _same_file(sidecar.input_path, item.path):
+            raise JobError(
+                ErrorCode.BAD_SIDECAR,
+                f"{sidecar_path_for(item.path).name}: input_path names {sidecar.input_path}, but the sidecar sits beside {item.path}",
+                stage="sidecar",
+            )
+        item.options = sidecar.job_options(item.options)
+
+    # -- holding and letting go ---------------------------------------------------------------
+
+    def keep_alive(self, held: list[ClaimedInput]) -> list[ClaimedInput]:
+        lost = []
+        for item in held:
+            try:
+                self.claims.heartbeat(item.ticket)
+            except ClaimLost as exc:
+                log.error("job.abandoned_claim_lost", input=item.path.name, error=str(exc))
+                self.held.discard(item.path)
+                lost.append(item)
+        return lost
+
+    def still_ours(self, item: ClaimedInput) -> bool:
+        return True  # lock-file claims are checked by every heartbeat
+
+    def settle(self, item: ClaimedInput, outcome: str) -> Path | None:
+        moved = self.settled.move_input(item.path, outcome)
+        if os.path.lexists(sidecar_path_for(item.path)):
+            self.settled.move_input(sidecar_path_for(item.path), outcome)
+        self._drop(item.path, item.ticket)
+        return moved
+
+    def release(self, item: ClaimedInput, *, retry_after_s: float | None = None) -> None:
+        self.claims.release(item.ticket)
+        self.held.discard(item.path)
+        if retry_after_s is not None:
+            self.not_before[item.path] = time.monotonic() + retry_after_s
+
+    def _drop(self, path: Path, claim: Claim) -> None:
+        self.claims.release(claim)
+        self.held.discard(path)
+        self.watcher.forget(path)
+
+    def sweep(self, now: float) -> None:
+        """Remove locks whose owner died after its video left the inbox: no lock is left behind."""
+        if now >= self._next_lock_sweep:
+            self._next_lock_sweep = now + self.cfg.inbox.rescan_interval_s
+            self.claims.sweep_stale(self.watcher.path)
+
+
+def _same_file(a: str | Path, b: Path) -> bool:
+    """Same file, not same spelling: drive paths on /mnt/c are case-insensitive."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)

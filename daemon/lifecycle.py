@@ -1,0 +1,300 @@
+"""One claimed input's life: prepare -> start in the worker -> settle with exactly one outcome.
+
+The daemon loop owns time and signals; this object owns the job in flight and the jobs
+waiting for a (restarted) worker, turns worker events into outcomes, and tells the intake
+when an input is answered (settle) or given back (release). Every path through here ends in
+a published result, a published error report, or the input released unanswered for a later
+try: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from daemon.clock import iso
+from daemon.config import PosedConfig
+from daemon.errors import ErrorCode, JobError, PublishError
+from daemon.intake.base import ClaimedInput, Intake
+from daemon.log import get_logger, job_context
+from daemon.ops.status import StatusBoard
+from daemon.processing.media import check_file
+from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
+from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX
+from daemon.publishing.outcomes import OutcomeWriter, Receipt
+from daemon.publishing.publish import new_tmp_path
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Job:
+    """A claimed input and what is known about its run so far."""
+
+    item: ClaimedInput
+    attempt: int = 0
+    result_tmp: Path | None = None
+    started_at: float = 0.0
+    started_iso: str = ""
+    frames_done: int = 0
+    frames_total: int | None = None
+    stage: str = "queued"
+    video: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def job_id(self) -> str:
+        return self.item.job_id
+
+    @property
+    def path(self) -> Path:
+        return self.item.path
+
+
+class JobLifecycle:
+    def __init__(self, cfg: PosedConfig, intake: Intake, supervisor: WorkerSupervisor, outcomes: OutcomeWriter, status: StatusBoard) -> None:
+        self.cfg = cfg
+        self.outbox = Path(cfg.outbox.path)
+        self.intake = intake
+        self.supervisor = supervisor
+        self.outcomes = outcomes
+        self.status = status
+        self.active: Job | None = None
+        self.retry: deque[Job] = deque()  # claimed jobs waiting for a (restarted) worker
+        self.outbox_fault: str | None = None
+        self.stopping = False
+
+    def held(self) -> list[Job]:
+        return ([self.active] if self.active else []) + list(self.retry)
+
+    # -- prepare and start ---------------------------------------------------------------------
+
+    def next_job(self) -> Job | None:
+        """A job ready for the worker: a retry first, else the intake's next input. Inputs that
+        are bad before any worker runs get their error report here."""
+        for item in self.intake.refused():
+            self._refuse(item)
+        if self.retry:
+            return self.retry.popleft()
+        while (item := self.intake.take()) is not None:
+            item.input_info = self.outcomes.input_info(item.path, item.input_stat)
+            if item.refusal is None:
+                try:
+                    check_file(item.path, self.cfg.limits, self.cfg.inbox.extensions)
+                except JobError as exc:
+                    item.refusal = exc
+            if item.refusal is None:
+                return Job(item)
+            self._refuse(item)
+        return None
+
+    def _refuse(self, item: ClaimedInput) -> None:
+        if not item.input_info:
+            regular = item.input_stat is not None and stat.S_ISREG(item.input_stat.st_mode)
+            item.input_info = self.outcomes.input_info(item.path, item.input_stat if regular else None)
+        assert item.refusal is not None
+        self.finish_with_error(Job(item), item.refusal.to_dict())
+
+    def start(self, job: Job, now: float) -> None:
+        job.attempt += 1
+        job.result_tmp = new_tmp_path(self.outbox, "result")
+        job.started_at, job.started_iso, job.stage = now, iso(), "starting"
+        job.frames_done = 0
+        self.active = job
+        with job_context(job.job_id):
+            log.info("job.start", input=job.path.name, attempt=job.attempt)
+        item = job.item
+        self.supervisor.assign(
+            {
+                "job_id": job.job_id,
+                "input_path": str(job.path),
+                "result_tmp": str(job.result_tmp),
+                "input_info": item.input_info,
+                "options": item.options.to_json(),
+                "client": item.client,
+            },
+            now,
+        )
+
+    # -- worker events about the job -----------------------------------------------------------
+
+    def on_job_event(self, event: WorkerEvent) -> None:
+        kind, data, job = event.kind, event.data, self.active
+        if job is None or data.get("job_id") != job.job_id:
+            return  # a late message about a job we already settled
+        if kind == "probed":
+            job.video = data.get("video", {})
+            job.frames_total = job.video.get("frame_count_estimate")
+        elif kind == "progress":
+            job.frames_done = data.get("frames_done", 0)
+            job.frames_total = data.get("frames_total", job.frames_total)
+            job.stage = data.get("stage", job.stage)
+        elif kind == "done":
+            self._publish_result(job, data.get("summary", {}))
+        elif kind == "failed":
+            self._on_job_failed(job, data["error"])
+        elif kind == "cancelled":
+            self.abandon(job, "cancelled for shutdown")
+
+    def _on_job_failed(self, job: Job, error: dict[str, Any]) -> None:
+        """Out of memory gets one more attempt in the backend's low-memory mode."""
+        if (outbox_fault := self.outcomes.outbox_fault(error)) is not None:
+            self.active = None  # the result could not be written: not the video's fault
+            self._defer(job, outbox_fault)
+            return
+        options = job.item.options
+        if error.get("code") == ErrorCode.OUT_OF_MEMORY.value and not options.low_memory and job.attempt < self.cfg.worker.max_attempts:
+            self.active = None
+            self._discard_tmp(job)
+            job.item.options = replace(options, low_memory=True)
+            self.status.counters.retries += 1
+            with job_context(job.job_id):
+                log.warning("job.retry_low_memory", attempt=job.attempt, error=error.get("message"))
+            self.retry.append(job)
+            return
+        self.finish_with_error(job, error)
+
+    def on_worker_died(self, data: dict[str, Any]) -> None:
+        job = self.active
+        if job is None:
+            return
+        self.active = None
+        self._discard_tmp(job)
+        reason = data.get("kill_reason") or ""
+        facts = {k: data.get(k) for k in ("signal", "exit_code", "stage", "last_frame", "stderr_tail", "pid")}
+        where = {"stage": data.get("stage", ""), "frame_index": data.get("last_frame"), "details": facts}
+        if reason.startswith("stalled"):
+            self.finish_with_error(job, JobError(ErrorCode.STALLED, f"worker {reason}", **where).to_dict())
+        elif reason.startswith("time_limit"):
+            self.finish_with_error(job, JobError(ErrorCode.TIME_LIMIT, reason, **where).to_dict())
+        elif self.stopping:
+            self.abandon(job, "worker stopped during shutdown")
+        else:
+            self.status.counters.worker_crashes += 1
+            self._retry_or_fail_crash(job, data, where)
+
+    def _retry_or_fail_crash(self, job: Job, data: dict[str, Any], where: dict[str, Any]) -> None:
+        with job_context(job.job_id):
+            if job.attempt < self.cfg.worker.max_attempts:
+                self.status.counters.retries += 1
+                log.warning("job.retry", attempt=job.attempt, cause=data["description"], last_frame=data.get("last_frame"))
+                self.retry.append(job)
+                return
+        message = (
+            f"the worker {data['description']} during {data.get('stage')} at frame {data.get('last_frame')} "
+            f"on each of {job.attempt} attempt(s)"
+        )
+        self.finish_with_error(job, JobError(ErrorCode.WORKER_CRASH, message, **where).to_dict())
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _publish_result(self, job: Job, summary: dict[str, Any]) -> None:
+        self.active = None
+        item = job.item
+        changed = self.outcomes.input_changed(item.path, item.input_stat) if item.input_stat is not None else None
+        if changed is not None:
+            self._discard_tmp(job)
+            self.finish_with_error(job, changed.to_dict())
+            return
+        assert job.result_tmp is not None
+        try:
+            published = self.outcomes.publish(job.result_tmp, item.wanted_stem, RESULT_SUFFIX, self._receipt(job, "done"))
+        except PublishError as exc:
+            self._defer(job, str(exc))
+            return
+        self.status.counters.results += 1
+        self._settle(job, "done", published, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
+
+    def finish_with_error(self, job: Job, error: dict[str, Any]) -> None:
+        """Publish ``<stem>.error.json``, then settle the input as failed."""
+        if self.active is job:
+            self.active = None
+        self._discard_tmp(job)
+        item = job.item
+        document = self.outcomes.error_document(job.job_id, item.input_info, error, job.attempt, item.client)
+        try:
+            published = self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, self._receipt(job, "failed"))
+        except PublishError as exc:
+            self._defer(job, str(exc))
+            return
+        self.status.counters.errors += 1
+        self.status.record_error(error["code"], error["message"])
+        self._settle(job, "failed", published, code=error["code"], error=error["message"])
+
+    def _receipt(self, job: Job, outcome: str) -> Receipt | None:
+        stat = job.item.input_stat
+        return None if stat is None else Receipt(job.path, stat, job.job_id, outcome)
+
+    def _settle(self, job: Job, outcome: str, published: Path, **facts: Any) -> None:
+        with job_context(job.job_id):
+            moved = self.intake.settle(job.item, outcome)
+            self.outbox_fault = None  # a published outcome proves the outbox works again
+            log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
+
+    def _defer(self, job: Job, reason: str) -> None:
+        """The outbox refused the outcome: keep the input, release it, try again later."""
+        with job_context(job.job_id):
+            log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
+        self._discard_tmp(job)
+        self.intake.release(job.item, retry_after_s=self.cfg.outbox.publish_retry_s)
+        self.outbox_fault = f"outbox not writable: {reason}"
+
+    def abandon(self, job: Job, why: str) -> None:
+        """Shutdown: leave the input where it is for the next start, unclaimed."""
+        if self.active is job:
+            self.active = None
+        self._discard_tmp(job)
+        self.intake.release(job.item)
+        with job_context(job.job_id):
+            log.warning("job.released", reason=why, input=job.path.name)
+
+    def _discard_tmp(self, job: Job) -> None:
+        if job.result_tmp is None:
+            return
+        try:
+            job.result_tmp.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
+            log.warning("outbox.tmp_not_removed", path=str(job.result_tmp), error=str(exc))
+        job.result_tmp = None
+
+    # -- periodic duties -----------------------------------------------------------------------
+
+    def keep_claims(self) -> None:
+        for job in [j for j in self.held() if j.item in self.intake.keep_alive([j.item])]:
+            if job is self.active:
+                self.supervisor.kill("claim lost to another daemon")
+                self.active = None
+            else:
+                self.retry.remove(job)
+            self._discard_tmp(job)
+
+    def release_waiting(self, why: str) -> None:
+        while self.retry:
+            self.abandon(self.retry.popleft(), why)
+
+    def progress(self, now: float) -> dict[str, Any] | None:
+        job = self.active
+        if job is None:
+            return None
+        elapsed = max(now - job.started_at, 1e-6)
+        fps = job.frames_done / elapsed if job.frames_done else None
+        total = job.frames_total
+        percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
+        eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
+        return {
+            "job_id": job.job_id,
+            "input_name": job.path.name,
+            "frames_done": job.frames_done,
+            "frames_total": total,
+            "percent": percent,
+            "frames_per_second": round(fps, 2) if fps else None,
+            "eta_seconds": eta,
+            "stage": job.stage,
+            "attempt": job.attempt,
+            "started_at": job.started_iso,
+        }
+
+
+__all__ = ["Job", "JobLifecycle"]

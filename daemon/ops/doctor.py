@@ -1,0 +1,164 @@
+"""``posed doctor``: is this machine ready to run the configured backend? Says what to fix.
+
+Readiness is judged for ``backend.name``. The GPU backend's checks (driver, VRAM, imports, CUDA,
+model files, SMPL) always run, so a CPU-only machine gets a useful list of what is missing for
+``phalp``; they only decide the exit code when ``phalp`` is configured. Each failed check prints
+its fix. Exit code 0 = ready, 1 = not ready.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+from daemon.processing.check import Check, Verdict
+from daemon.config import PosedConfig
+
+EXIT_READY = 0
+EXIT_NOT_READY = 1
+GPU_BACKEND = "phalp"
+GPU_PYTHON = (3, 10)  # what scripts/setup-gpu.sh installs; chumpy breaks on 3.11+
+_LABELS = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn", Verdict.INFO: "info"}
+
+
+def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout) -> int:
+    """Print every check (with the fix for each failure) and return 0 if ready, else 1."""
+    backend = cfg.backend.name
+    out.write(f"posed doctor: is this machine ready for backend.name={backend}?\n")
+    problems: list[Check] = []
+    for title, checks in _sections(cfg):
+        out.write(f"\n{title}\n")
+        for check in checks:
+            _render(check, out)
+            if check.failed():
+                problems.append(check)
+    out.write("\n")
+    if problems:
+        names = ", ".join(check.name for check in problems)
+        out.write(f"NOT READY for backend.name={backend}: {len(problems)} problem(s): {names}\n")
+        return EXIT_NOT_READY
+    out.write(f"READY for backend.name={backend}\n")
+    return EXIT_READY
+
+
+def _sections(cfg: PosedConfig) -> Iterator[tuple[str, Iterator[Check]]]:
+    gpu_selected = cfg.backend.name == GPU_BACKEND
+    yield "System", _system_checks(cfg)
+    yield "Inbox and outbox", _folder_checks(cfg)
+    if cfg.backend.name == "mediapipe":
+        yield "CPU backend (mediapipe)", _mediapipe_checks()
+    title = "GPU backend (phalp: PHALP + HMR 2.0)"
+    if not gpu_selected:
+        title += f": not selected (backend.name={cfg.backend.name}), shown for information"
+    yield title, _gpu_checks(cfg, blocking=gpu_selected)
+
+
+def _render(check: Check, out: TextIO) -> None:
+    label = _LABELS[check.verdict] if check.blocking or check.verdict is not Verdict.FAIL else "miss"
+    out.write(f"  [{label:>4}] {check.name}: {check.detail}\n")
+    if check.fix and check.verdict in (Verdict.FAIL, Verdict.WARN):
+        out.write(f"         fix: {check.fix}\n")
+    out.flush()
+
+
+# --- system -----------------------------------------------------------------------------
+
+
+def _system_checks(cfg: PosedConfig) -> Iterator[Check]:
+    version = sys.version_info[:3]
+    detail = f"{'.'.join(map(str, version))} ({sys.executable})"
+    if cfg.backend.name == GPU_BACKEND and version[:2] != GPU_PYTHON:
+        fix = "run posed from .venv-gpu (created by scripts/setup-gpu.sh with Python 3.10)"
+        yield Check("Python", Verdict.WARN, f"{detail}; the GPU stack is installed for Python 3.10", fix)
+    else:
+        yield Check("Python", Verdict.OK, detail)
+    if _is_wsl():
+        yield Check("platform", Verdict.INFO, "WSL2 (Windows drives under /mnt are seen through 9p)")
+
+
+def _is_wsl() -> bool:
+    try:
+        return "microsoft" in Path("/proc/version").read_text().lower()
+    except OSError:
+        return False
+
+
+def _mediapipe_checks() -> Iterator[Check]:
+    try:
+        module = importlib.import_module("mediapipe")
+    except Exception as exc:  # noqa: BLE001 - a broken install raises more than ImportError
+        yield Check("import mediapipe", Verdict.FAIL, f"{type(exc).__name__}: {exc}", "run ./scripts/run.sh to rebuild .venv")
+        return
+    yield Check("import mediapipe", Verdict.OK, f"version {getattr(module, '__version__', '?')}")
+
+
+def _gpu_checks(cfg: PosedConfig, *, blocking: bool) -> Iterator[Check]:
+    # Imported here: the doctor must work even if the GPU backend's package is broken.
+    from daemon.processing.backends.phalp.preflight import phalp_checks
+
+    yield from phalp_checks(cfg.backend.phalp, blocking=blocking)
+
+
+# --- inbox and outbox -------------------------------------------------------------------
+
+
+def _folder_checks(cfg: PosedConfig) -> Iterator[Check]:
+    yield _writable_check("inbox", Path(cfg.inbox.path), "inbox.path")
+    yield _writable_check("outbox", Path(cfg.outbox.path), "outbox.path")
+    yield from _mount_checks(cfg)
+
+
+def _writable_check(label: str, path: Path, key: str) -> Check:
+    name = f"{label} writable"
+    if path.is_dir():
+        if os.access(path, os.W_OK | os.X_OK):
+            return Check(name, Verdict.OK, str(path.absolute()))
+        return Check(name, Verdict.FAIL, f"{path.absolute()} is not writable by this user", f"fix its permissions, or point {key} elsewhere")
+    if path.exists():
+        return Check(name, Verdict.FAIL, f"{path.absolute()} exists but is not a directory", f"point {key} at a directory")
+    ancestor = _nearest_existing(path.absolute())
+    if os.access(ancestor, os.W_OK | os.X_OK):
+        return Check(name, Verdict.OK, f"{path.absolute()} does not exist yet; the daemon creates it (in {ancestor})")
+    return Check(name, Verdict.FAIL, f"{path.absolute()} does not exist and {ancestor} is not writable", f"create it: mkdir -p '{path.absolute()}'")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _mount_checks(cfg: PosedConfig) -> Iterator[Check]:
+    functions = _mount_functions()
+    if functions is None:
+        yield Check("inbox file system", Verdict.INFO, "mount detection is not available in this build")
+        return
+    filesystem_type, needs_polling = functions
+    inbox = _nearest_existing(Path(cfg.inbox.path).absolute())
+    fstype = filesystem_type(inbox)
+    blind = needs_polling(fstype)
+    observer = cfg.inbox.observer
+    polling = observer == "polling" or (observer == "auto" and blind)
+    how = f"polling every {cfg.inbox.poll_interval_s:g} s" if polling else "inotify events"
+    detail = f"{fstype} at {inbox}; new files are noticed by {how} (inbox.observer={observer})"
+    if blind and observer == "inotify":
+        fix = "set inbox.observer=auto (or polling): inotify never sees files Windows writes to /mnt/* (microsoft/WSL#4739)"
+        yield Check("inbox file system", Verdict.WARN, detail, fix)
+    else:
+        yield Check("inbox file system", Verdict.OK, detail)
+
+
+def _mount_functions() -> tuple[Callable[[Path], str], Callable[[str], bool]] | None:
+    """``filesystem_type``/``needs_polling`` from the inbox code, wherever this build has them."""
+    for module_name in ("daemon.intake.mounts", "daemon.intake.inbox"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, "filesystem_type") and hasattr(module, "needs_polling"):
+            return module.filesystem_type, module.needs_polling
+    return None

@@ -1,0 +1,156 @@
+"""The daemon's health, as a file the Node backend polls and ``posed status`` renders.
+
+``<outbox>/.posed/status/<daemon name>.json`` is rewritten atomically every few seconds and on
+every state change. Its ``heartbeat_at`` tells a reader whether the daemon is alive at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__
+from daemon.clock import iso
+from daemon.publishing.publish import replace_json
+
+STATUS_SCHEMA = "posed.status"
+STATUS_SCHEMA_VERSION = "1.0"
+STATES = ("starting", "loading-models", "ready", "busy", "degraded", "stopping", "stopped")
+
+
+def status_dir(outbox: Path) -> Path:
+    return outbox / ".posed" / "status"
+
+
+@dataclass
+class Counters:
+    results: int = 0
+    errors: int = 0
+    retries: int = 0
+    worker_restarts: int = 0
+    worker_crashes: int = 0
+
+
+@dataclass
+class StatusBoard:
+    """Mutable daemon state that the service updates and ``write`` publishes."""
+
+    outbox: Path
+    name: str
+    instance_id: str
+    started_at: str = field(default_factory=iso)
+    state: str = "starting"
+    backend: dict[str, Any] | None = None
+    current_job: dict[str, Any] | None = None
+    queue_length: int = 0
+    counters: Counters = field(default_factory=Counters)
+    last_error: dict[str, Any] | None = None
+    loading: dict[str, Any] | None = None
+    degraded_reason: str | None = None
+    worker: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> Path:
+        return status_dir(self.outbox) / f"{self.name}.json"
+
+    def record_error(self, code: str, message: str) -> None:
+        self.last_error = {"code": code, "message": message, "at": iso()}
+
+    def document(self) -> dict[str, Any]:
+        now = iso()
+        return {
+            "schema": STATUS_SCHEMA,
+            "schema_version": STATUS_SCHEMA_VERSION,
+            "daemon": {
+                "name": self.name,
+                "instance_id": self.instance_id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "version": __version__,
+                "started_at": self.started_at,
+            },
+            "state": self.state,
+            "backend": self.backend,
+            "heartbeat_at": now,
+            "updated_at": now,
+            "current_job": self.current_job,
+            "queue_length": self.queue_length,
+            "counters": vars(self.counters).copy(),
+            "last_error": self.last_error,
+            "loading": self.loading,
+            "degraded_reason": self.degraded_reason,
+            "worker": self.worker,
+        }
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        replace_json(self.path, self.document())
+
+
+def read_statuses(outbox: Path) -> list[dict[str, Any]]:
+    """Every daemon's status document in this outbox (unreadable files are skipped)."""
+    found = []
+    directory = status_dir(outbox)
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            found.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def render(doc: dict[str, Any], *, now: float | None = None, width: int = 30) -> str:
+    """A few human lines for ``posed status``."""
+    now = time.time() if now is None else now
+    daemon = doc.get("daemon", {})
+    age = now - _parse_iso(doc.get("heartbeat_at"))
+    alive = "alive" if age < 30 else f"NO HEARTBEAT for {age:.0f} s (daemon down?)"
+    lines = [f"{daemon.get('name')} [{doc.get('state')}] pid {daemon.get('pid')} on {daemon.get('host')}: {alive}"]
+    backend = doc.get("backend") or {}
+    if backend:
+        lines.append(f"  backend: {backend.get('name')} on {backend.get('device')} ({backend.get('model_version')})")
+    if doc.get("loading"):
+        lines.append(f"  loading: {doc['loading'].get('what')} since {doc['loading'].get('since')}")
+    if doc.get("degraded_reason"):
+        lines.append(f"  degraded: {doc['degraded_reason']}")
+    job = doc.get("current_job")
+    if job:
+        lines.append("  " + _job_line(job, width))
+    counters = doc.get("counters", {})
+    lines.append(
+        f"  queue {doc.get('queue_length', 0)}; results {counters.get('results', 0)}, errors {counters.get('errors', 0)}, "
+        f"retries {counters.get('retries', 0)}, worker crashes {counters.get('worker_crashes', 0)}"
+    )
+    if doc.get("last_error"):
+        err = doc["last_error"]
+        lines.append(f"  last error {err.get('code')} at {err.get('at')}: {err.get('message')}")
+    return "\n".join(lines)
+
+
+def _job_line(job: dict[str, Any], width: int) -> str:
+    done, total, percent = job.get("frames_done") or 0, job.get("frames_total"), job.get("percent")
+    if percent is not None:
+        filled = int(width * min(percent, 100) / 100)
+        bar = "#" * filled + "-" * (width - filled)
+        progress = f"[{bar}] {percent:5.1f}% {done}/{total}"
+    else:
+        progress = f"{done} frames"
+    fps, eta = job.get("frames_per_second"), job.get("eta_seconds")
+    extra = f" {fps:.1f} fps" if fps else ""
+    extra += f" ETA {eta:.0f} s" if eta is not None else ""
+    return f"{job.get('input_name')} ({job.get('stage')}, attempt {job.get('attempt')}): {progress}{extra}"
+
+
+def _parse_iso(text: str | None) -> float:
+    if not text:
+        return 0.0
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

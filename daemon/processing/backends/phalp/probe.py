@@ -1,0 +1,84 @@
+"""Import probe for ``posed doctor``: ``python -m daemon.processing.backends.phalp.probe [--smpl PATH] MODULE...``.
+
+Runs in a child process so that importing the GPU stack can neither crash the doctor (a CUDA
+extension built for the wrong GPU dies with a signal) nor leave PHALP's logging, warning and
+stdout changes behind. Prints one JSON object per line: ``{"step": ..., "ok": ..., ...}``; a
+``{"step": X, "started": true}`` line before each step tells the parent which step a crash hit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pickle
+import sys
+from typing import Any
+
+CUDA_STEP = "cuda"
+SMPL_STEP = "smpl"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="posed-probe")
+    parser.add_argument("--smpl", help="SMPL model file to unpickle (needs chumpy for the original file)")
+    parser.add_argument("--cuda", action="store_true", help="report torch.cuda facts after importing torch")
+    parser.add_argument("modules", nargs="*")
+    args = parser.parse_args(argv)
+    for name in args.modules:
+        _step(name, lambda name=name: _import(name))
+    if args.cuda:
+        _step(CUDA_STEP, _cuda_facts)
+    if args.smpl:
+        _step(SMPL_STEP, lambda: _unpickle(args.smpl))
+    return 0
+
+
+def _step(name: str, action) -> None:
+    _emit({"step": name, "started": True})
+    try:
+        result = {"step": name, "ok": True, **action()}
+    except BaseException as exc:  # noqa: BLE001 - every failure is the report
+        result = {"step": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:600]}
+        missing = getattr(exc, "name", None)
+        if isinstance(exc, ImportError) and missing:
+            result["missing_module"] = missing
+    _emit(result)
+
+
+def _emit(record: dict[str, Any]) -> None:
+    # The protocol goes to the real stdout; imported libraries may have replaced sys.stdout.
+    sys.__stdout__.write(json.dumps(record) + "\n")
+    sys.__stdout__.flush()
+
+
+def _import(name: str) -> dict[str, Any]:
+    module = importlib.import_module(name)
+    return {"version": str(getattr(module, "__version__", "") or "")}
+
+
+def _cuda_facts() -> dict[str, Any]:
+    import torch
+
+    facts: dict[str, Any] = {
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "available": bool(torch.cuda.is_available()),
+        "devices": [],
+    }
+    if facts["available"]:
+        for index in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(index)
+            facts["devices"].append({"index": index, "name": torch.cuda.get_device_name(index), "free": free, "total": total})
+    return facts
+
+
+def _unpickle(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        model = pickle.load(handle, encoding="latin1")  # the original SMPL file is a Python 2 pickle
+    keys = sorted(model) if isinstance(model, dict) else []
+    return {"keys": keys[:20], "has_shapedirs": "shapedirs" in keys}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

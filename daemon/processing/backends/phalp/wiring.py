@@ -1,0 +1,405 @@
+"""PHALP + HMR 2.0 built for streaming: local files only, no renderer, no unused models.
+
+Imported only by ``loader.load_models`` after its checks, inside the import sandbox: this is
+the one module that imports torch, PHALP, 4D-Humans, detectron2 and neural_renderer.
+
+What differs from 4D-Humans' ``track.py`` (``HMR2_4dhuman`` + ``HMR2023TextureSampler``),
+reference §1 and §2.7:
+
+- ``cached_download_from_drive`` is a no-op and HMR 2.0 is built from the checkpoint path in
+  ``configs/models.yaml`` instead of ``download_models()``/``load_hmr2()``; the old HMAR is built
+  without its ImageNet ResNet-50 download (those weights are overwritten or unused anyway);
+- no visualizer, no HMR2 mesh/skeleton renderers (each opens an EGL context), no ground-truth
+  box detector (``detector_x``), no HMR2 discriminator, and the old HMAR's ResNet, texture and
+  SMPL heads are dropped after loading (HMR 2.0 replaces them);
+- the detector weights come from a local file, with our score threshold;
+- HMR 2.0 can run under fp16 autocast (upstream inference is fp32 throughout).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import neural_renderer
+import numpy as np
+import phalp
+import torch
+import torch.nn.functional as F
+from detectron2 import model_zoo
+from detectron2.config import LazyConfig
+from hmr2.configs import get_config
+from hmr2.datasets.utils import expand_bbox_to_aspect_ratio
+from hmr2.models import HMR2
+from omegaconf import DictConfig, OmegaConf
+from phalp.configs.base import FullConfig
+from phalp.models.hmar import hmar as hmar_module
+from phalp.models.predictor import Pose_transformer_v2
+from phalp.trackers.PHALP import PHALP
+from phalp.utils.utils_detectron2 import DefaultPredictor_Lazy
+
+from daemon.processing.backends.base import LoadProgress
+from daemon.processing.backends.phalp.loader import BuildRequest, LoadedModels
+from daemon.errors import BackendUnavailable
+from daemon.log import get_logger
+
+log = get_logger(__name__)
+
+HMR2_BBOX_SHAPE = (192, 256)  # (width, height) of HMR 2.0's ViT input; Human4DConfig.expand_bbox_shape
+MASKRCNN_LAZY_CONFIG = "new_baselines/mask_rcnn_regnety_4gf_dds_FPN_400ep_LSJ.py"
+VITDET_LAZY_CONFIG = Path(phalp.__file__).parent / "configs" / "cascade_mask_rcnn_vitdet_h_75ep.py"
+STAGE_SCORE_THRESHOLD = 0.5  # PHALP's per-stage detector threshold; low_th_c filters after it
+MASKRCNN_NMS_THRESHOLD = 0.4  # as PHALP.setup_detectron2
+VISIBILITY_EPSILON = 1e-4  # a UV texel is visible if it is at most this far behind the rendered surface
+HMR2_LEARNED_PREFIXES = ("backbone.", "smpl_head.")  # weights HMR2 cannot work without
+
+
+def build_models(request: BuildRequest, progress: LoadProgress) -> LoadedModels:
+    phalp_cfg = phalp_config(request)
+    with _torch_load_on_cpu():
+        tracker = StreamingPhalp(phalp_cfg, request, progress)
+    sampler: HMR2TextureSampler = tracker.HMAR
+    runtime = TorchRuntime(sampler, fp16_default=request.cfg.fp16, device=request.device)
+    return LoadedModels(
+        phalp=tracker,
+        smpl_model=SmplEvaluator(sampler.smpl, request.device),
+        runtime=runtime,
+        device=_device_label(request.device),
+        versions=_versions(),
+        mesh_faces=np.asarray(sampler.smpl.faces, dtype=np.int64),
+    )
+
+
+def phalp_config(request: BuildRequest) -> DictConfig:
+    """PHALP's FullConfig with every path explicit and our tracking settings."""
+    cfg, paths = request.cfg, {key: str(path) for key, path in request.paths.items()}
+    overrides = {
+        "device": request.device,
+        # track() and default_setup() would write here; neither runs, but keep it ours.
+        "video": {"output_dir": str(request.sandbox / "phalp-output")},
+        "phalp": {
+            "detector": cfg.detector,
+            "low_th_c": cfg.detection_score_threshold,
+            "small_w": cfg.min_person_width_px,
+            "small_h": cfg.min_person_height_px,
+            "max_age_track": cfg.max_age_track,
+            "n_init": cfg.n_init,
+        },
+        "render": {"enable": False},
+        "hmr": {"hmar_path": paths["phalp_hmar_weights"]},
+        "pose_predictor": {
+            "config_path": paths["phalp_pose_predictor_config"],
+            "weights_path": paths["phalp_pose_predictor_weights"],
+            "mean_std": paths["phalp_mean_std"],
+        },
+        # smplx accepts the model file itself as model_path, so one SMPL file serves both stacks.
+        "SMPL": {
+            "MODEL_PATH": paths["smpl_neutral"],
+            "JOINT_REGRESSOR_EXTRA": paths["phalp_smpl_to_j19"],
+            "TEXTURE": paths["phalp_texture"],
+        },
+        "MODEL": {"SMPL_HEAD": {"SMPL_MEAN_PARAMS": paths["phalp_smpl_mean_params"]}},
+    }
+    merged = OmegaConf.merge(OmegaConf.structured(FullConfig), overrides)
+    OmegaConf.set_struct(merged, False)
+    merged.expand_bbox_shape = list(HMR2_BBOX_SHAPE)
+    return merged
+
+
+class StreamingPhalp(PHALP):
+    """PHALP with HMR 2.0, as 4D-Humans' ``HMR2_4dhuman``, minus downloads and unused parts."""
+
+    def __init__(self, cfg: DictConfig, request: BuildRequest, progress: LoadProgress) -> None:
+        # Set before PHALP.__init__, which calls the setup_* hooks below.
+        self.posed_request = request
+        self.posed_progress = progress
+        super().__init__(cfg)
+
+    def cached_download_from_drive(self, additional_urls: Any = None) -> None:
+        """Never download: the loader checked every file before we got here."""
+
+    def setup_hmr(self) -> None:
+        self.posed_progress("HMR 2.0 (ViT-H) and PHALP's appearance model")
+        self.HMAR = build_texture_sampler(self.cfg, self.posed_request)
+
+    def setup_predictor(self) -> None:
+        self.posed_progress("PHALP pose predictor")
+        self.pose_predictor = Pose_transformer_v2(self.cfg, self)
+        load_pose_predictor_weights(self.pose_predictor, self.cfg.pose_predictor.weights_path)
+
+    def setup_detectron2(self) -> None:
+        self.posed_progress(f"person detector ({self.cfg.phalp.detector})")
+        self.detector = build_detector(self.cfg.phalp.detector, self.posed_request)
+        # setup_detectron2_with_RPN is skipped: its X101 detector serves ground-truth boxes only.
+
+    def setup_visualizer(self) -> None:
+        self.visualizer = None  # rendering is off; building it would open an EGL context
+
+    def default_setup(self) -> None:
+        """track()'s output folders; we never write them."""
+
+    def get_detections(self, image, frame_name, t_, additional_data=None, measurments=None):
+        """PHALP's detections with boxes padded to HMR 2.0's aspect ratio, as HMR2_4dhuman does."""
+        bbox, _, masks, scores, classes, gt_tids, gt_annots = super().get_detections(image, frame_name, t_, additional_data, measurments)
+        padded = expand_bbox_to_aspect_ratio(bbox, self.cfg.expand_bbox_shape)
+        return bbox, padded, masks, scores, classes, gt_tids, gt_annots
+
+    def track(self):
+        raise RuntimeError("posed drives PHALP per frame (driver.py); track() keeps every frame in memory")
+
+
+def build_detector(detector: str, request: BuildRequest) -> DefaultPredictor_Lazy:
+    threshold = min(STAGE_SCORE_THRESHOLD, request.cfg.detection_score_threshold)
+    if detector == "maskrcnn":
+        lazy_cfg = model_zoo.get_config(MASKRCNN_LAZY_CONFIG, trained=False)
+        lazy_cfg.model.roi_heads.box_predictor.test_score_thresh = threshold
+        lazy_cfg.model.roi_heads.box_predictor.test_nms_thresh = MASKRCNN_NMS_THRESHOLD
+        lazy_cfg.train.init_checkpoint = str(request.paths["detector_maskrcnn"])
+    else:
+        lazy_cfg = LazyConfig.load(str(VITDET_LAZY_CONFIG))
+        for predictor in lazy_cfg.model.roi_heads.box_predictors:
+            predictor.test_score_thresh = threshold
+        lazy_cfg.train.init_checkpoint = str(request.paths["detector_vitdet"])
+    return DefaultPredictor_Lazy(lazy_cfg)
+
+
+def build_texture_sampler(phalp_cfg: DictConfig, request: BuildRequest) -> HMR2TextureSampler:
+    hmar_old = _build_hmar_without_imagenet(phalp_cfg)
+    hmar_old.load_weights(phalp_cfg.hmr.hmar_path)
+    # With HMR 2.0 only the appearance encoder, the UV post-processing and the SMPL layer of
+    # the old HMAR run (autoencoder_hmar, process_uv_image, get_3d_parameters); free the rest.
+    hmar_old.backbone = None
+    hmar_old.texture_head = None
+    hmar_old.smpl_head = None
+    return HMR2TextureSampler(
+        hmr2=build_hmr2(request),
+        hmar_old=hmar_old,
+        bmap=np.load(request.paths["phalp_bmap"]),
+        fmap=np.load(request.paths["phalp_fmap"]),
+        fp16=request.cfg.fp16,
+    )
+
+
+def _build_hmar_without_imagenet(phalp_cfg: DictConfig):
+    original = hmar_module.resnet
+    # HMAR hard-codes resnet(pretrained=True), a download through torch hub; the weights are
+    # overwritten by hmar_v2_weights.pth, and with HMR 2.0 the ResNet never runs at all.
+    hmar_module.resnet = functools.partial(_resnet_without_weights, original)
+    try:
+        return hmar_module.HMAR(phalp_cfg)
+    finally:
+        hmar_module.resnet = original
+
+
+def _resnet_without_weights(resnet, pretrained: bool = False, **kwargs):
+    return resnet(pretrained=False, **kwargs)
+
+
+def build_hmr2(request: BuildRequest) -> HMR2:
+    """HMR 2.0 from the local checkpoint, the way load_hmr2() configures it, minus its side trips."""
+    paths = request.paths
+    model_cfg = get_config(str(paths["hmr2_model_config"]), update_cachedir=False)
+    model_cfg.defrost()
+    model_cfg.SMPL.MODEL_PATH = str(paths["smpl_neutral"])
+    model_cfg.SMPL.JOINT_REGRESSOR_EXTRA = str(paths["hmr2_smpl_to_j19"])
+    model_cfg.SMPL.MEAN_PARAMS = str(paths["hmr2_smpl_mean_params"])
+    if model_cfg.MODEL.BACKBONE.TYPE == "vit" and "BBOX_SHAPE" not in model_cfg.MODEL:
+        model_cfg.MODEL.BBOX_SHAPE = [HMR2_BBOX_SHAPE[0], HMR2_BBOX_SHAPE[1]]
+    if model_cfg.MODEL.BACKBONE.get("PRETRAINED_WEIGHTS"):
+        model_cfg.MODEL.BACKBONE.PRETRAINED_WEIGHTS = ""  # a training-time file; the checkpoint has it all
+    if "LOSS_WEIGHTS" in model_cfg and model_cfg.LOSS_WEIGHTS.get("ADVERSARIAL", 0) > 0:
+        model_cfg.LOSS_WEIGHTS.ADVERSARIAL = 0.0  # no Discriminator: training only
+    model_cfg.freeze()
+    model = HMR2(model_cfg, init_renderer=False)
+    _load_hmr2_weights(model, paths["hmr2_checkpoint"])
+    return model.eval()
+
+
+def _load_hmr2_weights(model: HMR2, checkpoint: Path) -> None:
+    # A Lightning checkpoint pickles its hyper-parameters (a yacs CfgNode) next to the weights.
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = {key: value for key, value in state.items() if not key.startswith("discriminator.")}
+    result = model.load_state_dict(state, strict=False)
+    # load_hmr2 uses strict=False too, which would let a truncated file load silently.
+    lacking = [key for key in result.missing_keys if key.startswith(HMR2_LEARNED_PREFIXES)]
+    if lacking:
+        raise BackendUnavailable(
+            f"{checkpoint} lacks {len(lacking)} HMR 2.0 weights (e.g. {', '.join(lacking[:3])}): the file is truncated "
+            "or not the HMR 2.0 checkpoint. Fix: delete it and run scripts/fetch-models.sh"
+        )
+    if result.unexpected_keys:
+        log.warning("phalp.hmr2_unexpected_weights", count=len(result.unexpected_keys), first=result.unexpected_keys[:3])
+
+
+def load_pose_predictor_weights(predictor: Pose_transformer_v2, path: str) -> None:
+    """Load the pose predictor's checkpoint by stripping the ``encoder.`` prefix.
+
+    Upstream's ``load_weights`` renames keys with ``str.replace("encoder.", "")``, which also
+    turns ``encoder.pose_shape_encoder.0.weight`` into ``pose_shape_0.weight``; with
+    ``strict=False`` those weights are then skipped without a word and the predictor's input
+    layer keeps its random initialisation (different in every process: nothing seeds it).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    prefix = "encoder."
+    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    result = predictor.encoder.load_state_dict(weights, strict=False)
+    if result.missing_keys:
+        log.warning("phalp.pose_predictor_missing_weights", count=len(result.missing_keys), first=result.missing_keys[:3])
+
+
+class HMR2TextureSampler(torch.nn.Module):
+    """The ``HMAR`` PHALP calls: HMR 2.0 for pose and camera, plus the person's UV texture.
+
+    The same computation as 4D-Humans' ``HMR2023TextureSampler.forward``: place HMR 2.0's mesh
+    in its crop camera, find each texel's surface point through the UV atlas (bmap/fmap),
+    render a depth map with neural_renderer to test visibility, and sample the crop's colours
+    at visible texels. The texture feeds PHALP's appearance cue.
+    """
+
+    def __init__(self, hmr2: HMR2, hmar_old: Any, bmap: np.ndarray, fmap: np.ndarray, fp16: bool) -> None:
+        super().__init__()
+        self.model = hmr2
+        self.hmar_old = hmar_old
+        self.smpl = hmar_old.smpl
+        self.fp16 = fp16
+        self.crop_size = int(hmr2.cfg.MODEL.IMAGE_SIZE)
+        self.focal_length = float(hmr2.cfg.EXTRA.FOCAL_LENGTH)
+        self.register_buffer("tex_bmap", torch.tensor(bmap, dtype=torch.float))
+        self.register_buffer("tex_fmap", torch.tensor(fmap, dtype=torch.long))
+        self.register_buffer("smpl_faces", torch.tensor(np.asarray(self.smpl.faces, dtype=np.int64)))
+        self.neural_renderer = neural_renderer.Renderer(
+            dist_coeffs=None,
+            orig_size=self.crop_size,
+            image_size=self.crop_size,
+            light_intensity_ambient=1,
+            light_intensity_directional=0,
+            anti_aliasing=False,
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+        image, mask = x[:, :3], x[:, 3].clip(0, 1)
+        with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=self.fp16):
+            out = self.model({"img": image, "mask": mask})
+        vertices = (out["pred_vertices"] + out["pred_cam_t"].unsqueeze(1)).float()
+        uv_image = self._sample_texture(image, mask, vertices)
+        return {
+            "uv_image": uv_image,
+            "uv_vector": self.hmar_old.process_uv_image(uv_image),
+            "pose_smpl": {key: value.float() for key, value in out["pred_smpl_params"].items()},
+            "pred_cam": out["pred_cam"].float(),
+        }
+
+    def _sample_texture(self, image: torch.Tensor, mask: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        batch = vertices.shape[0]
+        texels = self.tex_fmap >= 0
+        corners = vertices[:, self.smpl_faces[self.tex_fmap[texels]]]  # (B, N, 3 corners, xyz)
+        points = torch.einsum("bnij,ni->bnj", corners, self.tex_bmap[texels])  # barycentric mix
+        # grid_sample coordinates: the crop camera's projection in [-1, 1]
+        grid = (self.focal_length / (self.crop_size / 2)) * points[..., :2] / points[..., 2:3]
+        surface_depth = self._render_depth(vertices)
+        depth_at_texel = F.grid_sample(surface_depth[:, None], grid[:, None], align_corners=False)[:, 0, 0]
+        colours = F.grid_sample(torch.cat([image, mask[:, None]], dim=1), grid[:, None], align_corners=False)[:, :, 0]
+        hidden = ~(points[..., 2] <= depth_at_texel + VISIBILITY_EPSILON)  # NaN counts as hidden
+        colours[:, 3][hidden] = 0
+        uv_image = torch.zeros((batch, 4, *self.tex_fmap.shape), dtype=torch.float, device=vertices.device)
+        uv_image[:, :, texels] = colours
+        return uv_image
+
+    def _render_depth(self, vertices: torch.Tensor) -> torch.Tensor:
+        device, batch = vertices.device, vertices.shape[0]
+        intrinsics = torch.eye(3, device=device)
+        intrinsics[0, 0] = intrinsics[1, 1] = self.focal_length
+        intrinsics[0, 2] = intrinsics[1, 2] = self.crop_size / 2  # neural_renderer wants square images
+        faces = self.smpl_faces[None].expand(batch, -1, -1).int()
+        return self.neural_renderer(
+            vertices,
+            faces,
+            mode="depth",
+            K=intrinsics[None],
+            R=torch.eye(3, device=device)[None],
+            t=torch.zeros(3, device=device)[None],
+        )
+
+    # PHALP calls these on its HMAR; with HMR 2.0 they still come from the old HMAR.
+    def autoencoder_hmar(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self.hmar_old.autoencoder_hmar(*args, **kwargs)
+
+    def get_3d_parameters(self, *args: Any, **kwargs: Any):
+        return self.hmar_old.get_3d_parameters(*args, **kwargs)
+
+
+class SmplEvaluator:
+    """PHALP's SMPL layer (the one behind ``3d_joints``) as a numpy function for the converter."""
+
+    def __init__(self, smpl_layer: Any, device: str) -> None:
+        self._smpl = smpl_layer
+        self._device = torch.device(device)
+
+    def __call__(
+        self, global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray, *, with_vertices: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        def tensor(values: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(values, dtype=torch.float32, device=self._device)
+
+        with torch.no_grad():
+            out = self._smpl(global_orient=tensor(global_orient), body_pose=tensor(body_pose), betas=tensor(betas), pose2rot=False)
+        joints = out.joints.cpu().numpy()
+        return joints, out.vertices.cpu().numpy() if with_vertices else None
+
+
+class TorchRuntime:
+    """Low-memory mode and cache release for the backend, without it importing torch."""
+
+    def __init__(self, sampler: HMR2TextureSampler, *, fp16_default: bool, device: str) -> None:
+        self._sampler = sampler
+        self._fp16_default = fp16_default
+        self._cuda = device.startswith("cuda")
+        self.oom_errors: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)
+
+    def set_low_memory(self, enabled: bool) -> None:
+        # A retry after an OOM runs HMR 2.0 in fp16 (about half the activation memory).
+        self._sampler.fp16 = self._fp16_default or (enabled and self._cuda)
+
+    def release_cached_memory(self) -> None:
+        if self._cuda:
+            torch.cuda.empty_cache()
+
+
+@contextmanager
+def _torch_load_on_cpu() -> Iterator[None]:
+    """PHALP calls ``torch.load(path)`` bare: load to CPU (the model is moved later) and allow
+    the pickled objects these checkpoints hold (torch >= 2.6 defaults to weights_only=True)."""
+    original = torch.load
+    torch.load = functools.partial(_torch_load, loader=original)
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
+def _torch_load(path: Any, *args: Any, loader: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("map_location", "cpu")
+    if "weights_only" in inspect.signature(loader).parameters:
+        kwargs.setdefault("weights_only", False)
+    return loader(path, *args, **kwargs)
+
+
+def _device_label(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for distribution in ("phalp", "hmr2", "torch", "detectron2", "neural-renderer-pytorch"):
+        try:
+            versions[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[distribution] = "unknown"
+    return versions
