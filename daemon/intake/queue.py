@@ -179,8 +179,7 @@ class BullmqIntake:
     def progress(self, job: QueueJob, frames_done: int = 0, frames_total: int | None = None,
                  fps: float | None = None, eta_s: float | None = None, *, stage: str = "running",
                  error: dict[str, Any] | None = None) -> None:
-        """Publish progress (``job.updateProgress``) without waiting: at most every 0.5 s while
-        running, stage changes at once, always the newest value, the last one never dropped."""
+        """Publish progress (``job.updateProgress``) without waiting (throttled: ``queue_held``)."""
         held = self._held.get(job.id)
         if held is None or held.lost:
             return

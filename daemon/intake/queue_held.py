@@ -2,8 +2,8 @@
 
 Progress is best effort and must never flood Redis (every ``updateProgress`` is an event in
 the queue's stream that each Node ``QueueEvents`` reads): while a job runs, at most one value
-every ``PROGRESS_MIN_INTERVAL_S``, always the newest, the last one never dropped; stage
-changes go out at once. Everything here runs on the intake's event-loop thread.
+every ``PROGRESS_MIN_INTERVAL_S``, always the newest, the last one never dropped; "taken"
+and "failed" go out at once. Everything here runs on the intake's event-loop thread.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from daemon.log import get_logger
 
 log = get_logger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.5
+URGENT_STAGES = ("taken", "failed")  # sent at once: a daemon took the job; its error report is out
 BACKOFF_S = (0.25, 5.0)  # first and longest pause between attempts while Redis is unreachable
 
 
@@ -46,7 +47,7 @@ class HeldJob:
     async def _send_progress(self) -> None:
         try:
             while self.progress is not None and not self.lost:
-                if self.progress["stage"] == "running":
+                if self.progress["stage"] not in URGENT_STAGES:
                     await asyncio.sleep(max(0.0, self.progress_sent_at + PROGRESS_MIN_INTERVAL_S - time.monotonic()))
                 value, self.progress = self.progress, None
                 self.progress_sent_at = time.monotonic()
