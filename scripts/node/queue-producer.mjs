@@ -119,7 +119,7 @@ async function main(argv) {
   const producer = createProducer({ url: values.url, queue: values.queue });
   let failed = 0;
   try {
-    const added = [];
+    const finished = [];
     for (const input of positionals) {
       const job = await producer.enqueue(input, {
         jobId: positionals.length === 1 ? values['job-id'] : undefined,
@@ -128,18 +128,17 @@ async function main(argv) {
         attempts: Number(values.attempts),
       });
       say({ event: 'added', id: job.id, input });
-      added.push(job);
+      if (values['no-wait']) continue;
+      // Wait from the moment it is added: a short job may finish before the next one is added.
+      finished.push(producer.wait(job, { onProgress: (progress) => say({ event: 'progress', id: job.id, progress }) }).then(
+        (returnvalue) => say({ event: 'completed', id: job.id, returnvalue }),
+        (err) => {
+          failed += 1;
+          say({ event: 'failed', id: job.id, code: err.code, reason: err.message, report: err.report ?? null });
+        },
+      ));
     }
-    if (values['no-wait']) return 0;
-    await Promise.all(added.map(async (job) => {
-      try {
-        const returnvalue = await producer.wait(job, { onProgress: (progress) => say({ event: 'progress', id: job.id, progress }) });
-        say({ event: 'completed', id: job.id, returnvalue });
-      } catch (err) {
-        failed += 1;
-        say({ event: 'failed', id: job.id, code: err.code, reason: err.message, report: err.report ?? null });
-      }
-    }));
+    await Promise.all(finished);
   } finally {
     await producer.close();
   }
