@@ -18,7 +18,7 @@ import pytest
 
 from tests.daemon_harness import MEDIA, SHORT_CLIP, STREET_CLIP, OutboxReader, outcomes
 from tests.helpers import wait_until
-from tests.test_queue_intake import NODE_DIR, bullmq_call, node_modules  # noqa: F401 - fixture
+from tests.test_queue_intake import NODE_DIR, bullmq_call, node_modules, queue_validator  # noqa: F401 - fixture
 
 QUEUE = "posed-test"  # bullmq_call's queue
 JOBS = 20
@@ -71,9 +71,14 @@ def test_twenty_jobs_two_daemons_a_kill_and_a_redis_restart(tmp_path, redis_serv
     assert finals[bad_id][0]["code"] == reason.split(":")[0] and reason.startswith("E_")
     assert bullmq_call(redis_server.url, "get", bad_id)["attemptsMade"] == 1  # no retry although attempts=3
 
+    result_schema, progress_schema = queue_validator("queue-result"), queue_validator("queue-result", "progress")
     for job, seen in by_job.items():
+        progress = [e["progress"] for e in seen if e["event"] == "progress"]
+        assert progress or job == bad_id, f"no progress event for job {job}"
+        for value in progress:
+            progress_schema.validate(value)
         if job != bad_id:
-            assert any(e["event"] == "progress" for e in seen), f"no progress event for job {job}"
+            result_schema.validate(finals[job][0]["returnvalue"])
     killed_final = finals[killed_job][0]
     assert killed_final["event"] == "completed" and killed_final["returnvalue"]["daemon"] == "qb"
 

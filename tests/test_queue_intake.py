@@ -254,3 +254,24 @@ def test_queue_status_counts_jobs_and_names_the_holder(redis_server, intakes) ->
     assert any(".gpu-a." in worker["name"] for worker in doc["workers"])
     text = render_queue_status(doc)
     assert "waiting 1" in text and f"active {first} on " in text and "/gpu-a: running 17%" in text
+
+
+SCHEMAS = REPO / "daemon" / "schemas"
+
+
+def queue_validator(name: str, definition: str | None = None):
+    """A validator for queue-job / queue-result (or one of its $defs, e.g. progress)."""
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    if definition is not None:
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    return Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("name", ["queue-job", "queue-result"])
+def test_queue_schemas_and_their_examples(name: str) -> None:
+    example = json.loads((SCHEMAS / "examples" / f"{name}.example.json").read_text())
+    queue_validator(name).validate(example)
+    assert not queue_validator(name).is_valid(example | {"unexpected": 1})  # unknown keys are refused
