@@ -168,8 +168,12 @@ def _claimed(job: QueueJob) -> ClaimedInput:
     options = job.options
     if job.previous_error_code == "E_OUT_OF_MEMORY":  # the last attempt ran out of memory
         options = replace(options, low_memory=True)
-    return ClaimedInput(path=path, job_id=job.job_id, wanted_stem=job.stem, options=options, client=job.client,
-                        refusal=job.problem, ticket=job, moves_input=False)
+    try:  # bytes in the outcome, and a result refused if the file changes while it is processed
+        input_stat = os.stat(path) if job.problem is None else None
+    except OSError:
+        input_stat = None  # missing or unreadable: the lifecycle's file check reports it
+    return ClaimedInput(path=path, job_id=job.job_id, wanted_stem=job.stem, input_stat=input_stat, options=options,
+                        client=job.client, refusal=job.problem, ticket=job, moves_input=False)
 
 
 def find_published(outbox: Path, stem: str, job_id: str) -> tuple[Path, dict[str, Any]] | None:
