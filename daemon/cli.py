@@ -103,11 +103,13 @@ def _process(args: argparse.Namespace) -> int:
     from daemon.processing.backends import create_backend
     from daemon.processing.job import JobSpec, run_job
     from daemon.log import get_logger
+    from daemon.publishing.naming import RESULT_SUFFIX
     from daemon.publishing.outcomes import OutcomeWriter
+    from daemon.publishing.results import commit_local_result
 
     cfg = _load(args)
     log = get_logger("posed.process")
-    out = args.out or Path(f"{args.video.name}.result.json")
+    out = args.out or Path(f"{args.video.name}{RESULT_SUFFIX}")
     tmp = out.with_name(f".{out.name}.partial")
     backend = create_backend(cfg)
     try:
@@ -116,14 +118,14 @@ def _process(args: argparse.Namespace) -> int:
         sys.stderr.write(f"posed: backend unavailable: {exc}\n")
         return EXIT_FAILED
     spec = JobSpec(job_id=f"process-{int(time.time())}", input_path=args.video, result_tmp=tmp,
-                   input_info=OutcomeWriter(cfg, Path(cfg.outbox.path)).input_info(args.video, None))
+                   input_info=OutcomeWriter(cfg, Path(cfg.outbox.path)).input_info(args.video, args.video.stat()))
     tmp.unlink(missing_ok=True)
     try:
         summary = run_job(spec, backend, info, cfg)
     except JobError as exc:
         sys.stderr.write(f"posed: {exc.code.value}: {exc.message}\n")
         return EXIT_FAILED
-    tmp.replace(out)
+    commit_local_result(tmp, out)
     log.info("process.done", out=str(out), **{k: summary[k] for k in ("frames", "frames_with_person", "frames_per_second")})
     return EXIT_OK
 

@@ -67,6 +67,15 @@ class OutboxConfig:
 
 
 @dataclass
+class OutputConfig:
+    """Optional outputs of every result; a job sidecar may turn each on or off for its video."""
+
+    legacy_fields: bool = False
+    motion_glb: bool = False
+    preview: bool = False
+
+
+@dataclass
 class ClaimConfig:
     heartbeat_interval_s: float = 5.0
     stale_after_s: float = 60.0
@@ -160,6 +169,7 @@ class PosedConfig:
     inbox: InboxConfig = field(default_factory=InboxConfig)
     intake: IntakeConfig = field(default_factory=IntakeConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     claim: ClaimConfig = field(default_factory=ClaimConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)

@@ -24,9 +24,9 @@ from daemon.log import get_logger, job_context
 from daemon.ops.status import StatusBoard
 from daemon.processing.media import check_file
 from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
-from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX
+from daemon.publishing.naming import ERROR_SUFFIX
 from daemon.publishing.outcomes import OutcomeWriter, Receipt
-from daemon.publishing.publish import new_tmp_path
+from daemon.publishing.publish import companions_of, new_tmp_path
 
 log = get_logger(__name__)
 # Failures of the run rather than of the input: an intake with its own retries (a queue's
@@ -207,7 +207,7 @@ class JobLifecycle:
         if not self._fenced(job):
             return
         try:
-            published = self.outcomes.publish(job.result_tmp, item.wanted_stem, RESULT_SUFFIX, self._receipt(job, "done"))
+            published = self.outcomes.publish_result(job.result_tmp, item.wanted_stem, self._receipt(job, "done"))
         except PublishError as exc:
             self._defer(job, str(exc))
             return
@@ -279,12 +279,14 @@ class JobLifecycle:
             log.warning("job.released", reason=why, input=job.path.name)
 
     def _discard_tmp(self, job: Job) -> None:
+        """Remove an unpublished result: its manifest draft and every companion (frames, exports)."""
         if job.result_tmp is None:
             return
-        try:
-            job.result_tmp.unlink(missing_ok=True)
-        except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
-            log.warning("outbox.tmp_not_removed", path=str(job.result_tmp), error=str(exc))
+        for path in [job.result_tmp, *companions_of(job.result_tmp)]:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
+                log.warning("outbox.tmp_not_removed", path=str(path), error=str(exc))
         job.result_tmp = None
 
     # -- periodic duties -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ never needs to know how results are serialised.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,10 @@ class JobOptions:
     include_mesh: bool = False
     start_frame: int = 0
     end_frame: int | None = None  # exclusive; None = to the end
+    # Optional outputs; None = the daemon's ``output.*`` default.
+    legacy_fields: bool | None = None
+    motion_glb: bool | None = None
+    preview: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,4 +150,15 @@ class JobOptions:
             "include_mesh": self.include_mesh,
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
+            "legacy_fields": self.legacy_fields,
+            "motion_glb": self.motion_glb,
+            "preview": self.preview,
         }
+
+    def resolved(self, defaults: dict[str, bool]) -> JobOptions:
+        """With every optional output decided: the job's own choice, else ``defaults``."""
+        return dataclasses.replace(self, **{key: bool(defaults.get(key, False)) if getattr(self, key) is None else getattr(self, key)
+                                            for key in OPTIONAL_OUTPUTS})
+
+
+OPTIONAL_OUTPUTS = ("legacy_fields", "motion_glb", "preview")

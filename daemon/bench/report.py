@@ -90,6 +90,8 @@ def build_figures(
         "sequential_fps": round(sequential.fps, 3),
         "sequential_frames": sequential.frames,
         "result_bytes": end_to_end.result_bytes,
+        "bytes_per_frame": round(end_to_end.result_bytes / max(end_to_end.frames, 1), 1),
+        "bytes_per_person_frame": round(end_to_end.result_bytes / end_to_end.person_frames, 1) if end_to_end.person_frames else None,
         "baseline": baseline,
         "machine": {"cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()]},
         "series": {
@@ -157,7 +159,8 @@ def render_table(figures: dict[str, Any]) -> str:
         _memory_row("RSS peak", figures["rss_peak_bytes"]),
         _memory_row("RSS after the run", figures["rss_after_run_bytes"], "decoder closed, queues drained"),
         _memory_row("GPU peak", figures["gpu_peak_bytes"], "" if figures["gpu_peak_bytes"] is not None else "not on CUDA"),
-        _memory_row("result file", figures["result_bytes"], f"{figures['result_bytes'] / max(frames, 1) / 1024:.1f} KiB/frame"),
+        _memory_row("result files", figures["result_bytes"],
+                    f"{figures['bytes_per_frame']:.0f} B/frame, {figures['bytes_per_person_frame'] or 0:.0f} B/person-frame"),
         "",
     ]
     return "\n".join(lines)

@@ -158,8 +158,9 @@ class _ResultFile:
 
     def close(self, meta: VideoMeta, stats: PipelineStats) -> int:
         video = meta.to_json() | {"decoded_frame_count": stats.frames_decoded}
-        self.writer.close({"video": video, "summary": {"frames": self.writer.frames_written}})
-        return self.path.stat().st_size
+        self.writer.close({"video": video, "summary": {"frames": self.writer.frames_written} | self.writer.size_figures()})
+        self.people_written = self.writer.people_written
+        return self.path.stat().st_size + self.writer.frames.bytes  # manifest + frames file
 
 
 def mark_frames(total: int, queue_frames: int) -> dict[str, int]:
@@ -211,13 +212,15 @@ def measure_end_to_end(
                 clip.frames(), backend, sink, queue_frames=cfg.pipeline.queue_frames, threaded=cfg.pipeline.threaded
             )
             result_bytes = result.close(meta, stats)
+            person_frames = result.people_written
         except BaseException:
             result.writer.abort()
             raise
         finally:
             seconds = time.perf_counter() - started
             sampler.stop()
-    run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes)
+    run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes,
+                   person_frames=person_frames)
     # A wrong container frame count puts the live marks at the wrong frames: use the series.
     live_marks = sink.marks if expected == run.frames else {}
     _fill_memory_marks(run, live_marks, mark_frames(run.frames, cfg.pipeline.queue_frames), has_kernel_peak)

@@ -53,7 +53,8 @@ class EndToEnd(Measured):
     rss_after: int = 0  # RSS once the pipeline had drained and returned
     rss_peak: int = 0
     gpu_peak: int | None = None
-    result_bytes: int = 0
+    result_bytes: int = 0  # manifest + frames file
+    person_frames: int = 0  # people written, summed over frames
 
 
 class LoopedClip:

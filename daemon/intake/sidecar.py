@@ -26,7 +26,7 @@ from typing import Any
 
 from daemon.errors import ErrorCode, JobError
 from daemon.paths import SIDECAR_SUFFIX, BadPath, sidecar_path_for, to_wsl, to_windows
-from daemon.records import JobOptions
+from daemon.records import OPTIONAL_OUTPUTS, JobOptions
 
 MAX_SIDECAR_BYTES = 256 * 1024
 MAX_METADATA_BYTES = 64 * 1024
@@ -38,7 +38,7 @@ PRIORITY_RANGE = (-1000, 1000)
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?<!\.)")  # used with fullmatch
 BACKEND_HINT_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 TOP_LEVEL_KEYS = ("job_id", "options", "metadata", "input_path")
-OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority")
+OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority", *OPTIONAL_OUTPUTS)
 _DEVICE_NAMES = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)])
 
 
@@ -51,6 +51,7 @@ class SidecarOptions:
     include_mesh: bool | None = None
     backend: str | None = None  # a hint; the daemon runs one backend and reports which in the result
     priority: int = 0  # higher first, among videos waiting at the same time
+    outputs: tuple[tuple[str, bool], ...] = ()  # optional outputs switched on or off (output.*)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class JobSidecar:
             merged = dataclasses.replace(merged, end_frame=self.options.end_frame)
         if self.options.include_mesh is not None:
             merged = dataclasses.replace(merged, include_mesh=self.options.include_mesh)
+        merged = dataclasses.replace(merged, **dict(self.options.outputs))
         if merged.end_frame is not None and merged.end_frame <= merged.start_frame:
             raise _bad("options.end_frame", f"must be greater than start_frame ({merged.start_frame}), got {merged.end_frame}")
         return merged
@@ -185,11 +187,16 @@ def _options(value: Any) -> SidecarOptions:
     end = _integer(value.get("end_frame"), "options.end_frame", 1, MAX_FRAME_INDEX)
     if start is not None and end is not None and end <= start:
         raise _bad("options.end_frame", f"must be greater than options.start_frame ({start}), got {end}")
-    include_mesh = value.get("include_mesh")
-    if include_mesh is not None and not isinstance(include_mesh, bool):
-        raise _bad("options.include_mesh", f"must be true or false, got {_json_type(include_mesh)}")
+    include_mesh = _boolean(value.get("include_mesh"), "options.include_mesh")
     priority = _integer(value.get("priority"), "options.priority", *PRIORITY_RANGE)
-    return SidecarOptions(start, end, include_mesh, _backend_hint(value.get("backend")), priority or 0)
+    outputs = tuple((key, flag) for key in OPTIONAL_OUTPUTS if (flag := _boolean(value.get(key), f"options.{key}")) is not None)
+    return SidecarOptions(start, end, include_mesh, _backend_hint(value.get("backend")), priority or 0, outputs)
+
+
+def _boolean(value: Any, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _bad(name, f"must be true or false, got {_json_type(value)}")
+    return value
 
 
 def _integer(value: Any, name: str, low: int, high: int) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from daemon.errors import ErrorCode, JobCancelled, JobError
 from daemon.processing.media import VideoSource
 from daemon.processing.pipeline import run_pipeline
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions
-from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
+from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter, header_precision
 
 ProgressCallback = Callable[[int, int | None, str], None]
 """(frames_done, frames_total_estimate, stage); frames_done is also the index of the frame
@@ -47,8 +47,10 @@ def run_job(
     cancelled: Callable[[], bool] = lambda: False,
     probed: Callable[[dict[str, Any]], None] = lambda video: None,
 ) -> dict[str, Any]:
-    """Process one video into ``spec.result_tmp``; return the summary written into it."""
+    """Process one video into a manifest draft at ``spec.result_tmp`` and its frames file beside it
+    (``publish.companion_tmp_path``); return the summary written into the manifest."""
     started_at, started = utc_now(), time.perf_counter()
+    spec = replace(spec, options=spec.options.resolved(asdict(cfg.output)))
     progress(0, None, "probe")
     with VideoSource(spec.input_path, cfg.limits, cfg.inbox.extensions) as source:
         meta = source.meta
@@ -57,7 +59,8 @@ def run_job(
         progress(0, total, "decode")
         backend.start_video(meta, spec.options)
         wants_mesh = spec.options.include_mesh or (cfg.backend.name == "phalp" and cfg.backend.phalp.include_mesh)
-        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height))
+        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height),
+                              legacy_fields=bool(spec.options.legacy_fields))
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
 
@@ -96,6 +99,7 @@ def run_job(
             "processing_seconds": round(elapsed, 3),
             "frames_per_second": round(writer.frames_written / elapsed, 3) if elapsed > 0 else None,
             "stage_seconds": {k: round(v, 3) for k, v in stats.stage_seconds.items()},
+            **writer.size_figures(),
             "started_at": started_at,
             "finished_at": utc_now(),
         }
@@ -117,6 +121,7 @@ def _header(spec: JobSpec, info: BackendInfo, started_at: str, wants_mesh: bool)
         "backend": info.to_json(),
         "options": spec.options.to_json(),
         "created_at": started_at,
+        "precision": header_precision(),
     }
     if spec.client is not None:
         header["client"] = spec.client

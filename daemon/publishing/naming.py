@@ -14,10 +14,13 @@ import re
 import unicodedata
 from pathlib import Path
 
-RESULT_SUFFIX = ".result.json"
+RESULT_SUFFIX = ".result.json"  # the manifest: the one name a consumer polls for
 ERROR_SUFFIX = ".error.json"
+# Companion files a result may have, by kind; each is published before the manifest.
+OUTPUT_SUFFIXES = {"frames": ".frames.jsonl", "motion": ".motion.glb", "preview": ".preview.mp4"}
+OUTCOME_SUFFIXES = (RESULT_SUFFIX, ERROR_SUFFIX, *OUTPUT_SUFFIXES.values())
 MAX_NAME_BYTES = 255  # NTFS and ext4 limit for one path component
-_SUFFIX_ROOM = len("~9999") + len(RESULT_SUFFIX) + 1  # the longest suffix we ever append
+_SUFFIX_ROOM = len("~9999") + max(len(s) for s in OUTCOME_SUFFIXES) + 1  # the longest suffix we ever append
 
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 # Device names Windows opens instead of a file, with any extension ("NUL.mp4.result.json").
@@ -65,12 +68,13 @@ def _fit(name: str, max_bytes: int) -> str:
 
 
 def reserve_stem(outbox: Path, wanted: str) -> str:
-    """The first of ``wanted``, ``wanted~2``, ... with no result or error file, ignoring case."""
+    """The first of ``wanted``, ``wanted~2``, ... with no outcome file of any kind (manifest,
+    error report, frames, exports), ignoring case: a result's files always share one stem."""
     stem = safe_stem(wanted)
     taken = _taken_names(outbox)
     for n in range(1, 10_000):
         candidate = stem if n == 1 else f"{stem}~{n}"
-        if (candidate + RESULT_SUFFIX).casefold() not in taken and (candidate + ERROR_SUFFIX).casefold() not in taken:
+        if all((candidate + suffix).casefold() not in taken for suffix in OUTCOME_SUFFIXES):
             return candidate
     raise RuntimeError(f"more than 9999 outcomes named {stem!r} in {outbox}")
 

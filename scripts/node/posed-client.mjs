@@ -3,12 +3,16 @@
 //   const posed = createClient({ inbox: 'C:\\posed\\inbox', outbox: 'C:\\posed\\outbox' });
 //   const id = await posed.submit('C:\\uploads\\a.mov', { jobId: 'upload-4711', metadata: { user: 12 } });
 //   const result = await posed.wait(id, { timeoutMs: 30 * 60_000, onProgress: (p) => console.log(p.percent) });
+//   for await (const frame of posed.frames(result)) store(frame);   // one frame at a time, any length
 //
 // Protocol (see README.md): write <inbox>/<name>.part, then rename to <inbox>/<name>; an optional
 // sidecar <inbox>/<name>.job.json goes first, the same way. The daemon publishes
 // <outbox>/<stem>.result.json or <outbox>/<stem>.error.json (stem = jobId, else the file name,
 // plus ~2, ~3... if taken) by renaming from <outbox>/.tmp/, and rewrites
-// <outbox>/.posed/status/<daemon>.json every ~2 s.
+// <outbox>/.posed/status/<daemon>.json every ~2 s. A result is a small manifest (what wait()
+// resolves with) plus <stem>.frames.jsonl, one JSON object per frame, published before the
+// manifest: stream it with frames(), never readFile + JSON.parse (long videos exceed V8's
+// string limit).
 //
 // Windows facts this code is shaped by: a rename or read fails with EPERM/EBUSY/EACCES while an
 // antivirus scanner, the indexer or the WSL 9p server holds the file, so those are retried with
@@ -16,8 +20,10 @@
 // first and never reuses a name; a reader may see a file mid-rename, so JSON that does not parse
 // is read again before it counts as broken.
 
-import { constants as fsConstants, promises as fs, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, constants as fsConstants, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
@@ -25,7 +31,12 @@ import addFormats from 'ajv-formats';
 
 export const DEFAULT_SCHEMAS_DIR = fileURLToPath(new URL('../../daemon/schemas/', import.meta.url));
 export const TRANSIENT_CODES = new Set(['EBUSY', 'EPERM', 'EACCES', 'EAGAIN']);
-const SCHEMA_FILES = { 'posed.result': 'result.schema.json', 'posed.error': 'error.schema.json', 'posed.status': 'status.schema.json' };
+const SCHEMA_FILES = {
+  'posed.result': 'result.schema.json',
+  'posed.error': 'error.schema.json',
+  'posed.status': 'status.schema.json',
+  'posed.frame': 'frame.schema.json',
+};
 // Same rule as the daemon's sidecar parser: the id becomes a Windows file name in the outbox.
 const JOB_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$/i;
@@ -147,7 +158,49 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     return docs.sort((a, b) => a.daemon.name.localeCompare(b.daemon.name));
   }
 
-  return { submit, wait, status, validate };
+  /**
+   * The frames of a result (the manifest wait() resolved with), one object per frame, in order,
+   * streamed: memory stays flat however long the video. Each line is checked against the frame
+   * schema (unless validate is false); at the end the line count, size and sha256 must match
+   * the manifest, else it throws E_CLIENT_FRAMES.
+   */
+  function frames(result, { validate: check = true } = {}) {
+    return readFrames(path.join(outbox, result.files.frames.name), result.files.frames, check ? validate : null);
+  }
+
+  return { submit, wait, frames, status, validate };
+}
+
+/** Stream a frames file; `entry` is the manifest's files.frames. See the client's frames(). */
+export async function* readFrames(file, entry, validate = loadValidator()) {
+  const hash = createHash('sha256');
+  let lines = 0;
+  let bytes = 0;
+  let expected = null;
+  const stream = createReadStream(file);
+  stream.on('data', (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+  });
+  for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) {
+    lines += 1;
+    const frame = JSON.parse(line);
+    if (validate) {
+      const problems = validate({ schema: 'posed.frame', ...frame });
+      if (problems) throw new PosedError('E_CLIENT_SCHEMA', `${entry.name} line ${lines}: ${problems}`);
+    }
+    if (expected !== null && frame.frame_index !== expected) {
+      throw new PosedError('E_CLIENT_FRAMES', `${entry.name} line ${lines}: frame ${frame.frame_index} follows frame ${expected - 1}`);
+    }
+    expected = frame.frame_index + 1;
+    yield frame;
+  }
+  const found = { lines, bytes, sha256: hash.digest('hex') };
+  const wrong = Object.keys(found).filter((key) => found[key] !== entry[key]);
+  if (wrong.length) {
+    const detail = wrong.map((key) => `${key} ${found[key]} (manifest: ${entry[key]})`).join(', ');
+    throw new PosedError('E_CLIENT_FRAMES', `${entry.name} does not match its manifest: ${detail}`);
+  }
 }
 
 /** Milliseconds since a status document's heartbeat; a daemon silent for > ~10 s is gone. */
