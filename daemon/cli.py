@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(run)
     run.add_argument("--inbox", help="inbox directory (overrides inbox.path)")
     run.add_argument("--outbox", help="outbox directory (overrides outbox.path)")
+    run.add_argument("--queue", metavar="URL", help="take jobs from BullMQ on Redis: redis://[user:pass@]host:port/db (intake.kind=bullmq)")
 
     process = commands.add_parser("process", help="run one video through the pipeline, no watching")
     process.add_argument("video", type=Path)
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--outbox", type=Path, help="outbox directory (default: outbox.path of the config)")
     status.add_argument("--json", action="store_true", help="print the raw status documents")
     status.add_argument("--watch", action="store_true", help="refresh every 2 s (a live progress bar)")
+    status.add_argument("--queue", metavar="URL", help="show the BullMQ queue on this Redis: counts, active jobs, workers")
     _config_arguments(status)
 
     doctor = commands.add_parser("doctor", help="preflight: is this machine ready for the configured backend?")
@@ -95,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         extra.append(f"inbox.path={args.inbox}")
     if args.outbox:
         extra.append(f"outbox.path={args.outbox}")
+    if args.queue:
+        extra += ["intake.kind=bullmq", f"intake.url={args.queue}"]
     return Daemon(_load(args, extra)).run()
 
 
@@ -131,6 +135,8 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.queue:
+        return _queue_status(args)
     from daemon.ops.status import read_statuses, render
 
     outbox = args.outbox or Path(_load(args).outbox.path)
@@ -146,6 +152,24 @@ def _status(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if not args.watch:
             return EXIT_OK if docs else EXIT_FAILED
+        time.sleep(2.0)
+
+
+def _queue_status(args: argparse.Namespace) -> int:
+    from daemon.intake.queue_status import read_queue_status, render_queue_status
+
+    queue = _load(args).intake.queue
+    while True:
+        try:
+            doc = read_queue_status(args.queue, queue)
+        except Exception as exc:  # noqa: BLE001 - any failure to read is reported, not raised
+            sys.stderr.write(f"posed: cannot read queue {queue!r}: {type(exc).__name__}: {exc}\n")
+            return EXIT_FAILED
+        text = json.dumps(doc, indent=1) if args.json else render_queue_status(doc)
+        sys.stdout.write(("\x1b[2J\x1b[H" if args.watch else "") + text + "\n")
+        sys.stdout.flush()
+        if not args.watch:
+            return EXIT_OK
         time.sleep(2.0)
 
 

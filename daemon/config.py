@@ -48,6 +48,19 @@ class InboxConfig:
 
 
 @dataclass
+class IntakeConfig:
+    """Where jobs come from (issue 15): the inbox folder, or a BullMQ queue on Redis."""
+
+    kind: str = "folder"  # folder | bullmq
+    url: str = ""  # bullmq: redis://[user:pass@]host:port/db, rediss:// for TLS
+    queue: str = "posed"
+    input_roots: list[str] = field(default_factory=lambda: ["/"])  # job inputs must lie below one
+    lock_duration_s: float = 30.0  # BullMQ lock (renewed at half); a dead daemon's job waits this long
+    stalled_interval_s: float = 30.0  # how often stalled jobs are looked for and handed over
+    max_stalled_count: int = 1  # stalls (lost locks) a job survives before BullMQ fails it
+
+
+@dataclass
 class OutboxConfig:
     path: str = "var/outbox"
     publish_retry_s: float = 30.0  # give up a single publish attempt after this long (EPERM/EBUSY)
@@ -178,6 +191,7 @@ class MotionConfig:
 class PosedConfig:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     claim: ClaimConfig = field(default_factory=ClaimConfig)
@@ -190,6 +204,7 @@ class PosedConfig:
 
 BACKENDS = ("mediapipe", "phalp", "fault")
 OBSERVERS = ("auto", "inotify", "polling")
+INTAKES = ("folder", "bullmq")
 
 
 def load_config(
@@ -318,6 +333,7 @@ def validate(cfg: PosedConfig) -> None:
         )
     _check_choice("backend.name", cfg.backend.name, BACKENDS)
     _check_choice("inbox.observer", cfg.inbox.observer, OBSERVERS)
+    _validate_intake(cfg.intake)
     if cfg.backend.mediapipe.model_complexity != 1:
         raise ConfigError(
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "
@@ -341,6 +357,19 @@ def _validate_motion(motion: MotionConfig) -> None:
                 raise ConfigError(f"config key 'motion.{group}.{name}': must be > 0 Hz, got {getattr(params, name)!r}")
         if not params.beta >= 0:
             raise ConfigError(f"config key 'motion.{group}.beta': must be >= 0, got {params.beta!r}")
+
+
+def _validate_intake(intake: IntakeConfig) -> None:
+    _check_choice("intake.kind", intake.kind, INTAKES)
+    if intake.kind == "bullmq" and not intake.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"config key 'intake.url': intake.kind=bullmq needs redis://[user:pass@]host:port/db (rediss:// for TLS), got {intake.url!r}")
+    if not intake.queue or ":" in intake.queue:
+        raise ConfigError(f"config key 'intake.queue': a BullMQ queue name, non-empty and without ':', got {intake.queue!r}")
+    for key in ("lock_duration_s", "stalled_interval_s"):
+        if not getattr(intake, key) > 0:
+            raise ConfigError(f"config key 'intake.{key}': must be > 0, got {getattr(intake, key)!r}")
+    if intake.max_stalled_count < 0:
+        raise ConfigError(f"config key 'intake.max_stalled_count': must be >= 0, got {intake.max_stalled_count}")
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
