@@ -59,8 +59,8 @@ log = get_logger("posed.bench")
 
 def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
     """Measure, then print the table and write the JSON and plot that were asked for."""
-    from daemon.bench.runner import report as bench_report
-    from daemon.bench.runner import stock as bench_stock
+    from daemon.bench import report as bench_report
+    from daemon.bench import stock as bench_stock
 
     if args.frames is not None and args.frames < 1 or args.loop < 1:
         raise BenchError("--frames and --loop must be at least 1")
@@ -81,8 +81,8 @@ def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
 
 
 def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
-    from daemon.bench.runner import report as bench_report
-    from daemon.bench.runner import stock as bench_stock
+    from daemon.bench import report as bench_report
+    from daemon.bench import stock as bench_stock
 
     load_started = time.perf_counter()
     info = backend.load(lambda what: log.info("bench.loading", what=what))
