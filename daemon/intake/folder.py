@@ -18,7 +18,7 @@ from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, SettledInputs
 from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
 from daemon.intake.inbox import InboxWatcher
-from daemon.intake.sidecar import JobSidecar, read_sidecar
+from daemon.intake.sidecar_cache import SidecarCache
 from daemon.log import get_logger, job_context
 from daemon.paths import sidecar_path_for
 from daemon.publishing.naming import job_id_for
@@ -40,6 +40,7 @@ class FolderIntake:
         self.pending: deque[Path] = deque()  # settled inputs not yet claimed
         self.not_before: dict[Path, float] = {}  # inputs not to take again before a time
         self.held: set[Path] = set()  # claimed by us and not yet settled or released
+        self.sidecars = SidecarCache([str(self.inbox.resolve())])
         self._next_lock_sweep = 0.0
 
     def start(self) -> None:
@@ -110,15 +111,10 @@ class FolderIntake:
 
     def _priority(self, path: Path) -> int:
         try:
-            return self._read_sidecar(path).options.priority if sidecar_path_for(path).exists() else 0
+            sidecar = self.sidecars.read(path)
         except (JobError, OSError):
             return 0  # the problem is reported when the job is prepared
-
-    def _read_sidecar(self, path: Path) -> JobSidecar:
-        sidecar = sidecar_path_for(path)
-        if sidecar.is_symlink():
-            raise JobError(ErrorCode.BAD_SIDECAR, f"{sidecar.name} is a symlink; sidecars are never followed", stage="sidecar")
-        return read_sidecar(sidecar, [str(self.inbox.resolve())])
+        return sidecar.options.priority if sidecar is not None else 0
 
     def _prepare(self, path: Path, claim: Claim, job_id: str) -> ClaimedInput | None:
         """Cheap checks before any worker: bad inputs get their refusal here."""
@@ -134,19 +130,26 @@ class FolderIntake:
         try:
             self._apply_sidecar(item)
         except JobError as exc:
+            if self.sidecars.unchanged_for(path) < self.cfg.inbox.settle_s:
+                # Perhaps written in place (not renamed) and caught half-written: a bad
+                # sidecar is final only once it has stood still as long as a video must.
+                log.info("sidecar.not_settled", input=path.name, error=exc.message)
+                return self._put_back(path, claim, self.cfg.inbox.settle_s)
             item.refusal = exc
         except OSError as exc:  # the sidecar is held open by Windows: try again shortly
             log.warning("sidecar.unreadable", input=path.name, error=str(exc))
-            self.claims.release(claim)
-            self.not_before[path] = time.monotonic() + SIDECAR_BUSY_RETRY_S
-            return None
+            return self._put_back(path, claim, SIDECAR_BUSY_RETRY_S)
         return item
+
+    def _put_back(self, path: Path, claim: Claim, retry_after_s: float) -> None:
+        self.claims.release(claim)
+        self.not_before[path] = time.monotonic() + retry_after_s
 
     def _apply_sidecar(self, item: ClaimedInput) -> None:
         """Client job id, options and metadata from ``<video>.job.json``, if one was dropped."""
-        if not os.path.lexists(sidecar_path_for(item.path)):
+        sidecar = self.sidecars.read(item.path)
+        if sidecar is None:
             return
-        sidecar = self._read_sidecar(item.path)
         item.client = sidecar.client_echo()
         if sidecar.job_id:
             item.wanted_stem = sidecar.job_id
@@ -191,6 +194,7 @@ class FolderIntake:
         self.claims.release(claim)
         self.held.discard(path)
         self.watcher.forget(path)
+        self.sidecars.forget(path)
 
     def sweep(self, now: float) -> None:
         """Remove locks whose owner died after its video left the inbox: no lock is left behind."""
