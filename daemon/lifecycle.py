@@ -99,7 +99,7 @@ class JobLifecycle:
 
     def start(self, job: Job, now: float) -> None:
         job.attempt += 1
-        job.result_tmp = new_tmp_path(self.outbox, "result")
+        job.result_tmp = new_tmp_path(self.outbox, "result", self.outcomes.tmp_owner)
         job.started_at, job.started_iso, job.stage = now, iso(), "starting"
         job.frames_done = 0
         self.active = job
@@ -192,6 +192,8 @@ class JobLifecycle:
 
     def _publish_result(self, job: Job, summary: dict[str, Any]) -> None:
         self.active = None
+        if self._claim_lost_before_publish(job):
+            return
         item = job.item
         changed = self.outcomes.input_changed(item.path, item.input_stat) if item.input_stat is not None else None
         if changed is not None:
@@ -212,6 +214,8 @@ class JobLifecycle:
         if self.active is job:
             self.active = None
         self._discard_tmp(job)
+        if self._claim_lost_before_publish(job):
+            return
         item = job.item
         document = self.outcomes.error_document(job.job_id, item.input_info, error, job.attempt, item.client)
         try:
@@ -222,6 +226,17 @@ class JobLifecycle:
         self.status.counters.errors += 1
         self.status.record_error(error["code"], error["message"])
         self._settle(job, "failed", published, code=error["code"], error=error["message"])
+
+    def _claim_lost_before_publish(self, job: Job) -> bool:
+        """The fence: if another daemon took the input over since our last heartbeat (it judged
+        us silent), it is running the input too; publishing as well would give it two outcomes."""
+        if self.intake.still_ours(job.item):
+            return False
+        with job_context(job.job_id):
+            log.error("job.discarded_claim_lost", input=job.path.name, attempt=job.attempt)
+        self._discard_tmp(job)
+        self.intake.release(job.item)  # forgets the input here; a lock that is not ours stays
+        return True
 
     def _receipt(self, job: Job, outcome: str) -> Receipt | None:
         stat = job.item.input_stat
@@ -275,26 +290,28 @@ class JobLifecycle:
             self.abandon(self.retry.popleft(), why)
 
     def progress(self, now: float) -> dict[str, Any] | None:
-        job = self.active
-        if job is None:
-            return None
-        elapsed = max(now - job.started_at, 1e-6)
-        fps = job.frames_done / elapsed if job.frames_done else None
-        total = job.frames_total
-        percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
-        eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
-        return {
-            "job_id": job.job_id,
-            "input_name": job.path.name,
-            "frames_done": job.frames_done,
-            "frames_total": total,
-            "percent": percent,
-            "frames_per_second": round(fps, 2) if fps else None,
-            "eta_seconds": eta,
-            "stage": job.stage,
-            "attempt": job.attempt,
-            "started_at": job.started_iso,
-        }
+        return None if self.active is None else job_progress(self.active, now)
 
 
-__all__ = ["Job", "JobLifecycle"]
+def job_progress(job: Job, now: float) -> dict[str, Any]:
+    """The status file's ``current_job``: frames done, percent, rate and ETA."""
+    elapsed = max(now - job.started_at, 1e-6)
+    fps = job.frames_done / elapsed if job.frames_done else None
+    total = job.frames_total
+    percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
+    eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
+    return {
+        "job_id": job.job_id,
+        "input_name": job.path.name,
+        "frames_done": job.frames_done,
+        "frames_total": total,
+        "percent": percent,
+        "frames_per_second": round(fps, 2) if fps else None,
+        "eta_seconds": eta,
+        "stage": job.stage,
+        "attempt": job.attempt,
+        "started_at": job.started_iso,
+    }
+
+
+__all__ = ["Job", "JobLifecycle", "job_progress"]

@@ -22,6 +22,7 @@ from daemon.clock import iso
 from daemon.config import PosedConfig
 from daemon.errors import PublishError
 from daemon.intake.claim import ClaimIdentity
+from daemon.intake.liveness import owner_tag, tagged_owner_gone
 from daemon.intake.folder import FolderIntake
 from daemon.lifecycle import JobLifecycle
 from daemon.log import get_logger
@@ -30,6 +31,7 @@ from daemon.ops.systemd import notify, watchdog_interval_s
 from daemon.processing.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
 from daemon.publishing.outcomes import OutcomeWriter
 from daemon.publishing.publish import TMP_DIR
+from daemon.publishing.tmp_sweep import TempSweeper
 
 log = get_logger(__name__)
 MAX_FAILED_TICKS = 50  # ~10 s of the same failure at the default tick
@@ -45,8 +47,10 @@ class Daemon:
         self.name = cfg.daemon.name or socket.gethostname()
         self.status = StatusBoard(self.outbox, self.name, self.instance_id)
         self.supervisor = WorkerSupervisor(cfg)
-        self.outcomes = OutcomeWriter(cfg, self.outbox)
-        self.intake = FolderIntake(cfg, ClaimIdentity.current(self.instance_id, self.name), self.outcomes)
+        identity = ClaimIdentity.current(self.instance_id, self.name)
+        self.outcomes = OutcomeWriter(cfg, self.outbox, tmp_owner=owner_tag(identity.process, self.instance_id))
+        self.temps = TempSweeper(self.outbox, lambda tag: tagged_owner_gone(tag, identity.process), self._temp_silence_s())
+        self.intake = FolderIntake(cfg, identity, self.outcomes)
         self.jobs = JobLifecycle(cfg, self.intake, self.supervisor, self.outcomes, self.status)
         self.wake = threading.Event()
         self.stop_requests = 0
@@ -55,6 +59,7 @@ class Daemon:
         self._next_status = 0.0
         self._next_heartbeat = 0.0
         self._next_watchdog = 0.0
+        self._next_temp_sweep = 0.0
         self._watchdog_every = watchdog_interval_s()
         self._ready_notified = False
         self._failed_ticks = 0
@@ -104,6 +109,7 @@ class Daemon:
             self._drain_for_stop(now)
         self._keep_claims(now)
         self.intake.sweep(now)
+        self._sweep_temps(now)
         self._update_status(now)
         self._feed_watchdog(now)
 
@@ -127,7 +133,19 @@ class Daemon:
         os.umask(0o027)  # results and locks are not world-readable
         for directory in (self.outbox, self.outbox / TMP_DIR, Path(self.cfg.daemon.state_dir)):
             directory.mkdir(parents=True, exist_ok=True)
-        self.outcomes.sweep_stale_tmp(max_age_s=2 * self.cfg.claim.stale_after_s)
+        self.outcomes.sweep_stale_receipts(max_age_s=2 * self.cfg.claim.stale_after_s)
+
+    def _temp_silence_s(self) -> float:
+        """How long another host's temp file must sit unchanged before it counts as abandoned:
+        longer than its writer may legitimately be silent (waiting for a first frame)."""
+        worker = self.cfg.worker
+        return max(2 * self.cfg.claim.stale_after_s, worker.first_frame_timeout_s, worker.stall_timeout_s) + self.cfg.claim.stale_after_s
+
+    def _sweep_temps(self, now: float) -> None:
+        """Temp files of a daemon killed meanwhile go at run time, not only at the next start."""
+        if now >= self._next_temp_sweep:
+            self._next_temp_sweep = now + self.cfg.inbox.rescan_interval_s
+            self.temps.sweep()
 
     def _dispatch(self, now: float) -> None:
         if self.jobs.active is not None or self.supervisor.state != WorkerState.READY:

@@ -175,7 +175,8 @@ class FolderIntake:
         return lost
 
     def still_ours(self, item: ClaimedInput) -> bool:
-        return True  # lock-file claims are checked by every heartbeat
+        # A heartbeat only notices a takeover every heartbeat_interval_s: read the lock itself.
+        return self.claims.still_ours(item.ticket)
 
     def settle(self, item: ClaimedInput, outcome: str) -> Path | None:
         moved = self.settled.move_input(item.path, outcome)

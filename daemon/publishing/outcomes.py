@@ -31,7 +31,7 @@ from daemon.errors import ErrorCode, JobError, PublishError
 from daemon.clock import utc_now
 from daemon.log import get_logger
 from daemon.publishing.naming import printable_name
-from daemon.publishing.publish import FATAL, TMP_DIR, move_to, publish_document, replace_json, write_json_tmp
+from daemon.publishing.publish import FATAL, move_to, publish_document, replace_json, write_json_tmp
 from daemon.paths import sidecar_path_for
 
 log = get_logger(__name__)
@@ -55,9 +55,10 @@ class Receipt:
 
 
 class OutcomeWriter:
-    def __init__(self, cfg: PosedConfig, outbox: Path) -> None:
+    def __init__(self, cfg: PosedConfig, outbox: Path, tmp_owner: str = "") -> None:
         self._cfg = cfg
         self.outbox = outbox
+        self.tmp_owner = tmp_owner  # starts every temp file name: see publishing.tmp_sweep
         inbox = Path(cfg.inbox.path)
         self.dirs = {
             "done": Path(cfg.inbox.done_dir) if cfg.inbox.done_dir else inbox / "done",
@@ -108,7 +109,7 @@ class OutcomeWriter:
             raise
 
     def publish_json(self, document: dict[str, Any], wanted_stem: str, suffix: str, receipt: Receipt | None = None) -> Path:
-        tmp = write_json_tmp(self.outbox, suffix.strip("."), document)
+        tmp = write_json_tmp(self.outbox, suffix.strip("."), document, self.tmp_owner)
         try:
             return self.publish(tmp, wanted_stem, suffix, receipt)
         finally:
@@ -251,18 +252,10 @@ class OutcomeWriter:
             return message
         return None
 
-    def sweep_stale_tmp(self, max_age_s: float) -> int:
-        """Remove temp files nobody has written to for a while (their writer was killed)."""
+    def sweep_stale_receipts(self, max_age_s: float) -> int:
+        """Remove receipts whose input has left the inbox (temp files: ``publishing.tmp_sweep``)."""
         removed = 0
         cutoff = time.time() - max_age_s
-        tmp = self.outbox / TMP_DIR
-        for entry in os.scandir(tmp) if tmp.is_dir() else []:
-            try:
-                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
-            except OSError:
-                continue
         receipts = self.outbox / RECEIPTS_DIR
         for entry in os.scandir(receipts) if receipts.is_dir() else []:
             try:
@@ -275,7 +268,7 @@ class OutcomeWriter:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         if removed:
-            log.info("outbox.swept_tmp", removed=removed)
+            log.info("outbox.swept_receipts", removed=removed)
         return removed
 
 

@@ -39,9 +39,11 @@ def tmp_dir(outbox: Path) -> Path:
     return path
 
 
-def new_tmp_path(outbox: Path, label: str) -> Path:
-    """A unique temp path inside the outbox (same file system, so publishing is a rename)."""
-    return tmp_dir(outbox) / f"{uuid.uuid4().hex}.{label}.partial"
+def new_tmp_path(outbox: Path, label: str, owner: str = "") -> Path:
+    """A unique temp path inside the outbox (same file system, so publishing is a rename).
+
+    ``owner`` (the writer's tag, first in the name) lets a sweeper tell a dead writer's file."""
+    return tmp_dir(outbox) / f"{owner or 'untagged'}.{uuid.uuid4().hex}.{label}.partial"
 
 
 def retry_transient(action: Callable[[], T], *, what: str, deadline_s: float) -> T:
@@ -105,9 +107,9 @@ def _link_no_replace(source: Path, target: Path) -> None:
     os.unlink(source)
 
 
-def write_json_tmp(outbox: Path, label: str, document: dict[str, Any]) -> Path:
+def write_json_tmp(outbox: Path, label: str, document: dict[str, Any], owner: str = "") -> Path:
     """Write a small document to a new temp file, fsynced, ready for ``publish_document``."""
-    path = new_tmp_path(outbox, label)
+    path = new_tmp_path(outbox, label, owner)
     try:
         _write_synced(path, _utf8_json(document))
     except OSError as exc:
