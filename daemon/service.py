@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from daemon.intake.liveness import owner_tag, tagged_owner_gone
 from daemon.intake.folder import FolderIntake
 from daemon.lifecycle import JobLifecycle
 from daemon.log import get_logger
+from daemon.ops.name_guard import live_holder
 from daemon.ops.status import StatusBoard
 from daemon.ops.systemd import notify, watchdog_interval_s
 from daemon.processing.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
@@ -34,6 +36,7 @@ from daemon.publishing.publish import TMP_DIR
 from daemon.publishing.tmp_sweep import TempSweeper
 
 log = get_logger(__name__)
+EXIT_NAME_IN_USE = 4  # another live daemon uses this daemon.name on this outbox
 MAX_FAILED_TICKS = 50  # ~10 s of the same failure at the default tick
 LOADING_STATES = (WorkerState.STARTING, WorkerState.LOADING, WorkerState.BACKOFF)
 
@@ -68,6 +71,8 @@ class Daemon:
     # -- main loop -------------------------------------------------------------------------
 
     def run(self) -> int:
+        if (holder := live_holder(self.outbox, self.name, self.cfg.daemon.status_interval_s)) is not None:
+            return self._refuse_name(holder)
         self._prepare_dirs()
         previous = self._install_signal_handlers()
         log.info("daemon.start", name=self.name, instance=self.instance_id, inbox=str(self.inbox), outbox=str(self.outbox), backend=self.cfg.backend.name)
@@ -83,6 +88,16 @@ class Daemon:
                 signal.signal(signum, handler)
         log.info("daemon.stopped", results=self.status.counters.results, errors=self.status.counters.errors)
         return 0
+
+    def _refuse_name(self, holder: dict[str, Any]) -> int:
+        message = (
+            f"another daemon named {self.name!r} is running on {self.outbox}: pid {holder.get('pid')} on host "
+            f"{holder.get('host')} (instance {holder.get('instance_id')}). Two daemons with one name overwrite "
+            "each other's status file: stop that one, or give this one its own daemon.name=..."
+        )
+        log.error("daemon.name_in_use", name=self.name, holder=holder, message=message)
+        sys.stderr.write(f"posed: {message}\n")
+        return EXIT_NAME_IN_USE
 
     def _guarded_tick(self, now: float) -> None:
         """A bug hit in one tick is logged and the loop goes on; the same bug every tick for
