@@ -17,7 +17,7 @@ from typing import Any
 
 from daemon.clock import iso
 from daemon.config import PosedConfig
-from daemon.errors import ErrorCode, JobError, PublishError
+from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, Intake
 from daemon.log import get_logger, job_context
 from daemon.ops.status import StatusBoard
@@ -26,6 +26,7 @@ from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
 from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX
 from daemon.publishing.outcomes import OutcomeWriter, Receipt
 from daemon.publishing.publish import new_tmp_path
+from daemon.publishing.scheduled import ScheduledPublishes
 
 log = get_logger(__name__)
 
@@ -63,11 +64,12 @@ class JobLifecycle:
         self.status = status
         self.active: Job | None = None
         self.retry: deque[Job] = deque()  # claimed jobs waiting for a (restarted) worker
+        self.publishes = ScheduledPublishes(cfg.outbox.publish_retry_s)  # outcomes Windows blocked
         self.outbox_fault: str | None = None
         self.stopping = False
 
     def held(self) -> list[Job]:
-        return ([self.active] if self.active else []) + list(self.retry)
+        return ([self.active] if self.active else []) + list(self.retry) + self.publishes.owners()
 
     # -- prepare and start ---------------------------------------------------------------------
 
@@ -200,14 +202,15 @@ class JobLifecycle:
             self._discard_tmp(job)
             self.finish_with_error(job, changed.to_dict())
             return
-        assert job.result_tmp is not None
-        try:
-            published = self.outcomes.publish(job.result_tmp, item.wanted_stem, RESULT_SUFFIX, self._receipt(job, "done"))
-        except PublishError as exc:
-            self._defer(job, str(exc))
-            return
-        self.status.counters.results += 1
-        self._settle(job, "done", published, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
+        tmp, receipt = job.result_tmp, self._receipt(job, "done")
+        assert tmp is not None
+
+        def published(final: Path) -> None:
+            self.status.counters.results += 1
+            self._settle(job, "done", final, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
+
+        self.publishes.run(job, f"result of {item.path.name}", lambda: self.outcomes.publish(tmp, item.wanted_stem, RESULT_SUFFIX, receipt),
+                           published, lambda exc: self._defer(job, str(exc)))  # fmt: skip
 
     def finish_with_error(self, job: Job, error: dict[str, Any]) -> None:
         """Publish ``<stem>.error.json``, then settle the input as failed."""
@@ -218,14 +221,15 @@ class JobLifecycle:
             return
         item = job.item
         document = self.outcomes.error_document(job.job_id, item.input_info, error, job.attempt, item.client)
-        try:
-            published = self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, self._receipt(job, "failed"))
-        except PublishError as exc:
-            self._defer(job, str(exc))
-            return
-        self.status.counters.errors += 1
-        self.status.record_error(error["code"], error["message"])
-        self._settle(job, "failed", published, code=error["code"], error=error["message"])
+        receipt = self._receipt(job, "failed")
+
+        def published(final: Path) -> None:
+            self.status.counters.errors += 1
+            self.status.record_error(error["code"], error["message"])
+            self._settle(job, "failed", final, code=error["code"], error=error["message"])
+
+        self.publishes.run(job, f"error report for {item.path.name}", lambda: self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, receipt),
+                           published, lambda exc: self._defer(job, str(exc)))  # fmt: skip
 
     def _claim_lost_before_publish(self, job: Job) -> bool:
         """The fence: if another daemon took the input over since our last heartbeat (it judged
@@ -281,13 +285,17 @@ class JobLifecycle:
             if job is self.active:
                 self.supervisor.kill("claim lost to another daemon")
                 self.active = None
-            else:
+            elif job in self.retry:
                 self.retry.remove(job)
+            self.publishes.cancel(job)  # a publish Windows blocked must not go out now
             self._discard_tmp(job)
 
     def release_waiting(self, why: str) -> None:
         while self.retry:
             self.abandon(self.retry.popleft(), why)
+        for job in self.publishes.owners():
+            self.publishes.cancel(job)
+            self.abandon(job, why)
 
     def progress(self, now: float) -> dict[str, Any] | None:
         return None if self.active is None else job_progress(self.active, now)

@@ -117,6 +117,7 @@ class Daemon:
             self.supervisor.ensure_started(now)
         for event in self.supervisor.poll(now):
             self._on_worker_event(event)
+        self.jobs.publishes.tick(now)  # outcomes Windows blocked: retried when due, never slept on
         self.intake.poll(now)
         if not self.stop_requests:
             self._dispatch(now)

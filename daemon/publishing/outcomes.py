@@ -31,7 +31,7 @@ from daemon.errors import ErrorCode, JobError, PublishError
 from daemon.clock import utc_now
 from daemon.log import get_logger
 from daemon.publishing.naming import printable_name
-from daemon.publishing.publish import FATAL, move_to, publish_document, replace_json, write_json_tmp
+from daemon.publishing.publish import FATAL, TRANSIENT, PublishBlocked, move_to, publish_document, replace_json, write_json_tmp
 from daemon.paths import sidecar_path_for
 
 log = get_logger(__name__)
@@ -101,7 +101,9 @@ class OutcomeWriter:
 
         try:
             return publish_document(
-                tmp_path, self.outbox, wanted_stem, suffix, deadline_s=self._cfg.outbox.publish_retry_s, before_link=write_receipt
+                # deadline 0: a rename Windows blocks raises PublishBlocked at once; the caller
+                # schedules the retry (publishing.scheduled) instead of sleeping on the main loop.
+                tmp_path, self.outbox, wanted_stem, suffix, deadline_s=0.0, before_link=write_receipt
             )
         except PublishError:
             if receipt is not None:
@@ -133,9 +135,10 @@ class OutcomeWriter:
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            replace_json(path, document, deadline_s=self._cfg.outbox.publish_retry_s)
+            replace_json(path, document)
         except OSError as exc:  # without a receipt, exactly-once cannot be promised: do not publish
-            raise PublishError(f"writing the publish receipt failed: {exc}") from exc
+            kind = PublishBlocked if exc.errno in TRANSIENT else PublishError
+            raise kind(f"writing the publish receipt failed: {exc}") from exc
 
     def _drop_receipt(self, input_path: Path) -> None:
         with contextlib.suppress(OSError):
@@ -174,7 +177,7 @@ class OutcomeWriter:
         """Move the input out of the inbox; its outcome is already published, so a failure
         here only leaves the file in place (logged), never loses anything."""
         try:
-            moved = move_to(path, self.dirs[outcome], deadline_s=self._cfg.outbox.publish_retry_s)
+            moved = move_to(path, self.dirs[outcome], deadline_s=0.0)  # blocked: retry_moves, later
         except OSError as exc:
             if not os.path.lexists(path):
                 self._drop_receipt(path)
@@ -212,7 +215,7 @@ class OutcomeWriter:
             if now < due or not self.already_settled(path):
                 continue
             try:
-                moved = move_to(path, self.dirs[outcome], deadline_s=1.0)
+                moved = move_to(path, self.dirs[outcome], deadline_s=0.0)
             except OSError as exc:
                 if not os.path.lexists(path):
                     del self.unmoved[path]

@@ -33,6 +33,10 @@ FATAL = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
+class PublishBlocked(PublishError):
+    """A Windows process holds the file (EPERM/EACCES/EBUSY): try again later, do not sleep."""
+
+
 def tmp_dir(outbox: Path) -> Path:
     path = outbox / TMP_DIR
     path.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,8 @@ def publish_document(
         except FileExistsError:
             continue  # another daemon took the name between reserve and link; pick the next
         except OSError as exc:
+            if exc.errno in TRANSIENT:
+                raise PublishBlocked(f"publishing {final.name} is blocked: {exc}") from exc
             raise PublishError(f"publishing {final.name} failed: {exc}") from exc
         _fsync_dir(outbox)
         return final
@@ -135,8 +141,11 @@ def _utf8_json(document: dict[str, Any]) -> bytes:
     return printable_name(json.dumps(document, ensure_ascii=False, indent=1, allow_nan=False)).encode("utf-8")
 
 
-def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 5.0) -> None:
-    """Atomically rewrite a file others poll (the status file): temp + fsync + replace."""
+def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 0.0) -> None:
+    """Atomically rewrite a file others poll (the status file): temp + fsync + replace.
+
+    One try by default: the status file is rewritten every interval anyway, and sleeping here
+    would stop the main loop (the next write is the retry)."""
     outbox_tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         _write_synced(outbox_tmp, _utf8_json(document))
