@@ -149,7 +149,7 @@ class JobLifecycle:
         options = job.item.options
         if error.get("code") == ErrorCode.OUT_OF_MEMORY.value and not options.low_memory and job.attempt < self.cfg.worker.max_attempts:
             self.active = None
-            self._discard_tmp(job)
+            discard_tmp(job)
             job.item.options = replace(options, low_memory=True)
             self.status.counters.retries += 1
             with job_context(job.job_id):
@@ -163,7 +163,7 @@ class JobLifecycle:
         if job is None:
             return
         self.active = None
-        self._discard_tmp(job)
+        discard_tmp(job)
         reason = data.get("kill_reason") or ""
         facts = {k: data.get(k) for k in ("signal", "exit_code", "stage", "last_frame", "stderr_tail", "pid")}
         where = {"stage": data.get("stage", ""), "frame_index": data.get("last_frame"), "details": facts}
@@ -197,9 +197,13 @@ class JobLifecycle:
         if self._claim_lost_before_publish(job):
             return
         item = job.item
-        changed = self.outcomes.input_changed(item.path, item.input_stat) if item.input_stat is not None else None
+        try:
+            changed = self.outcomes.input_changed(item.path, item.input_stat) if item.input_stat is not None else None
+        except OSError as exc:  # the inbox turned unreadable (chmod 000, unmounted): run it again later
+            self._defer(job, f"cannot check {item.path.name}: {exc}", outbox=False)
+            return
         if changed is not None:
-            self._discard_tmp(job)
+            discard_tmp(job)
             self.finish_with_error(job, changed.to_dict())
             return
         tmp, receipt = job.result_tmp, self._receipt(job, "done")
@@ -216,7 +220,7 @@ class JobLifecycle:
         """Publish ``<stem>.error.json``, then settle the input as failed."""
         if self.active is job:
             self.active = None
-        self._discard_tmp(job)
+        discard_tmp(job)
         if self._claim_lost_before_publish(job):
             return
         item = job.item
@@ -238,7 +242,7 @@ class JobLifecycle:
             return False
         with job_context(job.job_id):
             log.error("job.discarded_claim_lost", input=job.path.name, attempt=job.attempt)
-        self._discard_tmp(job)
+        discard_tmp(job)
         self.intake.release(job.item)  # forgets the input here; a lock that is not ours stays
         return True
 
@@ -252,31 +256,24 @@ class JobLifecycle:
             self.outbox_fault = None  # a published outcome proves the outbox works again
             log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
 
-    def _defer(self, job: Job, reason: str) -> None:
-        """The outbox refused the outcome: keep the input, release it, try again later."""
+    def _defer(self, job: Job, reason: str, *, outbox: bool = True) -> None:
+        """The outbox refused the outcome (or the inbox cannot be read): keep the input,
+        release it, try again later."""
         with job_context(job.job_id):
             log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
-        self._discard_tmp(job)
+        discard_tmp(job)
         self.intake.release(job.item, retry_after_s=self.cfg.outbox.publish_retry_s)
-        self.outbox_fault = f"outbox not writable: {reason}"
+        if outbox:
+            self.outbox_fault = f"outbox not writable: {reason}"
 
     def abandon(self, job: Job, why: str) -> None:
         """Shutdown: leave the input where it is for the next start, unclaimed."""
         if self.active is job:
             self.active = None
-        self._discard_tmp(job)
+        discard_tmp(job)
         self.intake.release(job.item)
         with job_context(job.job_id):
             log.warning("job.released", reason=why, input=job.path.name)
-
-    def _discard_tmp(self, job: Job) -> None:
-        if job.result_tmp is None:
-            return
-        try:
-            job.result_tmp.unlink(missing_ok=True)
-        except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
-            log.warning("outbox.tmp_not_removed", path=str(job.result_tmp), error=str(exc))
-        job.result_tmp = None
 
     # -- periodic duties -----------------------------------------------------------------------
 
@@ -288,7 +285,7 @@ class JobLifecycle:
             elif job in self.retry:
                 self.retry.remove(job)
             self.publishes.cancel(job)  # a publish Windows blocked must not go out now
-            self._discard_tmp(job)
+            discard_tmp(job)
 
     def release_waiting(self, why: str) -> None:
         while self.retry:
@@ -299,6 +296,17 @@ class JobLifecycle:
 
     def progress(self, now: float) -> dict[str, Any] | None:
         return None if self.active is None else job_progress(self.active, now)
+
+
+def discard_tmp(job: Job) -> None:
+    """Delete the job's temp result, if any."""
+    if job.result_tmp is None:
+        return
+    try:
+        job.result_tmp.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
+        log.warning("outbox.tmp_not_removed", path=str(job.result_tmp), error=str(exc))
+    job.result_tmp = None
 
 
 def job_progress(job: Job, now: float) -> dict[str, Any]:
@@ -322,4 +330,4 @@ def job_progress(job: Job, now: float) -> dict[str, Any]:
     }
 
 
-__all__ = ["Job", "JobLifecycle", "job_progress"]
+__all__ = ["Job", "JobLifecycle", "discard_tmp", "job_progress"]

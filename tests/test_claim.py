@@ -138,9 +138,21 @@ def test_first_claim_creates_a_private_lock_naming_its_owner(inbox: Path, me: Cl
 
 
 def test_lock_held_by_a_live_daemon_is_not_claimed_again(inbox: Path, me: ClaimIdentity) -> None:
-    assert manager(inbox, me).try_claim("clip.mp4") is not None
+    claims = manager(inbox, me)
+    assert claims.try_claim("clip.mp4") is not None
     assert manager(inbox).try_claim("clip.mp4") is None
-    assert manager(inbox, me).try_claim("clip.mp4") is None
+    assert claims.try_claim("clip.mp4") is None  # nor by its own daemon while it holds it
+
+
+def test_a_claim_we_gave_up_but_could_not_delete_is_ours_to_take_again(inbox: Path, me: ClaimIdentity) -> None:
+    claims = manager(inbox, me)
+    claim = claims.try_claim("clip.mp4")
+    assert claim is not None
+    # release() forgets the claim first; its delete then fails (the inbox turned unreadable).
+    claims.stale.held.discard(claim.owner.claimed_at)
+    assert manager(inbox).try_claim("clip.mp4") is None, "another daemon still sees our live PID"
+    again = claims.try_claim("clip.mp4")
+    assert again is not None and again.attempt == 2
 
 
 def test_owner_of_names_the_holder(inbox: Path, me: ClaimIdentity) -> None:

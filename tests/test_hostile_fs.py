@@ -438,3 +438,30 @@ def test_a_read_only_outbox_refuses_to_publish_without_a_receipt(tmp_path):
     with pytest.raises(PublishError, match="receipt"):
         writer.publish_json(document, "clip.mp4", ".error.json", Receipt(video, os.stat(video), "clip.mp4@x-1", "failed"))
     assert outcomes(tmp_path / "outbox") == {}
+
+
+def test_an_inbox_flipped_to_000_mid_job_leaves_the_job_retryable(nobody_root):
+    """Issue 10, item 5: the loop crashed a tick, the job was dropped with its lock kept and
+    its temp result leaked, and the video sat without outcome until a restart."""
+    daemon = NobodyDaemon(nobody_root, "nobody", [*FAULT, "backend.fault.slow_ms_per_frame=50"]).start()
+    inbox = nobody_root / "inbox"
+    try:
+        daemon.wait_ready(60)
+        drop(SHORT_CLIP, inbox, "flipped.mp4")
+        os.chown(inbox / "flipped.mp4", 65534, 65534)
+        wait_until(lambda: (daemon.status().get("current_job") or {}).get("frames_done"), 60, daemon.log_tail)
+        os.chmod(inbox, 0o000)  # mid-job: the worker holds the video open, the inbox is now closed
+        wait_until(lambda: _events(daemon, "job.deferred"), 60, daemon.log_tail)
+        assert daemon.alive() and not _events(daemon, "daemon.tick_failed")
+        assert not [n for n in outcomes(daemon.outbox) if n.startswith("flipped")], "nothing published unchecked"
+        wait_until(lambda: not list((daemon.outbox / ".tmp").iterdir()), 20, "the temp result was leaked")
+
+        os.chmod(inbox, 0o755)
+        assert wait_outcome(daemon.outbox, "flipped.mp4", timeout=120)[0] == "result"
+        wait_until(lambda: (inbox / "done" / "flipped.mp4").is_file(), 30)
+        wait_until(lambda: os.listdir(inbox / ".posed" / "locks") == [], 30, "a lock was left behind")
+        assert [n for n in outcomes(daemon.outbox) if n.startswith("flipped")] == ["flipped.mp4.result.json"]
+        assert not _events(daemon, "daemon.tick_failed")
+    finally:
+        os.chmod(inbox, 0o755)
+        daemon.stop()

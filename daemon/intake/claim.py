@@ -188,6 +188,7 @@ class ClaimManager:
         owner = LockOwner.new(self.identity, video_name, self._clock(), attempt)
         if not create_exclusive(lock_path, owner):
             return None
+        self.stale.held.add(owner.claimed_at)
         log.info("claim.acquired", video=video_name, lock=str(lock_path), attempt=attempt)
         return Claim(video_name=video_name, lock_path=lock_path, owner=owner)
 
@@ -231,11 +232,13 @@ class ClaimManager:
         return True
 
     def _lost(self, claim: Claim, reason: str) -> ClaimLost:
+        self.stale.held.discard(claim.owner.claimed_at)
         log.error("claim.lost", video=claim.video_name, lock=str(claim.lock_path), reason=reason)
         return ClaimLost(claim.video_name, reason)
 
     def release(self, claim: Claim) -> bool:
         """Delete the lock if it is still ours; True when it was deleted."""
+        self.stale.held.discard(claim.owner.claimed_at)  # given up, even if the delete fails
         current = read_lock(claim.lock_path)
         if current.owner is None or not current.owner.same_claim(claim.owner):
             holder = current.owner.describe() if current.owner else current.refused or "no readable lock"
@@ -264,7 +267,7 @@ class ClaimManager:
         if current.missing:
             # Deleted by whoever took it over and finished, unless the whole inbox is away
             # (an unmounted /mnt/c): then nobody can have it, and the heartbeat will tell.
-            return not self.lock_dir.is_dir()
+            return not os.path.isdir(self.lock_dir)  # a folder we may not read counts as away
         return False  # refused or unreadable: not provably ours
 
     def sweep_stale(self, inbox_dir: str | os.PathLike[str], *, remove: bool = True) -> list[StaleLock]:

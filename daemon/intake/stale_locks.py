@@ -59,9 +59,14 @@ class StaleLocks:
         self._watch = SilenceWatch(monotonic)
         self._start_time_of = start_time_of
         self._token = re.sub(r"[^0-9A-Za-z]", "", identity.instance_id)[:12]
+        self.held: set[str] = set()  # claimed_at of the claims this daemon holds right now
 
     def judge(self, path: Path, current: LockRead) -> Verdict:
         owner = current.owner
+        if owner is not None and owner.instance_id == self.identity.instance_id and owner.claimed_at not in self.held:
+            # Ours, but given up: its deletion failed (an inbox turned unreadable). Our PID is
+            # alive, so nobody else would ever take it over; without this it blocks its video.
+            return Verdict(True, "our own claim, given up earlier")
         if owner is None:
             # Torn or garbage: only a change of the file itself shows someone is writing it.
             silent = self._watch.silent_for(path, current.signature)

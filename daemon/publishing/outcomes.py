@@ -179,7 +179,7 @@ class OutcomeWriter:
         try:
             moved = move_to(path, self.dirs[outcome], deadline_s=0.0)  # blocked: retry_moves, later
         except OSError as exc:
-            if not os.path.lexists(path):
+            if _vanished(path):
                 self._drop_receipt(path)
                 return None  # gone already: nothing to move, nothing that could be processed twice
             retry_in = self._cfg.outbox.publish_retry_s
@@ -217,7 +217,7 @@ class OutcomeWriter:
             try:
                 moved = move_to(path, self.dirs[outcome], deadline_s=0.0)
             except OSError as exc:
-                if not os.path.lexists(path):
+                if _vanished(path):
                     del self.unmoved[path]
                     self._drop_receipt(path)
                     continue
@@ -273,6 +273,18 @@ class OutcomeWriter:
         if removed:
             log.info("outbox.swept_receipts", removed=removed)
         return removed
+
+
+def _vanished(path: Path) -> bool:
+    """Provably gone. ``os.path.lexists`` says False for an inbox we may not read (chmod 000),
+    and dropping the receipt then would let the input be processed a second time."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _signature(info: os.stat_result) -> tuple[int, int, int]:
