@@ -18,6 +18,7 @@ from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, SettledInputs
 from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
 from daemon.intake.inbox import InboxWatcher
+from daemon.intake.orphans import OrphanSidecars
 from daemon.intake.sidecar_cache import SidecarCache
 from daemon.log import get_logger, job_context
 from daemon.paths import sidecar_path_for
@@ -41,6 +42,7 @@ class FolderIntake:
         self.not_before: dict[Path, float] = {}  # inputs not to take again before a time
         self.held: set[Path] = set()  # claimed by us and not yet settled or released
         self.sidecars = SidecarCache([str(self.inbox.resolve())])
+        self.orphans = OrphanSidecars(self.watcher.path, cfg.inbox.orphan_sidecar_s)
         self._next_lock_sweep = 0.0
 
     def start(self) -> None:
@@ -152,6 +154,7 @@ class FolderIntake:
             return
         item.client = sidecar.client_echo()
         if sidecar.job_id:
+            _refuse_a_video_name(sidecar.job_id, item.path, self.cfg.inbox.extensions)
             item.wanted_stem = sidecar.job_id
         if sidecar.input_path and not _same_file(sidecar.input_path, item.path):
             raise JobError(
@@ -202,6 +205,22 @@ class FolderIntake:
         if now >= self._next_lock_sweep:
             self._next_lock_sweep = now + self.cfg.inbox.rescan_interval_s
             self.claims.sweep_stale(self.watcher.path)
+            for sidecar in self.orphans.due():
+                log.warning("sidecar.orphaned", sidecar=sidecar.name, alone_for_s=self.orphans.after_s, moved_to="failed/")
+                self.settled.move_input(sidecar, "failed")
+
+
+def _refuse_a_video_name(job_id: str, video: Path, extensions: list[str]) -> None:
+    """A job id that looks like a video file name would take another upload's outcome name
+    (``hijack.mp4`` with job id ``victim.mp4``): allowed only as the video's own name."""
+    if job_id != video.name and job_id.lower().endswith(tuple(ext.lower() for ext in extensions)):
+        raise JobError(
+            ErrorCode.BAD_SIDECAR,
+            f"{sidecar_path_for(video).name}: job sidecar: job_id {job_id!r} looks like a video file name; "
+            f"it may only be the video's own name ({video.name!r}), or another upload's outcome could carry it",
+            stage="sidecar",
+            details={"field": "job_id"},
+        )
 
 
 def _same_file(a: str | Path, b: Path) -> bool:

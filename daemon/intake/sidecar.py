@@ -44,7 +44,9 @@ TOP_LEVEL_KEYS = ("job_id", "options", "metadata", "input_path")
 OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority")
 # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: never follow a symlink.
 READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_DEVICE_NAMES = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)])
+# Windows reserves COM0-9 and LPT0-9 too (and their superscript forms, which the pattern
+# already refuses): refused here, never escaped to "_LPT0", which a client would not find.
+_DEVICE_NAMES = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(10)])
 
 
 @dataclass(frozen=True)
