@@ -191,3 +191,19 @@ def test_two_daemons_ten_minutes_apart_share_an_inbox_without_loss_or_duplicates
     assert sorted(p.name for p in (behind.inbox / "done").iterdir()) == sorted(names)
     workers = {d.name: [e for e in d.log_events() if e.get("event") == "job.outcome"] for d in (ahead, behind)}
     assert sum(len(v) for v in workers.values()) == len(names)
+
+
+def test_a_killed_daemons_temp_result_is_swept_by_a_running_one(daemons, tmp_path) -> None:
+    """Item 9: swept at run time, as soon as the writer is provably gone, not at the next start."""
+    # Same outbox, separate inboxes: the survivor runs all along but never takes the video.
+    survivor = daemons("survivor", ["backend.name=fault", "inbox.rescan_interval_s=0.5"], inbox=tmp_path / "inbox-s").wait_ready()
+    victim = daemons("victim", [*FAULT_SLOW, "backend.fault.slow_ms_per_frame=200"]).wait_ready()
+    drop(SHORT_CLIP, victim.inbox, "cut.mp4")
+    wait_until(lambda: (victim.status().get("current_job") or {}).get("frames_done"), 60, victim.log_tail)
+    leftover = list((victim.outbox / TMP_DIR).iterdir())
+    assert len(leftover) == 1
+    victim.kill9()
+    wait_until(lambda: [e for e in survivor.log_events() if e.get("event") == "outbox.swept_tmp"], 60, survivor.log_tail)
+    assert not leftover[0].exists() and survivor.alive()
+    swept = [e for e in survivor.log_events() if e.get("event") == "outbox.swept_tmp"]
+    assert swept[0]["file"] == leftover[0].name and "gone" in swept[0]["reason"]
