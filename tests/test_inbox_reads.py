@@ -95,3 +95,18 @@ def test_each_sidecar_is_read_once_per_change_however_long_the_queue(tmp_path: P
     os.utime(intake.inbox / f"{changed.name}.job.json", ns=(1, 1))  # a new mtime even on a coarse clock
     assert intake._next_by_priority() == changed
     assert len(reads) == 1001, "only the changed sidecar is read again"
+
+
+def test_an_input_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking(tmp_path: Path) -> None:
+    from daemon.processing import media
+
+    fifo = tmp_path / "swapped.mp4"
+    os.mkfifo(fifo)
+    signal.alarm(20)  # hang guard: a blocking open() would never return
+    try:
+        with pytest.raises(JobError) as caught:
+            with open(fifo, "rb", opener=media._open_nofollow):
+                pass
+    finally:
+        signal.alarm(0)
+    assert caught.value.code.value == "E_UNSUPPORTED"
