@@ -110,3 +110,11 @@ def test_an_input_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking(
     finally:
         signal.alarm(0)
     assert caught.value.code.value == "E_UNSUPPORTED"
+
+
+def test_a_video_name_too_long_to_have_a_sidecar_is_taken_without_one(tmp_path: Path) -> None:
+    intake = _intake(tmp_path)
+    video = intake.inbox / ("a" * 251 + ".mp4")  # 255 bytes: "<name>.job.json" cannot exist
+    video.write_bytes(b"x")
+    assert intake.sidecars.read(video) is None
+    assert intake._priority(video) == 0

@@ -9,6 +9,7 @@ a sidecar written in place (not renamed) can be waited for until it stops changi
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -58,7 +59,10 @@ class SidecarCache:
     def _current(self, video: Path) -> _Entry | None:
         try:
             info = os.lstat(sidecar_path_for(video))
-        except FileNotFoundError:
+        except OSError as exc:
+            # ENAMETOOLONG: a video name of 247+ bytes cannot have a sidecar at all.
+            if exc.errno not in (errno.ENOENT, errno.ENAMETOOLONG):
+                raise
             self._entries.pop(video, None)
             return None
         signature = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
