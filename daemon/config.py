@@ -45,6 +45,7 @@ class InboxConfig:
     settle_s: float = 2.0
     extensions: list[str] = field(default_factory=lambda: list(VIDEO_EXTENSIONS))
     done_retention_days: float = 0.0  # 0 = keep processed inputs forever
+    orphan_sidecar_s: float = 3600.0  # a sidecar with no video beside it this long goes to failed/
 
 
 @dataclass
@@ -296,6 +297,7 @@ def validate(cfg: PosedConfig) -> None:
         "daemon.tick_s": cfg.daemon.tick_s,
         "inbox.poll_interval_s": cfg.inbox.poll_interval_s,
         "inbox.rescan_interval_s": cfg.inbox.rescan_interval_s,
+        "inbox.orphan_sidecar_s": cfg.inbox.orphan_sidecar_s,
         "claim.heartbeat_interval_s": cfg.claim.heartbeat_interval_s,
         "claim.stale_after_s": cfg.claim.stale_after_s,
         "worker.stall_timeout_s": cfg.worker.stall_timeout_s,

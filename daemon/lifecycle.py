@@ -18,15 +18,17 @@ from typing import Any
 
 from daemon.clock import iso
 from daemon.config import PosedConfig
-from daemon.errors import ErrorCode, JobError, PublishError
+from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, Intake
 from daemon.log import get_logger, job_context
 from daemon.ops.status import StatusBoard
 from daemon.processing.media import check_file
 from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
 from daemon.publishing.naming import ERROR_SUFFIX
-from daemon.publishing.outcomes import OutcomeWriter, Receipt
+from daemon.publishing.outcomes import OutcomeWriter
+from daemon.publishing.receipts import Receipt
 from daemon.publishing.publish import companions_of, new_tmp_path
+from daemon.publishing.scheduled import ScheduledPublishes
 
 log = get_logger(__name__)
 # Failures of the run rather than of the input: an intake with its own retries (a queue's
@@ -67,11 +69,12 @@ class JobLifecycle:
         self.status = status
         self.active: Job | None = None
         self.retry: deque[Job] = deque()  # claimed jobs waiting for a (restarted) worker
+        self.publishes = ScheduledPublishes(cfg.outbox.publish_retry_s)  # outcomes Windows blocked
         self.outbox_fault: str | None = None
         self.stopping = False
 
     def held(self) -> list[Job]:
-        return ([self.active] if self.active else []) + list(self.retry)
+        return ([self.active] if self.active else []) + list(self.retry) + self.publishes.owners()
 
     # -- prepare and start ---------------------------------------------------------------------
 
@@ -103,7 +106,7 @@ class JobLifecycle:
 
     def start(self, job: Job, now: float) -> None:
         job.attempt += 1
-        job.result_tmp = new_tmp_path(self.outbox, "result")
+        job.result_tmp = new_tmp_path(self.outbox, "result", self.outcomes.tmp_owner)
         job.started_at, job.started_iso, job.stage = now, iso(), "starting"
         job.frames_done = 0
         self.active = job
@@ -149,7 +152,7 @@ class JobLifecycle:
         options = job.item.options
         if error.get("code") == ErrorCode.OUT_OF_MEMORY.value and not options.low_memory and job.attempt < self.cfg.worker.max_attempts:
             self.active = None
-            self._discard_tmp(job)
+            discard_tmp(job)
             job.item.options = replace(options, low_memory=True)
             self.status.counters.retries += 1
             with job_context(job.job_id):
@@ -163,7 +166,7 @@ class JobLifecycle:
         if job is None:
             return
         self.active = None
-        self._discard_tmp(job)
+        discard_tmp(job)
         reason = data.get("kill_reason") or ""
         facts = {k: data.get(k) for k in ("signal", "exit_code", "stage", "last_frame", "stderr_tail", "pid")}
         where = {"stage": data.get("stage", ""), "frame_index": data.get("last_frame"), "details": facts}
@@ -195,56 +198,52 @@ class JobLifecycle:
 
     # -- outcomes ------------------------------------------------------------------------------
 
+    # -- outcomes ------------------------------------------------------------------------------
+
     def _publish_result(self, job: Job, summary: dict[str, Any]) -> None:
         self.active = None
         item = job.item
-        changed = self.outcomes.input_changed(item.path, item.input_stat) if item.input_stat is not None else None
+        try:
+            changed = self.outcomes.input_changed(item.path, item.input_stat) if item.input_stat is not None else None
+        except OSError as exc:  # the inbox turned unreadable (chmod 000, unmounted): run it again later
+            self._defer(job, f"cannot check {item.path.name}: {exc}", outbox=False)
+            return
         if changed is not None:
-            self._discard_tmp(job)
+            discard_tmp(job)
             self.finish_with_error(job, changed.to_dict())
             return
-        assert job.result_tmp is not None
-        if not self._fenced(job):
+        if claim_lost_before_publish(self.intake, job):
             return
-        try:
-            published = self.outcomes.publish_result(job.result_tmp, item.wanted_stem, self._receipt(job, "done"))
-        except PublishError as exc:
-            self._defer(job, str(exc))
-            return
-        self.status.counters.results += 1
-        self._settle(job, "done", published, summary, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
+        tmp, receipt = job.result_tmp, receipt_for(job, "done")
+        assert tmp is not None
+
+        def published(final: Path) -> None:
+            self.status.counters.results += 1
+            self._settle(job, "done", final, summary, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
+
+        self.publishes.run(job, f"result of {item.path.name}", lambda: self.outcomes.publish_result(tmp, item.wanted_stem, receipt),
+                           published, lambda exc: self._defer(job, str(exc)))  # fmt: skip
 
     def finish_with_error(self, job: Job, error: dict[str, Any]) -> None:
         """Publish ``<stem>.error.json``, then settle the input as failed."""
         if self.active is job:
             self.active = None
-        self._discard_tmp(job)
+        discard_tmp(job)
         item = job.item
         if error.get("code") in RETRYABLE_CODES and self._retried_by_intake(job, error):
             return
-        if not self._fenced(job):
+        if claim_lost_before_publish(self.intake, job):
             return
         document = self.outcomes.error_document(job.job_id, item.input_info, error, job.attempt, item.client)
-        try:
-            published = self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, self._receipt(job, "failed"))
-        except PublishError as exc:
-            self._defer(job, str(exc))
-            return
-        self.status.counters.errors += 1
-        self.status.record_error(error["code"], error["message"])
-        self._settle(job, "failed", published, error, code=error["code"], error=error["message"])
+        receipt = receipt_for(job, "failed")
 
-    def _receipt(self, job: Job, outcome: str) -> Receipt | None:
-        stat = job.item.input_stat
-        return None if stat is None or not job.item.moves_input else Receipt(job.path, stat, job.job_id, outcome)
+        def published(final: Path) -> None:
+            self.status.counters.errors += 1
+            self.status.record_error(error["code"], error["message"])
+            self._settle(job, "failed", final, error, code=error["code"], error=error["message"])
 
-    def _fenced(self, job: Job) -> bool:
-        """The intake's fence just before publishing: a job another daemon owns now gets its
-        one outcome from that daemon, none from us."""
-        if not (ours := self.intake.still_ours(job.item)):
-            self._discard_tmp(job)
-            log.error("job.discarded_not_ours", input=job.path.name, job_id=job.job_id)
-        return ours
+        self.publishes.run(job, f"error report for {item.path.name}", lambda: self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, receipt),
+                           published, lambda exc: self._defer(job, str(exc)))  # fmt: skip
 
     def _retried_by_intake(self, job: Job, error: dict[str, Any]) -> bool:
         if not self.intake.retry_later(job.item, error):
@@ -261,33 +260,24 @@ class JobLifecycle:
             self.outbox_fault = None  # a published outcome proves the outbox works again
             log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
 
-    def _defer(self, job: Job, reason: str) -> None:
-        """The outbox refused the outcome: keep the input, release it, try again later."""
+    def _defer(self, job: Job, reason: str, *, outbox: bool = True) -> None:
+        """The outbox refused the outcome (or the inbox cannot be read): keep the input,
+        release it, try again later."""
         with job_context(job.job_id):
             log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
-        self._discard_tmp(job)
+        discard_tmp(job)
         self.intake.release(job.item, retry_after_s=self.cfg.outbox.publish_retry_s)
-        self.outbox_fault = f"outbox not writable: {reason}"
+        if outbox:
+            self.outbox_fault = f"outbox not writable: {reason}"
 
     def abandon(self, job: Job, why: str) -> None:
         """Shutdown: leave the input where it is for the next start, unclaimed."""
         if self.active is job:
             self.active = None
-        self._discard_tmp(job)
+        discard_tmp(job)
         self.intake.release(job.item)
         with job_context(job.job_id):
             log.warning("job.released", reason=why, input=job.path.name)
-
-    def _discard_tmp(self, job: Job) -> None:
-        """Remove an unpublished result: its manifest draft and every companion (frames, exports)."""
-        if job.result_tmp is None:
-            return
-        for path in [job.result_tmp, *companions_of(job.result_tmp)]:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
-                log.warning("outbox.tmp_not_removed", path=str(path), error=str(exc))
-        job.result_tmp = None
 
     # -- periodic duties -----------------------------------------------------------------------
 
@@ -296,17 +286,51 @@ class JobLifecycle:
             if job is self.active:
                 self.supervisor.kill("claim lost to another daemon")
                 self.active = None
-            else:
+            elif job in self.retry:
                 self.retry.remove(job)
-            self._discard_tmp(job)
+            self.publishes.cancel(job)  # a publish Windows blocked must not go out now
+            discard_tmp(job)
 
     def release_waiting(self, why: str) -> None:
         while self.retry:
             self.abandon(self.retry.popleft(), why)
+        for job in self.publishes.owners():
+            self.publishes.cancel(job)
+            self.abandon(job, why)
 
     def progress(self, now: float) -> dict[str, Any] | None:
-        return job_progress(self.active, now) if self.active is not None else None
+        return None if self.active is None else job_progress(self.active, now)
 
+
+def claim_lost_before_publish(intake: Intake, job: Job) -> bool:
+    """The fence: if the intake no longer holds the input for us (another daemon took the
+    lock over, the queue's lock ran out), that daemon runs it too, so publishing as well
+    would give it two outcomes: discard our work instead."""
+    if intake.still_ours(job.item):
+        return False
+    with job_context(job.job_id):
+        log.error("job.discarded_claim_lost", input=job.path.name, attempt=job.attempt)
+    discard_tmp(job)
+    intake.release(job.item)  # forgets the input here; a lock that is not ours stays
+    return True
+
+
+def receipt_for(job: Job, outcome: str) -> Receipt | None:
+    """What lets a restarted daemon see that this input's outcome went out (folder inputs)."""
+    input_stat = job.item.input_stat
+    return None if input_stat is None or not job.item.moves_input else Receipt(job.path, input_stat, job.job_id, outcome)
+
+
+def discard_tmp(job: Job) -> None:
+    """Remove an unpublished result: its manifest draft and every companion (frames, exports)."""
+    if job.result_tmp is None:
+        return
+    for path in [job.result_tmp, *companions_of(job.result_tmp)]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
+            log.warning("outbox.tmp_not_removed", path=str(path), error=str(exc))
+    job.result_tmp = None
 
 def job_progress(job: Job, now: float) -> dict[str, Any]:
     """The running job as the status file and the intake's progress events show it."""
@@ -329,4 +353,4 @@ def job_progress(job: Job, now: float) -> dict[str, Any]:
     }
 
 
-__all__ = ["Job", "JobLifecycle", "job_progress"]
+__all__ = ["Job", "JobLifecycle", "discard_tmp", "job_progress"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -23,18 +24,38 @@ from daemon.config import PosedConfig
 from daemon.errors import PublishError
 from daemon.intake.base import Intake
 from daemon.intake.claim import ClaimIdentity
+from daemon.intake.liveness import owner_tag, tagged_owner_gone
 from daemon.intake.folder import FolderIntake
 from daemon.lifecycle import JobLifecycle
 from daemon.log import get_logger
+from daemon.ops.name_guard import live_holder
 from daemon.ops.status import StatusBoard
 from daemon.ops.systemd import notify, watchdog_interval_s
 from daemon.processing.supervisor import WorkerEvent, WorkerState, WorkerSupervisor
 from daemon.publishing.outcomes import OutcomeWriter
 from daemon.publishing.publish import TMP_DIR
+from daemon.publishing.tmp_sweep import TempSweeper
 
 log = get_logger(__name__)
+EXIT_NAME_IN_USE = 4  # another live daemon uses this daemon.name on this outbox
 MAX_FAILED_TICKS = 50  # ~10 s of the same failure at the default tick
 LOADING_STATES = (WorkerState.STARTING, WorkerState.LOADING, WorkerState.BACKOFF)
+# The status file's state while nothing overrides it (stopping, degraded).
+STATE_NAMES = {
+    WorkerState.STOPPED: "starting",
+    WorkerState.STARTING: "loading-models",
+    WorkerState.LOADING: "loading-models",
+    WorkerState.BACKOFF: "loading-models",
+    WorkerState.READY: "ready",
+    WorkerState.BUSY: "busy",
+}
+
+
+def temp_silence_s(cfg: PosedConfig) -> float:
+    """How long another host's temp file must sit unchanged before it counts as abandoned:
+    longer than its writer may legitimately be silent (waiting for a first frame)."""
+    worker, stale = cfg.worker, cfg.claim.stale_after_s
+    return max(2 * stale, worker.first_frame_timeout_s, worker.stall_timeout_s) + stale
 
 
 class Daemon:
@@ -46,7 +67,9 @@ class Daemon:
         self.name = cfg.daemon.name or socket.gethostname()
         self.status = StatusBoard(self.outbox, self.name, self.instance_id)
         self.supervisor = WorkerSupervisor(cfg)
-        self.outcomes = OutcomeWriter(cfg, self.outbox)
+        self.identity = ClaimIdentity.current(self.instance_id, self.name)
+        self.outcomes = OutcomeWriter(cfg, self.outbox, tmp_owner=owner_tag(self.identity.process, self.instance_id))
+        self.temps = TempSweeper(self.outbox, lambda tag: tagged_owner_gone(tag, self.identity.process), temp_silence_s(cfg))
         self.wake = threading.Event()
         self.intake = self._make_intake()
         self.jobs = JobLifecycle(cfg, self.intake, self.supervisor, self.outcomes, self.status)
@@ -56,6 +79,7 @@ class Daemon:
         self._next_status = 0.0
         self._next_heartbeat = 0.0
         self._next_watchdog = 0.0
+        self._next_temp_sweep = 0.0
         self._watchdog_every = watchdog_interval_s()
         self._ready_notified = False
         self._failed_ticks = 0
@@ -66,11 +90,13 @@ class Daemon:
             from daemon.intake.queue_intake import QueueIntake
 
             return QueueIntake(self.cfg, self.name, wake=self.wake.set)
-        return FolderIntake(self.cfg, ClaimIdentity.current(self.instance_id, self.name), self.outcomes)
+        return FolderIntake(self.cfg, self.identity, self.outcomes.answered)
 
     # -- main loop -------------------------------------------------------------------------
 
     def run(self) -> int:
+        if (holder := live_holder(self.outbox, self.name, self.cfg.daemon.status_interval_s)) is not None:
+            return self._refuse_name(holder)
         self._prepare_dirs()
         previous = self._install_signal_handlers()
         log.info("daemon.start", name=self.name, instance=self.instance_id, inbox=str(self.inbox), outbox=str(self.outbox), backend=self.cfg.backend.name)
@@ -86,6 +112,16 @@ class Daemon:
                 signal.signal(signum, handler)
         log.info("daemon.stopped", results=self.status.counters.results, errors=self.status.counters.errors)
         return 0
+
+    def _refuse_name(self, holder: dict[str, Any]) -> int:
+        message = (
+            f"another daemon named {self.name!r} is running on {self.outbox}: pid {holder.get('pid')} on host "
+            f"{holder.get('host')} (instance {holder.get('instance_id')}). Two daemons with one name overwrite "
+            "each other's status file: stop that one, or give this one its own daemon.name=..."
+        )
+        log.error("daemon.name_in_use", name=self.name, holder=holder, message=message)
+        sys.stderr.write(f"posed: {message}\n")
+        return EXIT_NAME_IN_USE
 
     def _guarded_tick(self, now: float) -> None:
         """A bug hit in one tick is logged and the loop goes on; the same bug every tick for
@@ -105,6 +141,7 @@ class Daemon:
             self.supervisor.ensure_started(now)
         for event in self.supervisor.poll(now):
             self._on_worker_event(event)
+        self.jobs.publishes.tick(now)  # outcomes Windows blocked: retried when due, never slept on
         self.intake.poll(now)
         if not self.stop_requests:
             self._dispatch(now)
@@ -112,6 +149,7 @@ class Daemon:
             self._drain_for_stop(now)
         self._keep_claims(now)
         self.intake.sweep(now)
+        self._sweep_temps(now)
         self._update_status(now)
         self._feed_watchdog(now)
 
@@ -135,7 +173,13 @@ class Daemon:
         os.umask(0o027)  # results and locks are not world-readable
         for directory in (self.outbox, self.outbox / TMP_DIR, Path(self.cfg.daemon.state_dir)):
             directory.mkdir(parents=True, exist_ok=True)
-        self.outcomes.sweep_stale_tmp(max_age_s=2 * self.cfg.claim.stale_after_s)
+        self.outcomes.answered.sweep_stale_receipts(max_age_s=2 * self.cfg.claim.stale_after_s)
+
+    def _sweep_temps(self, now: float) -> None:
+        """Temp files of a daemon killed meanwhile go at run time, not only at the next start."""
+        if now >= self._next_temp_sweep:
+            self._next_temp_sweep = now + self.cfg.inbox.rescan_interval_s
+            self.temps.sweep()
 
     def _dispatch(self, now: float) -> None:
         if self.jobs.active is not None or self.supervisor.state != WorkerState.READY:
@@ -231,14 +275,7 @@ class Daemon:
             return "stopping"
         if self.status.degraded_reason:
             return "degraded"
-        return {
-            WorkerState.STOPPED: "starting",
-            WorkerState.STARTING: "loading-models",
-            WorkerState.LOADING: "loading-models",
-            WorkerState.BACKOFF: "loading-models",
-            WorkerState.READY: "ready",
-            WorkerState.BUSY: "busy",
-        }[self.supervisor.state]
+        return STATE_NAMES[self.supervisor.state]
 
     def _feed_watchdog(self, now: float) -> None:
         if self._watchdog_every is not None and now >= self._next_watchdog:

@@ -384,7 +384,7 @@ def _writer(tmp_path: Path):
 
 
 def test_an_outcome_published_by_a_daemon_killed_before_the_move_is_not_made_twice(tmp_path):
-    from daemon.publishing.outcomes import Receipt
+    from daemon.publishing.receipts import Receipt
 
     first = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
@@ -394,26 +394,26 @@ def test_an_outcome_published_by_a_daemon_killed_before_the_move_is_not_made_twi
     published = first.publish_json(document, "clip.mp4", ".error.json", Receipt(video, stat, "clip.mp4@dead-000001", "failed"))
     # ... and here the daemon was killed: the input never moved. Whoever claims it next:
     second = _writer(tmp_path)
-    assert second.finish_if_published(video, os.stat(video)) is True
+    assert second.answered.finish_if_published(video, os.stat(video)) is True
     assert not video.exists() and (tmp_path / "inbox" / "failed" / "clip.mp4").exists()
     assert sorted(outcomes(tmp_path / "outbox")) == [published.name]
     assert not list((tmp_path / "outbox" / ".posed" / "receipts").iterdir()), "the receipt goes with the move"
 
 
 def test_a_receipt_without_a_published_outcome_means_process_it(tmp_path):
-    from daemon.publishing.outcomes import Receipt
+    from daemon.publishing.receipts import Receipt
 
     writer = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
     video.write_bytes(b"video")
     # Killed after writing the receipt, before the link: nothing was published.
-    writer._write_receipt(Receipt(video, os.stat(video), "clip.mp4@dead-000002", "done"), tmp_path / "outbox" / "clip.mp4.result.json")
-    assert writer.finish_if_published(video, os.stat(video)) is False and video.exists()
+    writer.answered.write_receipt(Receipt(video, os.stat(video), "clip.mp4@dead-000002", "done"), tmp_path / "outbox" / "clip.mp4.result.json")
+    assert writer.answered.finish_if_published(video, os.stat(video)) is False and video.exists()
     assert not list((tmp_path / "outbox" / ".posed" / "receipts").iterdir())
 
 
 def test_a_receipt_for_another_file_under_the_same_name_means_process_it(tmp_path):
-    from daemon.publishing.outcomes import Receipt
+    from daemon.publishing.receipts import Receipt
 
     writer = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
@@ -423,11 +423,11 @@ def test_a_receipt_for_another_file_under_the_same_name_means_process_it(tmp_pat
     writer.publish_json(document, "clip.mp4", ".error.json", Receipt(video, old, "clip.mp4@dead-000003", "failed"))
     os.unlink(video)
     write_bytes(tmp_path / "inbox", "clip.mp4", b"a new upload, other bytes")
-    assert writer.finish_if_published(video, os.stat(video)) is False and video.exists()
+    assert writer.answered.finish_if_published(video, os.stat(video)) is False and video.exists()
 
 
 def test_a_read_only_outbox_refuses_to_publish_without_a_receipt(tmp_path):
-    from daemon.publishing.outcomes import Receipt
+    from daemon.publishing.receipts import Receipt
 
     writer = _writer(tmp_path)
     video = tmp_path / "inbox" / "clip.mp4"
@@ -438,3 +438,30 @@ def test_a_read_only_outbox_refuses_to_publish_without_a_receipt(tmp_path):
     with pytest.raises(PublishError, match="receipt"):
         writer.publish_json(document, "clip.mp4", ".error.json", Receipt(video, os.stat(video), "clip.mp4@x-1", "failed"))
     assert outcomes(tmp_path / "outbox") == {}
+
+
+def test_an_inbox_flipped_to_000_mid_job_leaves_the_job_retryable(nobody_root):
+    """Issue 10, item 5: the loop crashed a tick, the job was dropped with its lock kept and
+    its temp result leaked, and the video sat without outcome until a restart."""
+    daemon = NobodyDaemon(nobody_root, "nobody", [*FAULT, "backend.fault.slow_ms_per_frame=50"]).start()
+    inbox = nobody_root / "inbox"
+    try:
+        daemon.wait_ready(60)
+        drop(SHORT_CLIP, inbox, "flipped.mp4")
+        os.chown(inbox / "flipped.mp4", 65534, 65534)
+        wait_until(lambda: (daemon.status().get("current_job") or {}).get("frames_done"), 60, daemon.log_tail)
+        os.chmod(inbox, 0o000)  # mid-job: the worker holds the video open, the inbox is now closed
+        wait_until(lambda: _events(daemon, "job.deferred"), 60, daemon.log_tail)
+        assert daemon.alive() and not _events(daemon, "daemon.tick_failed")
+        assert not [n for n in outcomes(daemon.outbox) if n.startswith("flipped")], "nothing published unchecked"
+        wait_until(lambda: not list((daemon.outbox / ".tmp").iterdir()), 20, "the temp result was leaked")
+
+        os.chmod(inbox, 0o755)
+        assert wait_outcome(daemon.outbox, "flipped.mp4", timeout=120)[0] == "result"
+        wait_until(lambda: (inbox / "done" / "flipped.mp4").is_file(), 30)
+        wait_until(lambda: os.listdir(inbox / ".posed" / "locks") == [], 30, "a lock was left behind")
+        assert [n for n in outcomes(daemon.outbox) if n.startswith("flipped")] == ["flipped.mp4.result.json"]
+        assert not _events(daemon, "daemon.tick_failed")
+    finally:
+        os.chmod(inbox, 0o755)
+        daemon.stop()

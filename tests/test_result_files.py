@@ -7,20 +7,18 @@ crash between the two renames never leaves a manifest without its frames.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 
 from daemon.config import load_config
 from daemon.errors import PublishError
 from daemon.publishing import publish
 from daemon.publishing.encoding import FrameEncoder, dumps_line
-from daemon.publishing.outcomes import OutcomeWriter, Receipt
+from daemon.publishing.outcomes import OutcomeWriter
 from daemon.publishing.reader import open_result
 from daemon.publishing.results import ResultWriter
 from daemon.records import BackendInfo, FrameResult

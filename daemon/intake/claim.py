@@ -5,16 +5,15 @@ A claim is a file ``<inbox>/.posed/locks/<video name>.lock`` created with
 (gastownhall/beads#3613). The file holds the owner's identity and a heartbeat that the
 owner rewrites in place. Locks are created and taken over only while holding a short-lived
 ``.claiming`` mutex file (itself made with ``O_EXCL``). A lock whose owner is provably gone,
-or silent for longer than ``stale_after_s``, is renamed to a unique name, re-read to check
-it is still the lock judged stale, then deleted and created afresh. Lock paths are never
-followed: a symlink there is refused.
+or silent for longer than ``stale_after_s`` on our own clock (``stale_locks``), is renamed to
+a unique name, re-read to check it is still the lock judged stale, then deleted and created
+afresh. Lock paths are never followed: a symlink there is refused.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import time
 from collections.abc import Callable
@@ -22,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.errors import PosedError
-from daemon.intake.liveness import Verdict, judge_owner, process_start_time
+from daemon.intake.liveness import Verdict, process_start_time
 from daemon.intake.lockfile import (
-    LOCK_SUFFIX,
     WRITE_FLAGS,
     ClaimIdentity,
     LockOwner,
@@ -38,12 +36,10 @@ from daemon.intake.lockfile import (
     unlink_quietly,
     write_all,
 )
+from daemon.intake.stale_locks import MUTEX_SUFFIX, StaleLock, StaleLocks
 from daemon.log import get_logger
 
 log = get_logger(__name__)
-
-MUTEX_SUFFIX = ".claiming"  # held by whoever is creating or taking over the lock
-_STALE_SIDE_FILE = re.compile(re.escape(LOCK_SUFFIX) + r"\.stale-[0-9A-Za-z]*-(\d+)$")
 
 
 class ClaimError(PosedError):
@@ -72,14 +68,6 @@ class Claim:
         return self.owner.attempt
 
 
-@dataclass(frozen=True)
-class StaleLock:
-    lock_path: Path
-    video_name: str  # "" when the lock could not be parsed
-    reason: str
-    removed: bool
-
-
 class ClaimManager:
     """Creates, refreshes, releases and takes over lock files in one lock directory.
 
@@ -89,8 +77,10 @@ class ClaimManager:
     Args:
         lock_dir: usually ``lock_dir_for(inbox)``; created on first claim.
         identity: this daemon process.
-        stale_after_s: a heartbeat older than this marks an owner we cannot check as gone.
-        clock: wall-clock seconds (heartbeats are compared across hosts); injectable.
+        stale_after_s: a lock we cannot check by PID is gone once we have seen it unchanged
+            this long.
+        clock: wall-clock seconds written into the lock for people to read; injectable.
+        monotonic: our own clock for judging silence; injectable.
         start_time_of: PID start time lookup; injectable to fake PID reuse.
     """
 
@@ -101,14 +91,14 @@ class ClaimManager:
         stale_after_s: float,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         start_time_of: Callable[[int], int | None] = process_start_time,
     ) -> None:
         self.lock_dir = Path(lock_dir)
         self.identity = identity
         self.stale_after_s = stale_after_s
         self._clock = clock
-        self._start_time_of = start_time_of
-        self._token = re.sub(r"[^0-9A-Za-z]", "", identity.instance_id)[:12]
+        self.stale = StaleLocks(identity, stale_after_s, monotonic=monotonic, start_time_of=start_time_of)
 
     def lock_path_for(self, video_name: str) -> Path:
         return self.lock_dir / lock_name_for(video_name)
@@ -144,7 +134,7 @@ class ClaimManager:
         if current.missing:
             return self._create(lock_path, video_name, attempt=1)
         reason = self._takeover_reason(lock_path, video_name, current)
-        if reason is None or not self._remove_verified(lock_path, current):
+        if reason is None or not self.stale.remove_verified(lock_path, current):
             return None
         attempt = current.owner.attempt + 1 if current.owner else 2
         claim = self._create(lock_path, video_name, attempt=attempt)
@@ -169,7 +159,7 @@ class ClaimManager:
         if current.refused:
             log.warning("claim.lock_refused", video=video_name, lock=str(lock_path), reason=current.refused)
             return None
-        verdict = self._judge(current)
+        verdict = self._judge(lock_path, current)
         if not verdict.stale:
             owner = current.owner.describe() if current.owner else "unknown"
             log.debug("claim.held_by_other", video=video_name, owner=owner, reason=verdict.reason)
@@ -185,7 +175,7 @@ class ClaimManager:
             current = read_lock(mutex)
             if current.missing:
                 continue
-            if current.refused or not self._judge(current).stale or not self._remove_verified(mutex, current):
+            if current.refused or not self._judge(mutex, current).stale or not self.stale.remove_verified(mutex, current):
                 return None
         return None
 
@@ -198,50 +188,9 @@ class ClaimManager:
         owner = LockOwner.new(self.identity, video_name, self._clock(), attempt)
         if not create_exclusive(lock_path, owner):
             return None
+        self.stale.held.add(owner.claimed_at)
         log.info("claim.acquired", video=video_name, lock=str(lock_path), attempt=attempt)
         return Claim(video_name=video_name, lock_path=lock_path, owner=owner)
-
-    def _remove_verified(self, path: Path, judged: LockRead) -> bool:
-        """Rename ``path`` aside, check it is the lock judged stale, then delete it.
-
-        Renaming first means we never delete a lock that changed after we looked at it.
-        """
-        side = path.with_name(f"{path.name}.stale-{self._token}-{int(self._clock() * 1e9)}")
-        try:
-            os.rename(path, side)
-        except FileNotFoundError:
-            return False
-        moved = read_lock(side)
-        if self._is_same_stale_lock(moved, judged):
-            unlink_quietly(side)
-            return True
-        self._put_back(side, path)
-        return False
-
-    def _is_same_stale_lock(self, moved: LockRead, judged: LockRead) -> bool:
-        if moved.missing or moved.refused:
-            return False
-        if moved.owner is None or judged.owner is None:
-            return moved.owner is None and judged.owner is None and moved.signature == judged.signature
-        return moved.owner.same_claim(judged.owner) and self._judge(moved).stale
-
-    def _put_back(self, side: Path, path: Path) -> None:
-        try:
-            os.link(side, path)  # unlike rename, link never replaces a lock created meanwhile
-        except FileExistsError:
-            # A new lock appeared in the moment ours was aside; its owner wins and the
-            # displaced owner learns so at its next heartbeat (ClaimLost).
-            log.warning("claim.takeover_displaced", lock=str(path))
-            unlink_quietly(side)
-            return
-        except OSError:  # hard links unsupported (some 9p servers): a tiny race remains
-            if os.path.lexists(path):
-                unlink_quietly(side)
-            else:
-                os.rename(side, path)
-            return
-        unlink_quietly(side)
-        log.info("claim.takeover_aborted", lock=str(path), reason="lock changed after it was judged stale")
 
     def heartbeat(self, claim: Claim) -> bool:
         """Refresh the heartbeat with one in-place write.
@@ -283,11 +232,13 @@ class ClaimManager:
         return True
 
     def _lost(self, claim: Claim, reason: str) -> ClaimLost:
+        self.stale.held.discard(claim.owner.claimed_at)
         log.error("claim.lost", video=claim.video_name, lock=str(claim.lock_path), reason=reason)
         return ClaimLost(claim.video_name, reason)
 
     def release(self, claim: Claim) -> bool:
         """Delete the lock if it is still ours; True when it was deleted."""
+        self.stale.held.discard(claim.owner.claimed_at)  # given up, even if the delete fails
         current = read_lock(claim.lock_path)
         if current.owner is None or not current.owner.same_claim(claim.owner):
             holder = current.owner.describe() if current.owner else current.refused or "no readable lock"
@@ -304,56 +255,27 @@ class ClaimManager:
     def verdict_for(self, video_name: str) -> Verdict | None:
         """The verdict on a video's lock; None when there is no lock or it is refused."""
         current = read_lock(self.lock_path_for(video_name))
-        return None if current.missing or current.refused else self._judge(current)
+        path = self.lock_path_for(video_name)
+        return None if current.missing or current.refused else self._judge(path, current)
+
+    def still_ours(self, claim: Claim) -> bool:
+        """Whether the lock still names this very claim: the fence checked just before an
+        outcome is published, so a daemon whose claim was taken over never publishes."""
+        current = read_lock(claim.lock_path)
+        if current.owner is not None:
+            return current.owner.same_claim(claim.owner)
+        if current.missing:
+            # Deleted by whoever took it over and finished, unless the whole inbox is away
+            # (an unmounted /mnt/c): then nobody can have it, and the heartbeat will tell.
+            return not os.path.isdir(self.lock_dir)  # a folder we may not read counts as away
+        return False  # refused or unreadable: not provably ours
 
     def sweep_stale(self, inbox_dir: str | os.PathLike[str], *, remove: bool = True) -> list[StaleLock]:
-        """Find (and by default delete) abandoned locks whose video has left the inbox.
+        """Abandoned locks whose video has left the inbox (see ``StaleLocks.sweep``)."""
+        return self.stale.sweep(self.lock_dir, inbox_dir, remove=remove)
 
-        A lock whose video is still in the inbox is left for ``try_claim`` to take over,
-        so that the attempt counter carries on. Live owners' locks are never touched.
-        """
-        try:
-            present = {lock_name_for(name) for name in os.listdir(inbox_dir)}
-            entries = sorted(os.listdir(self.lock_dir))
-        except OSError:
-            return []  # inbox unmounted: every video would look gone
-        found = []
-        for name in entries:
-            path = self.lock_dir / name
-            if name.endswith(LOCK_SUFFIX) and name not in present:
-                found += self._sweep_lock(path, remove)
-            elif name.endswith(LOCK_SUFFIX + MUTEX_SUFFIX):
-                found += self._sweep_lock(path, remove)
-            elif (match := _STALE_SIDE_FILE.search(name)) and self._side_file_expired(int(match.group(1))):
-                if remove:
-                    unlink_quietly(path)  # left by a taker that died between rename and delete
-                found.append(StaleLock(path, "", "left over from an interrupted takeover", remove))
-        return found
-
-    def _sweep_lock(self, path: Path, remove: bool) -> list[StaleLock]:
-        current = read_lock(path)
-        if current.missing or current.refused:
-            return []
-        verdict = self._judge(current)
-        if not verdict.stale:
-            return []
-        removed = remove and self._remove_verified(path, current)
-        video = current.owner.video_name if current.owner else ""
-        if removed:
-            log.info("claim.swept", lock=str(path), video=video, reason=verdict.reason)
-        return [StaleLock(path, video, verdict.reason, removed)]
-
-    def _side_file_expired(self, created_ns: int) -> bool:
-        return self._clock() - created_ns / 1e9 > self.stale_after_s
-
-    def _judge(self, current: LockRead) -> Verdict:
-        now = self._clock()
-        if current.owner is None:
-            # Torn or garbage: its mtime is the only clue (a live owner's heartbeat bumps it).
-            age = now - current.mtime
-            return Verdict(age > self.stale_after_s, f"unreadable lock, modified {age:.0f} s ago")
-        return judge_owner(current.owner.process, current.owner.heartbeat_unix, self.identity.process,
-                           now, self.stale_after_s, self._start_time_of)
+    def _judge(self, path: Path, current: LockRead) -> Verdict:
+        return self.stale.judge(path, current)
 
 
 __all__ = [

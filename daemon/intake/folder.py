@@ -19,7 +19,8 @@ from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, SettledInputs
 from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
 from daemon.intake.inbox import InboxWatcher
-from daemon.intake.sidecar import JobSidecar, read_sidecar
+from daemon.intake.orphans import OrphanSidecars
+from daemon.intake.sidecar_cache import SidecarCache
 from daemon.log import get_logger, job_context
 from daemon.paths import sidecar_path_for
 from daemon.publishing.naming import job_id_for
@@ -41,6 +42,8 @@ class FolderIntake:
         self.pending: deque[Path] = deque()  # settled inputs not yet claimed
         self.not_before: dict[Path, float] = {}  # inputs not to take again before a time
         self.held: set[Path] = set()  # claimed by us and not yet settled or released
+        self.sidecars = SidecarCache([str(self.inbox.resolve())])
+        self.orphans = OrphanSidecars(self.watcher.path, cfg.inbox.orphan_sidecar_s)
         self._next_lock_sweep = 0.0
 
     def start(self) -> None:
@@ -111,15 +114,10 @@ class FolderIntake:
 
     def _priority(self, path: Path) -> int:
         try:
-            return self._read_sidecar(path).options.priority if sidecar_path_for(path).exists() else 0
+            sidecar = self.sidecars.read(path)
         except (JobError, OSError):
             return 0  # the problem is reported when the job is prepared
-
-    def _read_sidecar(self, path: Path) -> JobSidecar:
-        sidecar = sidecar_path_for(path)
-        if sidecar.is_symlink():
-            raise JobError(ErrorCode.BAD_SIDECAR, f"{sidecar.name} is a symlink; sidecars are never followed", stage="sidecar")
-        return read_sidecar(sidecar, [str(self.inbox.resolve())])
+        return sidecar.options.priority if sidecar is not None else 0
 
     def _prepare(self, path: Path, claim: Claim, job_id: str) -> ClaimedInput | None:
         """Cheap checks before any worker: bad inputs get their refusal here."""
@@ -135,21 +133,29 @@ class FolderIntake:
         try:
             self._apply_sidecar(item)
         except JobError as exc:
+            if self.sidecars.unchanged_for(path) < self.cfg.inbox.settle_s:
+                # Perhaps written in place (not renamed) and caught half-written: a bad
+                # sidecar is final only once it has stood still as long as a video must.
+                log.info("sidecar.not_settled", input=path.name, error=exc.message)
+                return self._put_back(path, claim, self.cfg.inbox.settle_s)
             item.refusal = exc
         except OSError as exc:  # the sidecar is held open by Windows: try again shortly
             log.warning("sidecar.unreadable", input=path.name, error=str(exc))
-            self.claims.release(claim)
-            self.not_before[path] = time.monotonic() + SIDECAR_BUSY_RETRY_S
-            return None
+            return self._put_back(path, claim, SIDECAR_BUSY_RETRY_S)
         return item
+
+    def _put_back(self, path: Path, claim: Claim, retry_after_s: float) -> None:
+        self.claims.release(claim)
+        self.not_before[path] = time.monotonic() + retry_after_s
 
     def _apply_sidecar(self, item: ClaimedInput) -> None:
         """Client job id, options and metadata from ``<video>.job.json``, if one was dropped."""
-        if not os.path.lexists(sidecar_path_for(item.path)):
+        sidecar = self.sidecars.read(item.path)
+        if sidecar is None:
             return
-        sidecar = self._read_sidecar(item.path)
         item.client = sidecar.client_echo()
         if sidecar.job_id:
+            _refuse_a_video_name(sidecar.job_id, item.path, self.cfg.inbox.extensions)
             item.wanted_stem = sidecar.job_id
         if sidecar.input_path and not _same_file(sidecar.input_path, item.path):
             raise JobError(
@@ -173,7 +179,8 @@ class FolderIntake:
         return lost
 
     def still_ours(self, item: ClaimedInput) -> bool:
-        return True  # lock-file claims are checked by every heartbeat
+        # A heartbeat only notices a takeover every heartbeat_interval_s: read the lock itself.
+        return self.claims.still_ours(item.ticket)
 
     def progress(self, item: ClaimedInput, progress: dict[str, Any]) -> None:
         """Nothing: the folder's consumer reads progress from the status file."""
@@ -198,12 +205,29 @@ class FolderIntake:
         self.claims.release(claim)
         self.held.discard(path)
         self.watcher.forget(path)
+        self.sidecars.forget(path)
 
     def sweep(self, now: float) -> None:
         """Remove locks whose owner died after its video left the inbox: no lock is left behind."""
         if now >= self._next_lock_sweep:
             self._next_lock_sweep = now + self.cfg.inbox.rescan_interval_s
             self.claims.sweep_stale(self.watcher.path)
+            for sidecar in self.orphans.due():
+                log.warning("sidecar.orphaned", sidecar=sidecar.name, alone_for_s=self.orphans.after_s, moved_to="failed/")
+                self.settled.move_input(sidecar, "failed")
+
+
+def _refuse_a_video_name(job_id: str, video: Path, extensions: list[str]) -> None:
+    """A job id that looks like a video file name would take another upload's outcome name
+    (``hijack.mp4`` with job id ``victim.mp4``): allowed only as the video's own name."""
+    if job_id != video.name and job_id.lower().endswith(tuple(ext.lower() for ext in extensions)):
+        raise JobError(
+            ErrorCode.BAD_SIDECAR,
+            f"{sidecar_path_for(video).name}: job sidecar: job_id {job_id!r} looks like a video file name; "
+            f"it may only be the video's own name ({video.name!r}), or another upload's outcome could carry it",
+            stage="sidecar",
+            details={"field": "job_id"},
+        )
 
 
 def _same_file(a: str | Path, b: Path) -> bool:

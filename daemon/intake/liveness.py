@@ -65,14 +65,16 @@ class Verdict:
 
 def judge_owner(
     owner: ProcessIdentity,
-    heartbeat_unix: float,
+    silent_for_s: float,
     me: ProcessIdentity,
-    now_unix: float,
     stale_after_s: float,
     start_time_of: Callable[[int], int | None] | None = None,  # None: process_start_time
 ) -> Verdict:
     """Whether a claim's owner is provably gone, or silent for longer than ``stale_after_s``.
 
+    ``silent_for_s`` is how long WE have seen its heartbeat unchanged, on our monotonic clock:
+    comparing the heartbeat's timestamp with our wall clock would make every claim of a host
+    whose clock runs minutes behind look stale (and ours look fresh to it forever).
     An owner in our own PID space whose PID still runs with the same start time is live,
     whatever its heartbeat says: WSL's wall clock jumps after Windows sleeps, and a
     heartbeat-based takeover there would run one video twice.
@@ -87,10 +89,28 @@ def judge_owner(
         return Verdict(False, f"pid {owner.pid} is alive")
     if me.same_machine(owner) and owner.boot_id != me.boot_id:
         return Verdict(True, "host rebooted since the claim")
-    age = now_unix - heartbeat_unix
-    if age > stale_after_s:
-        return Verdict(True, f"heartbeat {age:.0f} s old")
-    return Verdict(False, f"heartbeat {max(age, 0.0):.0f} s old")
+    return Verdict(silent_for_s > stale_after_s, f"heartbeat unchanged for {silent_for_s:.0f} s")
+
+
+def owner_tag(me: ProcessIdentity, instance_id: str) -> str:
+    """A file-name-safe tag naming this process well enough to tell later that it is gone:
+    ``<boot id>-<pid namespace>-<pid>-<start time>-<instance>``."""
+    boot = "".join(ch for ch in me.boot_id if ch.isalnum())[:12] or "noboot"
+    namespace = "".join(ch for ch in me.pid_ns if ch.isdigit()) or "0"
+    instance = "".join(ch for ch in instance_id if ch.isalnum())[:8]
+    return f"{boot}-{namespace}-{me.pid}-{me.start_time}-{instance}"
+
+
+def tagged_owner_gone(tag: str, me: ProcessIdentity, start_time_of: Callable[[int], int | None] | None = None) -> bool | None:
+    """True when the process ``tag`` names is provably gone, False when it runs, None when we
+    cannot tell (another host, boot or PID namespace, or not a tag at all)."""
+    parts = tag.split("-")
+    if len(parts) != 5 or not (parts[2].isdigit() and parts[3].isdigit()):
+        return None
+    if owner_tag(me, "").rsplit("-", 3)[0] != "-".join(parts[:2]):
+        return None  # not our boot and PID namespace: its PID means nothing here
+    started = (start_time_of or process_start_time)(int(parts[2]))
+    return started is None or started not in (int(parts[3]), START_TIME_UNKNOWN)
 
 
 def process_start_time(pid: int) -> int | None:

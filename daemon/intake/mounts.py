@@ -24,10 +24,20 @@ log = get_logger(__name__)
 MOUNTINFO_PATH = Path("/proc/self/mountinfo")
 UNKNOWN_FSTYPE = "unknown"
 
-# inotify is blind (9p/drvfs: writes by Windows) or unreliable (remote writers) on these.
-POLLING_FSTYPES = frozenset(
-    {"9p", "drvfs", "cifs", "smb3", "smbfs", "nfs", "nfs4", "fuse.sshfs", "virtiofs"}
-)
+# inotify sees only writes made through this kernel's VFS on this mount. It is blind to:
+# Windows writing to /mnt/c (9p/DrvFs),
+WINDOWS_FSTYPES = frozenset({"9p", "drvfs", "v9fs"})
+# other hosts writing to a network or cluster file system,
+NETWORK_FSTYPES = frozenset({
+    "cifs", "smb", "smb3", "smbfs", "nfs", "nfs4", "ncpfs", "afs", "coda", "ceph", "glusterfs",
+    "gfs2", "ocfs2", "lustre", "beegfs", "gpfs", "orangefs", "davfs", "virtiofs", "vboxsf", "vmhgfs",
+})  # fmt: skip
+# and FUSE: the file system's own daemon (bindfs, rclone, sshfs, s3fs...) serves changes made
+# behind it (to bindfs's source folder, in the cloud, on the ssh server) without any event.
+# mountinfo shows "fuse", "fuseblk" or "fuse.<program>"; a few programs name themselves.
+FUSE_FSTYPES = frozenset({"fuse", "fuseblk", "bindfs", "rclone", "sshfs", "s3fs", "gcsfuse", "ntfs-3g"})
+# Kept for callers that list the known blind types.
+POLLING_FSTYPES = WINDOWS_FSTYPES | NETWORK_FSTYPES | FUSE_FSTYPES
 
 # mountinfo(5) escapes space, tab, newline and backslash in paths as \ooo octal.
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
@@ -81,9 +91,21 @@ def _is_under(target: str, mount_point: str) -> bool:
     return target.startswith(mount_point.rstrip("/") + "/")
 
 
+def polling_reason(fstype: str) -> str | None:
+    """Why inotify misses changes on ``fstype``; None where it sees them all."""
+    kind = fstype.lower()
+    if kind in WINDOWS_FSTYPES:
+        return f"{fstype}: files Windows writes (DrvFs over 9p) raise no inotify event"
+    if kind in NETWORK_FSTYPES:
+        return f"{fstype} is a network file system: files other hosts write raise no inotify event"
+    if kind in FUSE_FSTYPES or kind.startswith(("fuse.", "fuseblk.")):
+        return f"{fstype} is a FUSE file system: changes its daemon serves from behind the mount raise no inotify event"
+    return None
+
+
 def needs_polling(fstype: str) -> bool:
     """True where inotify misses changes, so only a polling observer sees new files."""
-    return fstype.lower() in POLLING_FSTYPES
+    return polling_reason(fstype) is not None
 
 
 def choose_observer(path: str | os.PathLike[str], mode: str, poll_interval_s: float) -> BaseObserver:
@@ -97,9 +119,10 @@ def choose_observer(path: str | os.PathLike[str], mode: str, poll_interval_s: fl
     if mode not in ("auto", "inotify", "polling"):
         raise ValueError(f"observer mode {mode!r} is not one of auto, inotify, polling")
     fstype = filesystem_type(path)
-    blind = needs_polling(fstype)
+    blind_because = polling_reason(fstype)
+    blind = blind_because is not None
     if mode == "polling" or (mode == "auto" and blind):
-        reason = "configured" if mode == "polling" else f"inotify does not see writes on {fstype}"
+        reason = "configured" if mode == "polling" else blind_because
         log.info("inbox.observer_chosen", observer="polling", mode=mode, fstype=fstype, reason=reason,
                  path=str(path), poll_interval_s=poll_interval_s)
         return PollingObserver(timeout=poll_interval_s)
@@ -107,5 +130,5 @@ def choose_observer(path: str | os.PathLike[str], mode: str, poll_interval_s: fl
     log.info("inbox.observer_chosen", observer="native", mode=mode, fstype=fstype, reason=reason, path=str(path))
     if blind:
         # Only the periodic rescan will find files written from Windows or another host.
-        log.warning("inbox.observer_blind", fstype=fstype, path=str(path))
+        log.warning("inbox.observer_blind", fstype=fstype, path=str(path), reason=blind_because)
     return Observer()

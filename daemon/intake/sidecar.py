@@ -18,8 +18,11 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +45,11 @@ TOP_LEVEL_KEYS = ("job_id", "options", "metadata", "input_path")
 OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority", "motion", *OPTIONAL_OUTPUTS)
 MOTION_SWITCHES = ("smoothing", "fill_gaps", "include_raw")  # options.motion booleans
 MAX_GAP_S_LIMIT = 10.0  # the gap filler holds max_gap_s of frames back: keep that bounded
-_DEVICE_NAMES = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)])
+# O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: never follow a symlink.
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# Windows reserves COM0-9 and LPT0-9 too (and their superscript forms, which the pattern
+# already refuses): refused here, never escaped to "_LPT0", which a client would not find.
+_DEVICE_NAMES = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(10)])
 
 
 @dataclass(frozen=True)
@@ -104,14 +111,53 @@ def read_sidecar(path: Path, roots: Iterable[str], *, distro: str | None = None)
         OSError: the file could not be read (vanished, held open by Windows); the caller
             decides whether to retry, since the content may be fine.
     """
-    with open(path, "rb") as handle:
-        raw = handle.read(MAX_SIDECAR_BYTES + 1)
+    raw = read_regular_file(path, MAX_SIDECAR_BYTES + 1)
     try:
         return parse_sidecar(raw, roots, distro=distro)
     except JobError as exc:
         exc.message = f"{path.name}: {exc.message}"
         exc.args = (exc.message,)
         raise
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` of ``path``, which must be a regular file; never blocks.
+
+    Anyone who can write the inbox can plant a FIFO (``open`` would wait for a writer forever,
+    freezing the main loop), a symlink or a directory under a sidecar's name: these are refused
+    as a bad sidecar, for good, rather than retried.
+
+    Raises:
+        JobError: E_BAD_SIDECAR for anything that is not a regular file.
+        OSError: the file could not be read (vanished, held open by Windows).
+    """
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _bad(None, "is a symlink; sidecars are never followed", subject=path.name) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _bad(None, f"is {_file_kind(mode)}, not a regular file", subject=path.name)
+        chunks, total = [], 0
+        while total < max_bytes and (chunk := os.read(fd, max_bytes - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device or other special file"
 
 
 def parse_sidecar(raw: bytes | str, roots: Iterable[str], *, distro: str | None = None) -> JobSidecar:

@@ -146,7 +146,12 @@ def _check_container(name: str, facts: ContainerFacts, limits: LimitsConfig) -> 
 
 
 def _open_nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
+    # O_NONBLOCK: a FIFO swapped in after the stat above must not block the main loop in open().
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise JobError(ErrorCode.UNSUPPORTED, f"{os.path.basename(path)} is not a regular file", stage="probe")
+    return fd
 
 
 def _open_for_decoder(path: Path) -> tuple[int, str]:

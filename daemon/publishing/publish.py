@@ -33,31 +33,43 @@ FATAL = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
+class PublishBlocked(PublishError):
+    """A Windows process holds the file (EPERM/EACCES/EBUSY): try again later, do not sleep."""
+
+
 def tmp_dir(outbox: Path) -> Path:
     path = outbox / TMP_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def new_tmp_path(outbox: Path, label: str) -> Path:
-    """A unique temp path inside the outbox (same file system, so publishing is a rename)."""
-    return tmp_dir(outbox) / f"{uuid.uuid4().hex}.{label}.partial"
+def new_tmp_path(outbox: Path, label: str, owner: str = "") -> Path:
+    """A unique temp path inside the outbox (same file system, so publishing is a rename).
+
+    ``owner`` (the writer's tag, first in the name) lets a sweeper tell a dead writer's file."""
+    return tmp_dir(outbox) / f"{owner or 'untagged'}.{uuid.uuid4().hex}.{label}.partial"
 
 
 def companion_tmp_path(tmp_path: Path, kind: str) -> Path:
     """The temp path of a file that belongs with ``tmp_path`` (a result's frames, exports):
-    same unique prefix, so one glob finds every file of an unfinished result."""
-    return tmp_path.with_name(f"{tmp_path.name.split('.', 1)[0]}.{kind}.partial")
+    ``<owner>.<uuid>.result.partial`` -> ``<owner>.<uuid>.<kind>.partial``, the same unique
+    prefix and owner tag, so one listing finds every file of an unfinished result."""
+    return tmp_path.with_name(f"{_result_prefix(tmp_path)}.{kind}.partial")
 
 
 def companions_of(tmp_path: Path) -> list[Path]:
     """Every temp file sharing ``tmp_path``'s unique prefix, ``tmp_path`` itself excluded."""
-    prefix = tmp_path.name.split(".", 1)[0] + "."
+    prefix = _result_prefix(tmp_path) + "."
     try:
         names = os.listdir(tmp_path.parent)
     except OSError:
         return []
     return [tmp_path.parent / name for name in names if name.startswith(prefix) and name != tmp_path.name]
+
+
+def _result_prefix(tmp_path: Path) -> str:
+    """``<owner>.<uuid>`` of ``<owner>.<uuid>.<label>.partial`` (the name without its label)."""
+    return tmp_path.name.rsplit(".", 2)[0]
 
 
 def retry_transient(action: Callable[[], T], *, what: str, deadline_s: float) -> T:
@@ -98,6 +110,8 @@ def publish_document(
         except FileExistsError:
             continue  # another daemon took the name between reserve and link; pick the next
         except OSError as exc:
+            if exc.errno in TRANSIENT:
+                raise PublishBlocked(f"publishing {final.name} is blocked: {exc}") from exc
             raise PublishError(f"publishing {final.name} failed: {exc}") from exc
         _fsync_dir(outbox)
         return final
@@ -149,6 +163,8 @@ def _link_part(tmp: Path, final: Path, deadline_s: float) -> Path:
     except (FileExistsError, PublishError):
         raise
     except OSError as exc:
+        if exc.errno in TRANSIENT:  # Windows holds a file: the caller schedules another try
+            raise PublishBlocked(f"publishing {final.name} is blocked: {exc}") from exc
         raise PublishError(f"publishing {final.name} failed: {exc}") from exc
     return final
 
@@ -180,9 +196,9 @@ def _link_no_replace(source: Path, target: Path) -> None:
     os.unlink(source)
 
 
-def write_json_tmp(outbox: Path, label: str, document: dict[str, Any]) -> Path:
+def write_json_tmp(outbox: Path, label: str, document: dict[str, Any], owner: str = "") -> Path:
     """Write a small document to a new temp file, fsynced, ready for ``publish_document``."""
-    path = new_tmp_path(outbox, label)
+    path = new_tmp_path(outbox, label, owner)
     try:
         _write_synced(path, _utf8_json(document))
     except OSError as exc:
@@ -208,8 +224,11 @@ def _utf8_json(document: dict[str, Any]) -> bytes:
     return printable_name(json.dumps(document, ensure_ascii=False, indent=1, allow_nan=False)).encode("utf-8")
 
 
-def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 5.0) -> None:
-    """Atomically rewrite a file others poll (the status file): temp + fsync + replace."""
+def replace_json(path: Path, document: dict[str, Any], *, deadline_s: float = 0.0) -> None:
+    """Atomically rewrite a file others poll (the status file): temp + fsync + replace.
+
+    One try by default: the status file is rewritten every interval anyway, and sleeping here
+    would stop the main loop (the next write is the retry)."""
     outbox_tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         _write_synced(outbox_tmp, _utf8_json(document))

@@ -39,7 +39,10 @@ const SCHEMA_FILES = {
 };
 // Same rule as the daemon's sidecar parser: the id becomes a Windows file name in the outbox.
 const JOB_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$/i;
+const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])$/i;
+// A job id that looks like a video file name may only be the video's own name (the daemon
+// refuses it otherwise: it could take another upload's outcome name).
+const VIDEO_EXTENSIONS = ['.mp4', '.mov', '.m4v', '.avi', '.mkv', '.webm'];
 const IGNORED_SUFFIXES = ['.part', '.tmp', '.crdownload', '.partial'];
 
 /** An error from the protocol: `.code` is E_* from an error report, or E_CLIENT_* from this client. */
@@ -70,7 +73,7 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
   async function submit(file, { jobId, metadata, options, name } = {}) {
     const inboxName = name ?? path.basename(file);
     checkInboxName(inboxName);
-    if (jobId !== undefined) checkJobId(jobId);
+    if (jobId !== undefined) checkJobId(jobId, inboxName);
     const id = jobId ?? inboxName;
     const target = path.join(inbox, inboxName);
     if (await exists(target)) throw new PosedError('EEXIST', `${target} is already in the inbox; use another name`);
@@ -287,9 +290,12 @@ async function exists(file) {
   }
 }
 
-function checkJobId(jobId) {
+function checkJobId(jobId, inboxName) {
   if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId) || jobId.endsWith('.') || DEVICE_NAMES.test(jobId.split('.')[0])) {
-    throw new PosedError('E_CLIENT_BAD_JOB_ID', `jobId ${JSON.stringify(jobId)}: use 1-128 of A-Z a-z 0-9 _ . - (not first . or -, not last .)`);
+    throw new PosedError('E_CLIENT_BAD_JOB_ID', `jobId ${JSON.stringify(jobId)}: use 1-128 of A-Z a-z 0-9 _ . - (not first . or -, not last .; not a Windows device name)`);
+  }
+  if (jobId !== inboxName && VIDEO_EXTENSIONS.some((ext) => jobId.toLowerCase().endsWith(ext))) {
+    throw new PosedError('E_CLIENT_BAD_JOB_ID', `jobId ${JSON.stringify(jobId)} looks like a video file name; it may only be the video's own name (${inboxName})`);
   }
 }
 

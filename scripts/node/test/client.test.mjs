@@ -64,7 +64,7 @@ describe('submit', () => {
   });
 
   test('refuses job ids and names the daemon could not use', async () => {
-    for (const jobId of ['../x', '.hidden', 'a b', 'CON', 'a~2', 'x'.repeat(129), 'ends.']) {
+    for (const jobId of ['../x', '.hidden', 'a b', 'CON', 'LPT0', 'com0.x', 'a~2', 'x'.repeat(129), 'ends.', 'victim.mp4', 'other.MOV']) {
       await assert.rejects(client.submit(video, { jobId }), { code: 'E_CLIENT_BAD_JOB_ID' }, jobId);
     }
     for (const name of ['a.mp4.part', '.a.mp4', '~$a.mp4', 'x.tmp', 'a/b.mp4']) {
