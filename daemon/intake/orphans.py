@@ -30,16 +30,14 @@ class OrphanSidecars:
             names = set(os.listdir(self.inbox))
         except OSError:
             return []  # inbox away or unreadable: every video would look missing
+        alone = sorted(name for name in names if (video := video_name_for_sidecar(name)) is not None and video not in names)
         due = []
-        for name in sorted(names):
-            video = video_name_for_sidecar(name)
-            if video is None or video in names:
-                continue
+        for name in alone:
             try:
                 info = os.lstat(self.inbox / name)
             except OSError:
                 continue
             if self._watch.silent_for(name, (info.st_ino, info.st_size, info.st_mtime_ns)) > self.after_s:
                 due.append(self.inbox / name)
-        self._watch.keep_only(name for name in names if video_name_for_sidecar(name) and video_name_for_sidecar(name) not in names)
+        self._watch.keep_only(alone)  # a sidecar whose video showed up starts from zero again
         return due
