@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,17 +178,27 @@ def _is_child(daemon: DaemonProcess, pid: int) -> bool:
 
 
 class RssSampler(threading.Thread):
-    """Largest RSS seen per daemon process (by daemon name) and per daemon's workers."""
+    """Largest RSS seen per daemon process (by daemon name) and per daemon's workers, and the
+    oldest heartbeat seen in daemon A's status file (A is never killed: its heartbeat must
+    keep coming through worker kills, claims and publishes)."""
 
     def __init__(self, daemons: dict[str, DaemonProcess]) -> None:
         super().__init__(name="soak-rss", daemon=True)
         self.daemons = daemons
         self.max_daemon_mb: dict[str, float] = {}
         self.max_worker_mb: dict[str, float] = {}
+        self.max_heartbeat_age_s = 0.0
         self.halt = threading.Event()
+
+    def _heartbeat_age(self) -> None:
+        status = self.daemons["A"].status()
+        if status.get("state") in ("ready", "busy", "degraded"):
+            age = time.time() - datetime.fromisoformat(status["heartbeat_at"].replace("Z", "+00:00")).timestamp()
+            self.max_heartbeat_age_s = max(self.max_heartbeat_age_s, age)
 
     def run(self) -> None:
         while not self.halt.wait(0.5):
+            self._heartbeat_age()
             for name, daemon in list(self.daemons.items()):
                 try:
                     process = psutil.Process(daemon.proc.pid)
@@ -201,6 +212,14 @@ class RssSampler(threading.Thread):
 
 
 # -- the run ----------------------------------------------------------------------------------
+
+
+def daemon_kill_points(videos: int, kills: int, rng: random.Random) -> list[int]:
+    """Outcome counts at which to kill daemon B: one between 25 % and 50 % of the run, or
+    ``kills`` spread evenly from 10 % to 90 %."""
+    if kills <= 1:
+        return [max(1, int(videos * rng.uniform(0.25, 0.5)))] if kills == 1 else []
+    return [max(1, int(videos * (0.1 + 0.8 * k / (kills - 1)))) for k in range(kills)]
 
 
 def outcome_documents(outbox: Path) -> dict[str, dict]:
@@ -248,21 +267,22 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     def outcomes_so_far() -> int:
         return len({doc["input"]["name"] for doc in outcome_documents(outbox).values()} & names)
 
-    # kill -9 daemon B once a good share of the work is done, preferably while it is busy.
+    # kill -9 daemon B (once by default, --daemon-kills times), spread over the middle of the
+    # run, preferably while it is busy; it is restarted each time.
     restarts, b_killed_busy = 0, False
     deadline = time.monotonic() + args.timeout
-    kill_at = max(1, int(args.videos * rng.uniform(0.25, 0.5)))
-    while outcomes_so_far() < kill_at and time.monotonic() < deadline:
-        time.sleep(0.1)
-    busy_by = time.monotonic() + 3.0
-    while not daemons["B"].status().get("current_job") and time.monotonic() < busy_by:
-        time.sleep(0.02)
-    b_killed_busy = bool(daemons["B"].status().get("current_job"))
-    daemons["B"].kill9()
-    time.sleep(rng.uniform(0.5, 2.0))
-    daemons["B"] = DaemonProcess(root, "B", overrides).start()
-    sampler.daemons = daemons
-    restarts += 1
+    for kill_at in daemon_kill_points(args.videos, args.daemon_kills, rng):
+        while outcomes_so_far() < kill_at and time.monotonic() < deadline:
+            time.sleep(0.1)
+        busy_by = time.monotonic() + 3.0
+        while not daemons["B"].status().get("current_job") and time.monotonic() < busy_by:
+            time.sleep(0.02)
+        b_killed_busy += bool(daemons["B"].status().get("current_job"))
+        daemons["B"].kill9()
+        time.sleep(rng.uniform(0.5, 2.0))
+        daemons["B"] = DaemonProcess(root, "B", overrides).start()
+        sampler.daemons = daemons
+        restarts += 1
 
     for producer in producers:
         producer.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -334,8 +354,9 @@ def tally(root, plan, outbox, inbox, reader, chaos, sampler, restarts, b_killed_
         "crash_videos": sum(1 for item in plan if item["kind"] == "crash"),
         "worker_sigkills_injected": chaos.kills,
         "worker_sigkills_while_busy": chaos.kills_while_busy,
-        "daemon_kill9": 1,
-        "daemon_kill9_while_busy": b_killed_busy,
+        "daemon_kill9": restarts,
+        "max_heartbeat_age_s": round(sampler.max_heartbeat_age_s, 2),
+        "daemon_kill9_while_busy": int(b_killed_busy),
         "daemon_restarts": restarts,
         "worker_deaths_logged": events.get("worker.died", 0),
         "job_retries_logged": events.get("job.retry", 0),
@@ -382,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=1.0, help="scale the producers' pauses")
     parser.add_argument("--kill-every-min", type=float, default=1.0)
     parser.add_argument("--kill-every-max", type=float, default=4.0)
+    parser.add_argument("--daemon-kills", type=int, default=1, help="kill -9 daemon B this many times (restarted each time)")
     parser.add_argument("--rss-limit-mb", type=float, default=400.0)
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole run (default 120 + 3 per video)")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a new temp dir)")
