@@ -121,7 +121,10 @@ class PhalpConfig:
     detection_score_threshold: float = 0.8
     min_person_width_px: int = 50
     min_person_height_px: int = 100
-    fp16: bool = False
+    fp16: bool = False  # legacy spelling of precision=fp16; true overrides precision
+    precision: str = "fp32"  # fp32 | fp16 | bf16: autocast for HMR 2.0 and the detector
+    batch_frames: int = 8  # K: detection and HMR 2.0 run over windows of K frames; 1 = frame by frame
+    detect_every_n: int = 1  # run the detector on every n-th frame only; PHALP predicts in between
     include_mesh: bool = False
     max_age_track: int = 50
     n_init: int = 5
@@ -155,6 +158,7 @@ class PosedConfig:
 
 BACKENDS = ("mediapipe", "phalp", "fault")
 OBSERVERS = ("auto", "inotify", "polling")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def load_config(
@@ -259,6 +263,8 @@ def validate(cfg: PosedConfig) -> None:
         "limits.max_height": cfg.limits.max_height,
         "limits.max_people_per_frame": cfg.limits.max_people_per_frame,
         "pipeline.queue_frames": cfg.pipeline.queue_frames,
+        "backend.phalp.batch_frames": cfg.backend.phalp.batch_frames,
+        "backend.phalp.detect_every_n": cfg.backend.phalp.detect_every_n,
     }
     for key, value in positive.items():
         if not value > 0:
@@ -283,6 +289,7 @@ def validate(cfg: PosedConfig) -> None:
         )
     _check_choice("backend.name", cfg.backend.name, BACKENDS)
     _check_choice("inbox.observer", cfg.inbox.observer, OBSERVERS)
+    _check_choice("backend.phalp.precision", cfg.backend.phalp.precision, PRECISIONS)
     if cfg.backend.mediapipe.model_complexity != 1:
         raise ConfigError(
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "
