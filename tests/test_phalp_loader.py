@@ -212,3 +212,24 @@ def test_upstream_key_renaming_would_drop_the_pose_predictors_input_layer(cfg, s
     weights = next(f.path for f in load_manifest(cfg).files if f.key == "phalp_pose_predictor_weights")
     predictor.load_weights(str(weights))
     assert "pose_shape_encoder.0.weight" not in predictor.encoder.loaded
+
+
+@pytest.mark.parametrize(("precision", "retry"), [("fp32", "fp16"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_configured_precision_reaches_hmr2_and_an_oom_retry_lowers_only_full_precision(cfg, stack, precision, retry):
+    cfg.precision = precision
+    install_models(cfg)
+    models = loader.load_models(cfg, lambda _: None)
+    sampler = models.phalp.HMAR
+    assert sampler.precision == precision
+    models.runtime.set_low_memory(True)
+    assert sampler.precision == retry  # half the activation memory on the retry
+    models.runtime.set_low_memory(False)
+    assert sampler.precision == precision
+
+
+def test_fp16_on_the_cpu_is_refused_but_bf16_is_allowed(cfg):
+    cfg.device, cfg.precision = "cpu", "fp16"
+    with pytest.raises(ConfigError, match="bf16 runs on the CPU"):
+        loader.check_settings(cfg)
+    cfg.precision = "bf16"
+    loader.check_settings(cfg)

@@ -13,7 +13,8 @@ reference §1 and §2.7:
   box detector (``detector_x``), no HMR2 discriminator, and the old HMAR's ResNet, texture and
   SMPL heads are dropped after loading (HMR 2.0 replaces them);
 - the detector weights come from a local file, with our score threshold;
-- HMR 2.0 can run under fp16 autocast (upstream inference is fp32 throughout).
+- HMR 2.0 and the detector can run under fp16/bf16 autocast (upstream inference is fp32);
+- detection and HMR 2.0 run batched over windows of frames (``batched``, ``window``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ from phalp.trackers.PHALP import PHALP
 from phalp.utils.utils_detectron2 import DefaultPredictor_Lazy
 
 from daemon.backends.base import LoadProgress
+from daemon.backends.phalp.batched import autocast, detect_images, hmr_over_crops
 from daemon.backends.phalp.loader import BuildRequest, LoadedModels
+from daemon.backends.phalp.precision import precision_of
 from daemon.errors import BackendUnavailable
 from daemon.log import get_logger
 
@@ -64,7 +67,7 @@ def build_models(request: BuildRequest, progress: LoadProgress) -> LoadedModels:
     with _torch_load_on_cpu():
         tracker = StreamingPhalp(phalp_cfg, request, progress)
     sampler: HMR2TextureSampler = tracker.HMAR
-    runtime = TorchRuntime(sampler, fp16_default=request.cfg.fp16, device=request.device)
+    runtime = TorchRuntime(sampler, precision=precision_of(request.cfg), device=request.device)
     return LoadedModels(
         phalp=tracker,
         smpl_model=SmplEvaluator(sampler.smpl, request.device),
@@ -149,6 +152,14 @@ class StreamingPhalp(PHALP):
         padded = expand_bbox_to_aspect_ratio(bbox, self.cfg.expand_bbox_shape)
         return bbox, padded, masks, scores, classes, gt_tids, gt_annots
 
+    # window.WindowModels: perception for a window of frames, replayed into the methods above
+
+    def detect_window(self, images):
+        return detect_images(self.detector, images, self.HMAR.precision)
+
+    def features_window(self, crops_per_frame):
+        return hmr_over_crops(self.HMAR, crops_per_frame, torch.device(self.cfg.device))
+
     def track(self):
         raise RuntimeError("posed drives PHALP per frame (driver.py); track() keeps every frame in memory")
 
@@ -181,7 +192,7 @@ def build_texture_sampler(phalp_cfg: DictConfig, request: BuildRequest) -> HMR2T
         hmar_old=hmar_old,
         bmap=np.load(request.paths["phalp_bmap"]),
         fmap=np.load(request.paths["phalp_fmap"]),
-        fp16=request.cfg.fp16,
+        precision=precision_of(request.cfg),
     )
 
 
@@ -261,12 +272,12 @@ class HMR2TextureSampler(torch.nn.Module):
     at visible texels. The texture feeds PHALP's appearance cue.
     """
 
-    def __init__(self, hmr2: HMR2, hmar_old: Any, bmap: np.ndarray, fmap: np.ndarray, fp16: bool) -> None:
+    def __init__(self, hmr2: HMR2, hmar_old: Any, bmap: np.ndarray, fmap: np.ndarray, precision: str) -> None:
         super().__init__()
         self.model = hmr2
         self.hmar_old = hmar_old
         self.smpl = hmar_old.smpl
-        self.fp16 = fp16
+        self.precision = precision  # fp32 | fp16 | bf16, for HMR 2.0 and (StreamingPhalp) the detector
         self.crop_size = int(hmr2.cfg.MODEL.IMAGE_SIZE)
         self.focal_length = float(hmr2.cfg.EXTRA.FOCAL_LENGTH)
         self.register_buffer("tex_bmap", torch.tensor(bmap, dtype=torch.float))
@@ -283,7 +294,7 @@ class HMR2TextureSampler(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         image, mask = x[:, :3], x[:, 3].clip(0, 1)
-        with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=self.fp16):
+        with autocast(x.device.type, self.precision):
             out = self.model({"img": image, "mask": mask})
         vertices = (out["pred_vertices"] + out["pred_cam_t"].unsqueeze(1)).float()
         uv_image = self._sample_texture(image, mask, vertices)
@@ -355,15 +366,17 @@ class SmplEvaluator:
 class TorchRuntime:
     """Low-memory mode and cache release for the backend, without it importing torch."""
 
-    def __init__(self, sampler: HMR2TextureSampler, *, fp16_default: bool, device: str) -> None:
+    def __init__(self, sampler: HMR2TextureSampler, *, precision: str, device: str) -> None:
         self._sampler = sampler
-        self._fp16_default = fp16_default
+        self._precision = precision
         self._cuda = device.startswith("cuda")
         self.oom_errors: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)
 
     def set_low_memory(self, enabled: bool) -> None:
-        # A retry after an OOM runs HMR 2.0 in fp16 (about half the activation memory).
-        self._sampler.fp16 = self._fp16_default or (enabled and self._cuda)
+        # A retry after an OOM runs HMR 2.0 and the detector in fp16 (about half the activation
+        # memory), unless a reduced precision was configured anyway.
+        reduce = enabled and self._cuda and self._precision == "fp32"
+        self._sampler.precision = "fp16" if reduce else self._precision
 
     def release_cached_memory(self) -> None:
         if self._cuda:
