@@ -17,10 +17,14 @@ Mirrored from PHALP 96f7e6c and 4D-Humans 6ec7965 (shared/reference/phalp-hmr2-a
 
 Simplified on purpose (and so never asserted about the real code):
 
-- detections come from a scripted scene, not from the image;
+- detections come from a scripted scene at the time stamped into the frame (``FakeScene.image(t)``),
+  or, for frames without a stamp, at the detector's call count; the detector is reached through
+  ``self.detector(image)`` and crops through ``get_croped_image``, as upstream, so the window
+  driver's replay of both is exercised;
 - association pairs a detection with the live track of the same scripted identity (carried in
   ``extra_data``, which is what ``run_additional_models`` is for) instead of PHALP's cost;
-- "HMR2" is a smooth function of identity and time, "SMPL" a cheap linear stand-in, the UV
+- a "crop" is (centre x, centre y, side) of the padded box and "HMR2" a smooth function of it,
+  "SMPL" a cheap linear stand-in, the UV
   texture is not blended, and the pose predictor extrapolates the camera linearly.
 """
 
