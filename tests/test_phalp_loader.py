@@ -233,3 +233,32 @@ def test_fp16_on_the_cpu_is_refused_but_bf16_is_allowed(cfg):
         loader.check_settings(cfg)
     cfg.precision = "bf16"
     loader.check_settings(cfg)
+
+
+def test_the_batched_detector_prepares_each_image_as_phalps_predictor_and_keeps_their_order(stack):
+    from daemon.backends.phalp import batched
+
+    seen_batches = []
+
+    class Model:
+        def parameters(self):
+            yield SimpleNamespace(device=SimpleNamespace(type="cuda"))
+
+        def __call__(self, inputs):
+            seen_batches.append(inputs)
+            return [{"instances": f"image {int(i['image'][0, 0, 0])}"} for i in inputs]
+
+    halve = SimpleNamespace(apply_image=lambda image: image[::2, ::2])
+    predictor = SimpleNamespace(model=Model(), aug=lambda aug_input: halve, input_format="RGB")
+    images = []
+    for n in range(9):
+        image = np.zeros((40, 60, 3), dtype=np.uint8)
+        image[0, 0, 2] = n  # BGR: the red channel, first after the flip to RGB
+        images.append(image)
+    outputs = batched.detect_images(predictor, images, "fp32")
+    assert [o["instances"] for o in outputs] == [f"image {n}" for n in range(9)]
+    assert [len(b) for b in seen_batches] == [4, 4, 1]  # chunks of MAX_IMAGES_PER_BATCH
+    first = seen_batches[0][0]
+    assert first["image"].shape == (3, 20, 30) and first["image"].dtype == np.float32  # resized, CHW, float
+    assert (first["height"], first["width"]) == (40, 60)  # the original size, for the output boxes
+    assert batched.detect_images(predictor, [], "fp32") == []

@@ -102,7 +102,7 @@ def fake_gpu_stack(package_dir: Path) -> Iterator[StackState]:
 
 
 def _is_ours(name: str) -> bool:
-    return name.split(".")[0] in ROOTS or name == "daemon.backends.phalp.wiring"
+    return name.split(".")[0] in ROOTS or name in ("daemon.backends.phalp.wiring", "daemon.backends.phalp.batched")
 
 
 def write_model_files(files: list[Any], *, hmr2_keys: tuple[str, ...] = HMR2_WEIGHT_KEYS) -> None:

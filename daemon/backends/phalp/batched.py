@@ -3,9 +3,10 @@
 Imported only by ``wiring`` (after the loader's checks); ``window.py`` explains how the results
 are replayed into PHALP's per-frame methods. Two batched calls per window:
 
-- the detector: detectron2 models take a list of images; each image is prepared exactly as
+- the detector, in chunks of ``MAX_IMAGES_PER_BATCH`` images: detectron2 models take a list of
+  images; each image is prepared exactly as
   PHALP's ``DefaultPredictor_Lazy.__call__`` prepares its single one (channel order, the test
-  resize, CHW float), so the only change is that the model sees them together;
+  resize, CHW float), so the only change is that the model sees several together;
 - HMR 2.0 with its texture sampling, then PHALP's appearance encoder: over every crop of the
   window, in chunks of at most ``MAX_CROPS_PER_BATCH`` so a crowded window cannot exhaust GPU
   memory.
@@ -27,7 +28,8 @@ from detectron2.data import transforms as T
 from daemon.backends.phalp.window import split_batch
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-MAX_CROPS_PER_BATCH = 64  # ViT-H activations grow with the batch; 64 crops fit next to the weights on 8 GB in fp16 (estimate)
+MAX_CROPS_PER_BATCH = 64  # ViT-H activations grow with the batch: ~10 MB a crop at inference (estimate, unmeasured)
+MAX_IMAGES_PER_BATCH = 4  # Mask R-CNN on 1024-px images needs far more per image (FPN maps); unmeasured, kept small for 8 GB
 
 
 def autocast(device_type: str, precision: str) -> AbstractContextManager:
@@ -36,13 +38,15 @@ def autocast(device_type: str, precision: str) -> AbstractContextManager:
 
 
 def detect_images(predictor: Any, images: Sequence[np.ndarray], precision: str) -> list[dict]:
-    """``[predictor(image) for image in images]`` as one forward pass of the detector."""
+    """``[predictor(image) for image in images]``, in forward passes of several images each."""
     if not images:
         return []
     inputs = [_detector_input(predictor, image) for image in images]
     device_type = next(predictor.model.parameters()).device.type
+    outputs = []
     with torch.no_grad(), autocast(device_type, precision):
-        outputs = predictor.model(inputs)
+        for start in range(0, len(inputs), MAX_IMAGES_PER_BATCH):
+            outputs.extend(predictor.model(inputs[start : start + MAX_IMAGES_PER_BATCH]))
     if precision != "fp32":
         for output in outputs:
             _instances_to_fp32(output["instances"])
