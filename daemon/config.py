@@ -145,7 +145,10 @@ class PhalpConfig:
     min_person_width_px: int = 50
     min_person_height_px: int = 100
     max_detections: int = 100  # per frame, highest scores first (detectron2's test_topk_per_image)
-    fp16: bool = False
+    fp16: bool = False  # legacy spelling of precision=fp16; true overrides precision
+    precision: str = "fp32"  # fp32 | fp16 | bf16: autocast for HMR 2.0 and the detector
+    batch_frames: int = 8  # K: detection and HMR 2.0 run over windows of K frames; 1 = frame by frame
+    detect_every_n: int = 1  # run the detector on every n-th frame only; PHALP predicts in between
     include_mesh: bool = False
     max_age_track: int = 50
     n_init: int = 5
@@ -206,6 +209,7 @@ class PosedConfig:
 BACKENDS = ("mediapipe", "phalp", "fault")
 OBSERVERS = ("auto", "inotify", "polling")
 INTAKES = ("folder", "bullmq")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def load_config(
@@ -311,6 +315,8 @@ def validate(cfg: PosedConfig) -> None:
         "limits.max_height": cfg.limits.max_height,
         "limits.max_people_per_frame": cfg.limits.max_people_per_frame,
         "pipeline.queue_frames": cfg.pipeline.queue_frames,
+        "backend.phalp.batch_frames": cfg.backend.phalp.batch_frames,
+        "backend.phalp.detect_every_n": cfg.backend.phalp.detect_every_n,
     }
     for key, value in positive.items():
         if not value > 0:
@@ -336,6 +342,7 @@ def validate(cfg: PosedConfig) -> None:
     _check_choice("backend.name", cfg.backend.name, BACKENDS)
     _check_choice("inbox.observer", cfg.inbox.observer, OBSERVERS)
     _validate_intake(cfg.intake)
+    _check_choice("backend.phalp.precision", cfg.backend.phalp.precision, PRECISIONS)
     if cfg.backend.mediapipe.model_complexity != 1:
         raise ConfigError(
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "

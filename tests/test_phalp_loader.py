@@ -218,3 +218,53 @@ def test_upstream_key_renaming_would_drop_the_pose_predictors_input_layer(cfg, s
     weights = next(f.path for f in load_manifest(cfg).files if f.key == "phalp_pose_predictor_weights")
     predictor.load_weights(str(weights))
     assert "pose_shape_encoder.0.weight" not in predictor.encoder.loaded
+
+
+@pytest.mark.parametrize(("precision", "retry"), [("fp32", "fp16"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_configured_precision_reaches_hmr2_and_an_oom_retry_lowers_only_full_precision(cfg, stack, precision, retry):
+    cfg.precision = precision
+    install_models(cfg)
+    models = loader.load_models(cfg, lambda _: None)
+    sampler = models.phalp.HMAR
+    assert sampler.precision == precision
+    models.runtime.set_low_memory(True)
+    assert sampler.precision == retry  # half the activation memory on the retry
+    models.runtime.set_low_memory(False)
+    assert sampler.precision == precision
+
+
+def test_fp16_on_the_cpu_is_refused_but_bf16_is_allowed(cfg):
+    cfg.device, cfg.precision = "cpu", "fp16"
+    with pytest.raises(ConfigError, match="bf16 runs on the CPU"):
+        loader.check_settings(cfg)
+    cfg.precision = "bf16"
+    loader.check_settings(cfg)
+
+
+def test_the_batched_detector_prepares_each_image_as_phalps_predictor_and_keeps_their_order(stack):
+    from daemon.processing.backends.phalp import batched
+
+    seen_batches = []
+
+    class Model:
+        def parameters(self):
+            yield SimpleNamespace(device=SimpleNamespace(type="cuda"))
+
+        def __call__(self, inputs):
+            seen_batches.append(inputs)
+            return [{"instances": f"image {int(i['image'][0, 0, 0])}"} for i in inputs]
+
+    halve = SimpleNamespace(apply_image=lambda image: image[::2, ::2])
+    predictor = SimpleNamespace(model=Model(), aug=lambda aug_input: halve, input_format="RGB")
+    images = []
+    for n in range(9):
+        image = np.zeros((40, 60, 3), dtype=np.uint8)
+        image[0, 0, 2] = n  # BGR: the red channel, first after the flip to RGB
+        images.append(image)
+    outputs = batched.detect_images(predictor, images, "fp32")
+    assert [o["instances"] for o in outputs] == [f"image {n}" for n in range(9)]
+    assert [len(b) for b in seen_batches] == [4, 4, 1]  # chunks of MAX_IMAGES_PER_BATCH
+    first = seen_batches[0][0]
+    assert first["image"].shape == (3, 20, 30) and first["image"].dtype == np.float32  # resized, CHW, float
+    assert (first["height"], first["width"]) == (40, 60)  # the original size, for the output boxes
+    assert batched.detect_images(predictor, [], "fp32") == []

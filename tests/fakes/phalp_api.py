@@ -17,10 +17,14 @@ Mirrored from PHALP 96f7e6c and 4D-Humans 6ec7965 (shared/reference/phalp-hmr2-a
 
 Simplified on purpose (and so never asserted about the real code):
 
-- detections come from a scripted scene, not from the image;
+- detections come from a scripted scene at the time stamped into the frame (``FakeScene.image(t)``),
+  or, for frames without a stamp, at the detector's call count; the detector is reached through
+  ``self.detector(image)`` and crops through ``get_croped_image``, as upstream, so the window
+  driver's replay of both is exercised;
 - association pairs a detection with the live track of the same scripted identity (carried in
   ``extra_data``, which is what ``run_additional_models`` is for) instead of PHALP's cost;
-- "HMR2" is a smooth function of identity and time, "SMPL" a cheap linear stand-in, the UV
+- a "crop" is (centre x, centre y, side) of the padded box and "HMR2" a smooth function of it,
+  "SMPL" a cheap linear stand-in, the UV
   texture is not blended, and the pose predictor extrapolates the camera linearly.
 """
 
@@ -42,6 +46,8 @@ UV_SHAPE = (4, 256, 256)
 APPEARANCE_SIZE = 4096
 SMPL_VERTEX_COUNT = 6890
 SMPL_FACE_COUNT = 13776
+RECENT_CALLS = 1000  # the fakes remember this many calls: enough for a test, bounded for long runs
+TIME_STAMP = b"posed-t:"  # marks a fake frame that carries its scene time
 RPN_WEIGHTS_URL = "https://dl.fbaipublicfiles.com/detectron2/COCO-InstanceSegmentation/mask_rcnn_X_101_32x8d_FPN_3x/139653917/model_final_2d9806.pkl"
 
 
@@ -204,8 +210,53 @@ class FakeScene:
     def detections(self, t: int) -> list[ScriptedPerson]:
         return [person for person in self.people if person.visible(t)]
 
-    def image(self) -> np.ndarray:
-        return np.zeros((self.height, self.width, 3), dtype=np.uint8)
+    def image(self, t: int | None = None) -> np.ndarray:
+        """A blank frame; with ``t`` it carries scene time ``t`` for the scripted detector."""
+        image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        if t is not None:
+            image[0, : len(TIME_STAMP), 0] = np.frombuffer(TIME_STAMP, dtype=np.uint8)
+            image[0, len(TIME_STAMP) : len(TIME_STAMP) + 4, 0] = np.frombuffer(int(t).to_bytes(4, "big"), dtype=np.uint8)
+        return image
+
+
+def stamped_time(image: np.ndarray) -> int | None:
+    """The scene time FakeScene.image(t) wrote into the frame, or None (a decoded video frame)."""
+    row = image[0, : len(TIME_STAMP) + 4, 0]
+    if len(row) < len(TIME_STAMP) + 4 or bytes(row[: len(TIME_STAMP)]) != TIME_STAMP:
+        return None
+    return int.from_bytes(bytes(row[len(TIME_STAMP) :]), "big")
+
+
+class ScriptedDetector:
+    """Stands in for detectron2's predictor: ``detector(image)`` -> ``{"instances": ...}``.
+
+    The scene time is the one stamped into the image; frames without a stamp (a decoded video)
+    are numbered by call, so they must be detected once each, in order: ``restart`` at each video.
+    """
+
+    def __init__(self, scene: "FakeScene") -> None:
+        self.scene = scene
+        self.unstamped_calls = 0
+        self.times: deque[int] = deque(maxlen=RECENT_CALLS)  # scene times detected, in call order
+
+    def restart(self) -> None:
+        self.unstamped_calls = 0
+
+    def __call__(self, image: np.ndarray) -> dict[str, Any]:
+        t = stamped_time(image)
+        if t is None:
+            t, self.unstamped_calls = self.unstamped_calls, self.unstamped_calls + 1
+        self.times.append(t)
+        people = self.scene.detections(t)
+        height, width = image.shape[:2]
+        instances = SimpleNamespace(
+            boxes=np.array([p.box_at(t) for p in people], dtype=np.float32).reshape(-1, 4),
+            masks=np.zeros((len(people), height, width), dtype=bool),
+            scores=np.array([p.score for p in people], dtype=np.float32),
+            classes=np.zeros(len(people), dtype=np.int64),
+            identities=[p.identity for p in people],
+        )
+        return {"instances": instances}
 
 
 # --- small maths, written independently of the code under test ---------------------------
@@ -320,20 +371,26 @@ class FakeHMAR:
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.smpl = FakeSmplLayer()
+        self.batch_sizes: deque[int] = deque(maxlen=RECENT_CALLS)  # crops per forward call: what batching changes
 
-    def __call__(self, crops: np.ndarray) -> dict[str, Any]:
-        """``crops``: (B, 2) of (identity, t) instead of (B, 4, 256, 256) image crops."""
-        identities, times = crops[:, 0], crops[:, 1]
+    def __call__(self, crops: np.ndarray, **kwargs: Any) -> dict[str, Any]:
+        return self.forward(crops, **kwargs)  # as torch.nn.Module.__call__: an instance's forward wins
+
+    def forward(self, crops: np.ndarray, **_: Any) -> dict[str, Any]:
+        """``crops``: (B, 3) of (centre x, centre y, side) of each padded box, from get_croped_image,
+        instead of (B, 4, 256, 256) images. Outputs are smooth functions of where the person is."""
+        self.batch_sizes.append(len(crops))
+        x, y, side = crops[:, 0], crops[:, 1], crops[:, 2]
         batch = len(crops)
-        global_orient = np.stack([rotation_x(math.pi) @ rotation_y(0.3 * math.sin(0.05 * t + i)) for i, t in zip(identities, times)])
-        bend = 0.2 * np.sin(0.1 * times[:, None] + np.arange(23)[None] + identities[:, None])  # (B, 23) about z
+        global_orient = np.stack([rotation_x(math.pi) @ rotation_y(0.3 * math.sin(0.05 * a + 0.01 * b)) for a, b in zip(x, y)])
+        bend = 0.2 * np.sin(0.02 * x[:, None] + np.arange(23)[None] + 0.01 * y[:, None])  # (B, 23) about z
         body_pose = np.zeros((batch, 23, 3, 3))
         body_pose[..., 0, 0] = body_pose[..., 1, 1] = np.cos(bend)
         body_pose[..., 0, 1], body_pose[..., 1, 0] = -np.sin(bend), np.sin(bend)
         body_pose[..., 2, 2] = 1.0
-        betas = np.stack([np.full(10, 0.1 * i) for i in identities])
-        scale = 0.9 + 0.05 * np.sin(0.07 * times)
-        pred_cam = np.stack([scale, 0.01 * np.cos(0.1 * times), 0.02 * np.sin(0.1 * times)], axis=1)
+        betas = np.stack([np.full(10, 0.001 * s) for s in side])
+        scale = 0.9 + 0.05 * np.sin(0.01 * x)
+        pred_cam = np.stack([scale, 0.01 * np.cos(0.02 * x), 0.02 * np.sin(0.02 * y)], axis=1)
         return {
             "uv_vector": np.zeros((batch, *UV_SHAPE), dtype=np.float32),
             "pose_smpl": {
@@ -648,34 +705,44 @@ class PHALP:
     def get_detections(self, image, frame_name, t_, additional_data=None, measurments=None):
         if frame_name in additional_data.keys():  # upstream: crashes on additional_data=None
             raise AssertionError("ground-truth boxes are not used")
-        height, width = image.shape[:2]
-        people = [p for p in self.scene.detections(t_) if p.score > self.cfg.phalp.low_th_c]
-        pred_bbox = np.array([p.box_at(t_) for p in people], dtype=np.float32).reshape(-1, 4)
-        pred_masks = np.zeros((len(people), height, width), dtype=bool)
-        pred_scores = np.array([p.score for p in people], dtype=np.float32)
-        pred_classes = np.zeros(len(people), dtype=np.int64)
-        self.last_identities = [p.identity for p in people]
-        return pred_bbox, pred_bbox, pred_masks, pred_scores, pred_classes, [1] * len(people), [[] for _ in people]
+        instances = self.detector(image)["instances"]
+        people = [i for i in range(len(instances.scores)) if instances.classes[i] == 0 and instances.scores[i] > self.cfg.phalp.low_th_c]
+        pred_bbox = instances.boxes[people].reshape(-1, 4)
+        self.last_identities = [instances.identities[i] for i in people]
+        return pred_bbox, pred_bbox, instances.masks[people], instances.scores[people], instances.classes[people], [1] * len(people), [[] for _ in people]
 
     def run_additional_models(self, image_frame, pred_bbox, pred_masks, pred_scores, pred_classes, frame_name, t_, measurments, gt_tids, gt_annots):
         return list(self.last_identities)  # upstream default: list(range(N)); the hook attaches data per detection
+
+    def get_croped_image(self, image, bbox, bbox_pad, seg_mask):
+        """Upstream's return values; the "crop" is (centre x, centre y, side) of the padded box."""
+        center = np.array([(bbox[2] + bbox[0]) / 2, (bbox[3] + bbox[1]) / 2])
+        scale = np.array([bbox[2] - bbox[0], bbox[3] - bbox[1]])
+        center_pad = np.array([(bbox_pad[2] + bbox_pad[0]) / 2, (bbox_pad[3] + bbox_pad[1]) / 2])
+        scale_pad = np.array([bbox_pad[2] - bbox_pad[0], bbox_pad[3] - bbox_pad[1]])
+        crop = np.array([center_pad[0], center_pad[1], np.max(scale_pad)], dtype=np.float64)
+        return crop, center, scale, [{"size": list(seg_mask.shape), "counts": ""}], center_pad, scale_pad
 
     def get_human_features(self, image, seg_mask, bbox, bbox_pad, score, frame_name, cls_id, t_, measurments, gt=1, ann=None, extra_data=None):
         if len(score) == 0:
             return []
         img_height, img_width, new_image_size, left, top = measurments
         ratio = 1.0 / int(new_image_size) * self.cfg.render.res
-        kept = [
-            p for p in range(len(score))
-            if bbox[p][2] - bbox[p][0] >= self.cfg.phalp.small_w and bbox[p][3] - bbox[p][1] >= self.cfg.phalp.small_h
-        ]  # fmt: skip
-        if not kept:
+        crops, center_list, scale_list, rles_list, kept = [], [], [], [], []
+        for p in range(len(score)):
+            if bbox[p][2] - bbox[p][0] < self.cfg.phalp.small_w or bbox[p][3] - bbox[p][1] < self.cfg.phalp.small_h:
+                continue
+            crop, _, _, rles, center_pad, scale_pad = self.get_croped_image(image, bbox[p], bbox_pad[p], seg_mask[p])
+            crops.append(crop)
+            center_list.append(center_pad)
+            scale_list.append(scale_pad)
+            rles_list.append(rles)
+            kept.append(p)
+        if not crops:
             return []
-        center_pad = np.array([[(bbox_pad[p][0] + bbox_pad[p][2]) / 2, (bbox_pad[p][1] + bbox_pad[p][3]) / 2] for p in kept])
-        scale_pad = np.array([[bbox_pad[p][2] - bbox_pad[p][0], bbox_pad[p][3] - bbox_pad[p][1]] for p in kept])
-        crops = np.array([[extra_data[p], t_] for p in kept], dtype=np.float64)
-        hmar_out = self.HMAR(crops)
+        hmar_out = self.HMAR(np.stack(crops))
         appe = self.HMAR.autoencoder_hmar(hmar_out["uv_vector"], en=True)
+        center_pad, scale_pad = np.array(center_list), np.array(scale_list)
         smpl_params, joints_2d, joints_3d, camera = self.HMAR.get_3d_parameters(
             hmar_out["pose_smpl"],
             hmar_out["pred_cam"],
@@ -690,7 +757,7 @@ class PHALP:
             cam = camera[i].astype(np.float32)
             data = {
                 "bbox": np.array([bbox[p][0], bbox[p][1], bbox[p][2] - bbox[p][0], bbox[p][3] - bbox[p][1]]),
-                "mask": [{"size": [img_height, img_width], "counts": ""}],
+                "mask": rles_list[i],
                 "conf": score[p],
                 "appe": appe[i],
                 "pose": smpl_to_pose_camera_vector(smpl, cam)[0].astype(np.float32),
@@ -723,6 +790,7 @@ class ScriptedPhalp(PHALP):
 
     def __init__(self, cfg, scene: FakeScene):
         self.scene = scene
+        self.detector_batches: deque[int] = deque(maxlen=RECENT_CALLS)  # images per detect_window call
         super().__init__(cfg)
 
     def cached_download_from_drive(self, additional_urls=None):
@@ -734,10 +802,31 @@ class ScriptedPhalp(PHALP):
 
     def setup_detectron2(self):
         self.calls.append("setup_detectron2")
-        self.detector = None
+        self.detector = ScriptedDetector(self.scene)
 
     def setup_visualizer(self):
         self.visualizer = None
+
+    def setup_deepsort(self):
+        super().setup_deepsort()
+        self.detector.restart()  # a new video: unstamped frames count from 0 again
+
+    # window.WindowModels, as wiring.StreamingPhalp offers it on torch
+
+    def detect_window(self, images):
+        self.detector_batches.append(len(images))
+        return [self.detector(image) for image in images]
+
+    def features_window(self, crops_per_frame):
+        from daemon.processing.backends.phalp.window import split_batch
+
+        sizes = [len(crops) for crops in crops_per_frame]
+        if not any(sizes):
+            return [None] * len(sizes)
+        hmar_out = self.HMAR(np.stack([crop for crops in crops_per_frame for crop in crops]))
+        appearance = self.HMAR.autoencoder_hmar(hmar_out["uv_vector"], en=True)
+        per_frame = zip(split_batch(hmar_out, sizes), split_batch(appearance, sizes), sizes)
+        return [(out, appe) if size else None for out, appe, size in per_frame]
 
     def get_detections(self, image, frame_name, t_, additional_data=None, measurments=None):
         bbox, _, masks, scores, classes, gt_tids, gt_annots = super().get_detections(image, frame_name, t_, additional_data, measurments)

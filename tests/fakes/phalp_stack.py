@@ -34,7 +34,7 @@ from tests.fakes import phalp_api
 ROOTS = ("torch", "phalp", "hmr2", "detectron2", "neural_renderer")
 PACKAGES = {
     "torch", "torch.nn", "phalp", "phalp.configs", "phalp.models", "phalp.models.hmar", "phalp.trackers",
-    "phalp.utils", "hmr2", "hmr2.datasets", "detectron2",
+    "phalp.utils", "hmr2", "hmr2.datasets", "detectron2", "detectron2.data",
 }  # fmt: skip
 RESNET_URL = "https://download.pytorch.org/models/resnet50-19c8e357.pth"
 HMR2_DATA_URL = "https://people.eecs.berkeley.edu/~jathushan/projects/4dhumans/hmr2_data.tar.gz"
@@ -101,8 +101,12 @@ def fake_gpu_stack(package_dir: Path) -> Iterator[StackState]:
         sys.modules.update(hidden)
 
 
+# Our modules that import the GPU stack (the fakes, here): dropped with it after each use.
+GPU_STACK_MODULES = tuple(f"daemon.processing.backends.phalp.{name}" for name in ("wiring", "batched", "texture"))
+
+
 def _is_ours(name: str) -> bool:
-    return name.split(".")[0] in ROOTS or name == "daemon.processing.backends.phalp.wiring"
+    return name.split(".")[0] in ROOTS or name in GPU_STACK_MODULES
 
 
 def write_model_files(files: list[Any], *, hmr2_keys: tuple[str, ...] = HMR2_WEIGHT_KEYS) -> None:
@@ -132,6 +136,7 @@ def _torch(module: ModuleType, state: StackState) -> None:
     module.__version__ = "2.0.1+fake"
     module.float = module.float32 = np.float32
     module.float16 = np.float16
+    module.bfloat16 = "bfloat16"  # numpy has none; only compared, never computed with
     module.long = np.int64
     module.tensor = module.as_tensor = lambda data, dtype=None, device=None: np.asarray(data, dtype=dtype)
     module.device = lambda spec: str(spec)
@@ -348,6 +353,10 @@ def _detectron2_model_zoo(module: ModuleType, state: StackState) -> None:
     module.get_config = get_config
 
 
+def _detectron2_data_transforms(module: ModuleType, state: StackState) -> None:
+    module.AugInput = lambda image: SimpleNamespace(image=image)  # imported by wiring's batched detector
+
+
 def _detectron2_config(module: ModuleType, state: StackState) -> None:
     class LazyConfig:
         @staticmethod
@@ -394,5 +403,7 @@ BUILDERS: dict[str, Callable[[ModuleType, StackState], None]] = {
     "detectron2": _package,
     "detectron2.model_zoo": _detectron2_model_zoo,
     "detectron2.config": _detectron2_config,
+    "detectron2.data": _package,
+    "detectron2.data.transforms": _detectron2_data_transforms,
     "neural_renderer": _neural_renderer,
 }

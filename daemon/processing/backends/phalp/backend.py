@@ -8,6 +8,7 @@ from daemon.processing.backends.base import Backend, LoadProgress
 from daemon.processing.backends.phalp.convert import ConvertSettings, PersonConverter
 from daemon.processing.backends.phalp.driver import StreamingDriver
 from daemon.processing.backends.phalp.loader import LoadedModels, load_models
+from daemon.processing.backends.phalp.precision import precision_of
 from daemon.processing.backends.phalp.skeleton import COCO_17, KEYPOINT_FORMAT, PHALP_45, SMPL_BODY_POSE_JOINTS
 from daemon.config import PhalpConfig
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, VideoMeta
@@ -51,6 +52,8 @@ class PhalpBackend(Backend):
         self._driver = StreamingDriver(
             models.phalp,
             PersonConverter(models.smpl_model, settings),
+            batch_frames=self._cfg.batch_frames,
+            detect_every_n=self._cfg.detect_every_n,
             oom_errors=models.runtime.oom_errors,
             on_oom=models.runtime.release_cached_memory,
         )
@@ -106,10 +109,12 @@ def backend_info(cfg: PhalpConfig, models: LoadedModels) -> BackendInfo:
 
 
 def model_version(cfg: PhalpConfig) -> str:
-    """Everything that changes the numbers: weights, detector, precision, tracking settings."""
-    precision = "fp16" if cfg.fp16 else "fp32"
+    """Everything that changes the numbers: weights, detector, precision, tracking settings.
+
+    ``batch_frames`` is not in it: batching changes results only by floating-point noise."""
+    stride = f"; detector every {cfg.detect_every_n} frames" if cfg.detect_every_n > 1 else ""
     return (
-        f"hmr2.0 epoch=35-step=1000000 + phalp pose_predictor_40006 + {cfg.detector} detector; {precision}; "
+        f"hmr2.0 epoch=35-step=1000000 + phalp pose_predictor_40006 + {cfg.detector} detector{stride}; {precision_of(cfg)}; "
         f"score>{cfg.detection_score_threshold}; min {cfg.min_person_width_px}x{cfg.min_person_height_px}px; "
         f"n_init {cfg.n_init}; max_age {cfg.max_age_track}"
     )

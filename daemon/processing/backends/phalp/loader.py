@@ -91,8 +91,8 @@ def check_settings(cfg: PhalpConfig) -> None:
         raise ConfigError(f"config key 'backend.phalp.max_detections': must be >= 1, got {cfg.max_detections}")
     if cfg.min_person_width_px < 0 or cfg.min_person_height_px < 0:
         raise ConfigError("config keys 'backend.phalp.min_person_width_px/min_person_height_px': must be >= 0")
-    if cfg.fp16 and cfg.device == "cpu":
-        raise ConfigError("config key 'backend.phalp.fp16': fp16 autocast needs a CUDA device")
+    if (cfg.fp16 or cfg.precision == "fp16") and cfg.device == "cpu":
+        raise ConfigError("config key 'backend.phalp.precision': fp16 autocast needs a CUDA device (bf16 runs on the CPU)")
 
 
 def require_model_files(manifest: Manifest, detector: str) -> dict[str, Path]:

@@ -13,7 +13,8 @@ reference §1 and §2.7:
   box detector (``detector_x``), no HMR2 discriminator, and the old HMAR's ResNet, texture and
   SMPL heads are dropped after loading (HMR 2.0 replaces them);
 - the detector weights come from a local file, with our score threshold;
-- HMR 2.0 can run under fp16 autocast (upstream inference is fp32 throughout).
+- HMR 2.0 and the detector can run under fp16/bf16 autocast (upstream inference is fp32);
+- detection and HMR 2.0 run batched over windows of frames (``batched``, ``window``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
-import neural_renderer
 import numpy as np
 import phalp
 import torch
-import torch.nn.functional as F
 from detectron2 import model_zoo
 from detectron2.config import LazyConfig
 from hmr2.configs import get_config
@@ -41,8 +40,11 @@ from phalp.trackers.PHALP import PHALP
 from phalp.utils.utils_detectron2 import DefaultPredictor_Lazy
 
 from daemon.processing.backends.base import LoadProgress
-from daemon.processing.backends.phalp.loader import BuildRequest, LoadedModels
 from daemon.processing.backends.phalp import weights
+from daemon.processing.backends.phalp.batched import detect_images, hmr_over_crops
+from daemon.processing.backends.phalp.loader import BuildRequest, LoadedModels
+from daemon.processing.backends.phalp.precision import precision_of
+from daemon.processing.backends.phalp.texture import HMR2TextureSampler
 from daemon.errors import BackendUnavailable
 from daemon.log import get_logger
 
@@ -53,7 +55,6 @@ MASKRCNN_LAZY_CONFIG = "new_baselines/mask_rcnn_regnety_4gf_dds_FPN_400ep_LSJ.py
 VITDET_LAZY_CONFIG = Path(phalp.__file__).parent / "configs" / "cascade_mask_rcnn_vitdet_h_75ep.py"
 STAGE_SCORE_THRESHOLD = 0.5  # PHALP's per-stage detector threshold; low_th_c filters after it
 MASKRCNN_NMS_THRESHOLD = 0.4  # as PHALP.setup_detectron2
-VISIBILITY_EPSILON = 1e-4  # a UV texel is visible if it is at most this far behind the rendered surface
 HMR2_LEARNED_PREFIXES = ("backbone.", "smpl_head.")  # weights HMR2 cannot work without
 
 
@@ -62,7 +63,7 @@ def build_models(request: BuildRequest, progress: LoadProgress) -> LoadedModels:
     with weights.lean_torch_load(torch):
         tracker = StreamingPhalp(phalp_cfg, request, progress)
     sampler: HMR2TextureSampler = tracker.HMAR
-    runtime = TorchRuntime(sampler, fp16_default=request.cfg.fp16, device=request.device)
+    runtime = TorchRuntime(sampler, precision=precision_of(request.cfg), device=request.device)
     return LoadedModels(
         phalp=tracker,
         smpl_model=SmplEvaluator(sampler.smpl, request.device),
@@ -152,6 +153,14 @@ class StreamingPhalp(PHALP):
         padded = expand_bbox_to_aspect_ratio(bbox, self.cfg.expand_bbox_shape)
         return bbox, padded, masks, scores, classes, gt_tids, gt_annots
 
+    # window.WindowModels: perception for a window of frames, replayed into the methods above
+
+    def detect_window(self, images):
+        return detect_images(self.detector, images, self.HMAR.precision)
+
+    def features_window(self, crops_per_frame):
+        return hmr_over_crops(self.HMAR, crops_per_frame, torch.device(self.cfg.device))
+
     def track(self):
         raise RuntimeError("posed drives PHALP per frame (driver.py); track() keeps every frame in memory")
 
@@ -186,7 +195,7 @@ def build_texture_sampler(phalp_cfg: DictConfig, request: BuildRequest) -> HMR2T
         hmar_old=hmar_old,
         bmap=np.load(request.paths["phalp_bmap"]),
         fmap=np.load(request.paths["phalp_fmap"]),
-        fp16=request.cfg.fp16,
+        precision=precision_of(request.cfg),
     )
 
 
@@ -265,87 +274,6 @@ def _encoder_weights(state: dict[str, Any]) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
 
 
-class HMR2TextureSampler(torch.nn.Module):
-    """The ``HMAR`` PHALP calls: HMR 2.0 for pose and camera, plus the person's UV texture.
-
-    The same computation as 4D-Humans' ``HMR2023TextureSampler.forward``: place HMR 2.0's mesh
-    in its crop camera, find each texel's surface point through the UV atlas (bmap/fmap),
-    render a depth map with neural_renderer to test visibility, and sample the crop's colours
-    at visible texels. The texture feeds PHALP's appearance cue.
-    """
-
-    def __init__(self, hmr2: HMR2, hmar_old: Any, bmap: np.ndarray, fmap: np.ndarray, fp16: bool) -> None:
-        super().__init__()
-        self.model = hmr2
-        self.hmar_old = hmar_old
-        self.smpl = hmar_old.smpl
-        self.fp16 = fp16
-        self.crop_size = int(hmr2.cfg.MODEL.IMAGE_SIZE)
-        self.focal_length = float(hmr2.cfg.EXTRA.FOCAL_LENGTH)
-        self.register_buffer("tex_bmap", torch.tensor(bmap, dtype=torch.float))
-        self.register_buffer("tex_fmap", torch.tensor(fmap, dtype=torch.long))
-        self.register_buffer("smpl_faces", torch.tensor(np.asarray(self.smpl.faces, dtype=np.int64)))
-        self.neural_renderer = neural_renderer.Renderer(
-            dist_coeffs=None,
-            orig_size=self.crop_size,
-            image_size=self.crop_size,
-            light_intensity_ambient=1,
-            light_intensity_directional=0,
-            anti_aliasing=False,
-        )
-
-    def forward(self, x: torch.Tensor) -> dict[str, Any]:
-        image, mask = x[:, :3], x[:, 3].clip(0, 1)
-        with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=self.fp16):
-            out = self.model({"img": image, "mask": mask})
-        vertices = (out["pred_vertices"] + out["pred_cam_t"].unsqueeze(1)).float()
-        uv_image = self._sample_texture(image, mask, vertices)
-        return {
-            "uv_image": uv_image,
-            "uv_vector": self.hmar_old.process_uv_image(uv_image),
-            "pose_smpl": {key: value.float() for key, value in out["pred_smpl_params"].items()},
-            "pred_cam": out["pred_cam"].float(),
-        }
-
-    def _sample_texture(self, image: torch.Tensor, mask: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
-        batch = vertices.shape[0]
-        texels = self.tex_fmap >= 0
-        corners = vertices[:, self.smpl_faces[self.tex_fmap[texels]]]  # (B, N, 3 corners, xyz)
-        points = torch.einsum("bnij,ni->bnj", corners, self.tex_bmap[texels])  # barycentric mix
-        # grid_sample coordinates: the crop camera's projection in [-1, 1]
-        grid = (self.focal_length / (self.crop_size / 2)) * points[..., :2] / points[..., 2:3]
-        surface_depth = self._render_depth(vertices)
-        depth_at_texel = F.grid_sample(surface_depth[:, None], grid[:, None], align_corners=False)[:, 0, 0]
-        colours = F.grid_sample(torch.cat([image, mask[:, None]], dim=1), grid[:, None], align_corners=False)[:, :, 0]
-        hidden = ~(points[..., 2] <= depth_at_texel + VISIBILITY_EPSILON)  # NaN counts as hidden
-        colours[:, 3][hidden] = 0
-        uv_image = torch.zeros((batch, 4, *self.tex_fmap.shape), dtype=torch.float, device=vertices.device)
-        uv_image[:, :, texels] = colours
-        return uv_image
-
-    def _render_depth(self, vertices: torch.Tensor) -> torch.Tensor:
-        device, batch = vertices.device, vertices.shape[0]
-        intrinsics = torch.eye(3, device=device)
-        intrinsics[0, 0] = intrinsics[1, 1] = self.focal_length
-        intrinsics[0, 2] = intrinsics[1, 2] = self.crop_size / 2  # neural_renderer wants square images
-        faces = self.smpl_faces[None].expand(batch, -1, -1).int()
-        return self.neural_renderer(
-            vertices,
-            faces,
-            mode="depth",
-            K=intrinsics[None],
-            R=torch.eye(3, device=device)[None],
-            t=torch.zeros(3, device=device)[None],
-        )
-
-    # PHALP calls these on its HMAR; with HMR 2.0 they still come from the old HMAR.
-    def autoencoder_hmar(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return self.hmar_old.autoencoder_hmar(*args, **kwargs)
-
-    def get_3d_parameters(self, *args: Any, **kwargs: Any):
-        return self.hmar_old.get_3d_parameters(*args, **kwargs)
-
-
 class SmplEvaluator:
     """PHALP's SMPL layer (the one behind ``3d_joints``) as a numpy function for the converter."""
 
@@ -368,15 +296,17 @@ class SmplEvaluator:
 class TorchRuntime:
     """Low-memory mode and cache release for the backend, without it importing torch."""
 
-    def __init__(self, sampler: HMR2TextureSampler, *, fp16_default: bool, device: str) -> None:
+    def __init__(self, sampler: HMR2TextureSampler, *, precision: str, device: str) -> None:
         self._sampler = sampler
-        self._fp16_default = fp16_default
+        self._precision = precision
         self._cuda = device.startswith("cuda")
         self.oom_errors: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)
 
     def set_low_memory(self, enabled: bool) -> None:
-        # A retry after an OOM runs HMR 2.0 in fp16 (about half the activation memory).
-        self._sampler.fp16 = self._fp16_default or (enabled and self._cuda)
+        # A retry after an OOM runs HMR 2.0 and the detector in fp16 (about half the activation
+        # memory), unless a reduced precision was configured anyway.
+        reduce = enabled and self._cuda and self._precision == "fp32"
+        self._sampler.precision = "fp16" if reduce else self._precision
 
     def release_cached_memory(self) -> None:
         if self._cuda:
