@@ -66,8 +66,12 @@ class WorkerConfig:
     max_attempts: int = 2
     restart_backoff_s: float = 1.0
     restart_backoff_max_s: float = 60.0
-    ceiling_base_s: float = 0.0  # 0 = no ceiling; else base + factor * video duration
+    # Processing-time ceiling, on by default (issue 10: decode bombs): base + factor x the
+    # video's length counted at 30 fps (frames / 30), so a 240 fps video gets 8x as long as the
+    # same seconds at 30 fps. 0 turns it off.
+    ceiling_base_s: float = 600.0
     ceiling_factor: float = 20.0
+    load_timeout_s: float = 900.0  # a worker still loading models after this is killed and restarted
     shutdown_grace_s: float = 30.0
     kill_after_s: float = 5.0
     progress_interval_s: float = 0.0  # 0 = every frame (exact "last frame reached" in crash reports)
@@ -80,6 +84,8 @@ class LimitsConfig:
     max_width: int = 7680
     max_height: int = 7680
     max_people_per_frame: int = 20
+    max_frames: int = 432_000  # 4 h at 30 fps
+    max_fps: float = 240.0  # phone slow motion; a 1000 fps header is a decode bomb
 
 
 @dataclass
@@ -111,6 +117,7 @@ class FaultConfig:
     slow_ms_per_frame: float = 0.0
     load_seconds: float = 0.0
     crash_on_load_while_exists: str = ""  # crash at load while this file exists
+    hang_on_load_while_exists: str = ""  # hang in load (forever) while this file exists
     people: int = 1
 
 
@@ -258,6 +265,9 @@ def validate(cfg: PosedConfig) -> None:
         "limits.max_width": cfg.limits.max_width,
         "limits.max_height": cfg.limits.max_height,
         "limits.max_people_per_frame": cfg.limits.max_people_per_frame,
+        "limits.max_frames": cfg.limits.max_frames,
+        "limits.max_fps": cfg.limits.max_fps,
+        "worker.load_timeout_s": cfg.worker.load_timeout_s,
         "pipeline.queue_frames": cfg.pipeline.queue_frames,
     }
     for key, value in positive.items():

@@ -143,6 +143,25 @@ def _check_container(name: str, facts: ContainerFacts, limits: LimitsConfig) -> 
             stage="probe",
             details={"duration_s": round(facts.duration_s, 3)},
         )
+    _check_frames(name, facts.frames, facts.fps, limits, "its header declares")
+
+
+def _check_frames(name: str, frames: int | None, fps: float | None, limits: LimitsConfig, source: str) -> None:
+    """Decode bombs: a tiny file whose header announces thousands of frames per second."""
+    if fps is not None and fps > limits.max_fps:
+        raise JobError(
+            ErrorCode.FRAME_RATE_TOO_HIGH,
+            f"{name}: {source} {fps:.0f} frames/s, more than limits.max_fps={limits.max_fps:g}",
+            stage="probe",
+            details={"fps": round(fps, 3), "frames": frames},
+        )
+    if frames is not None and frames > limits.max_frames:
+        raise JobError(
+            ErrorCode.TOO_MANY_FRAMES,
+            f"{name}: {source} {frames} frames, more than limits.max_frames={limits.max_frames}",
+            stage="probe",
+            details={"frames": frames, "fps": round(fps, 3) if fps else None},
+        )
 
 
 def _open_nofollow(path: str, flags: int) -> int:
@@ -302,3 +321,5 @@ def _check_limits(meta: VideoMeta, limits: LimitsConfig) -> None:
             f"the video lasts about {meta.duration_estimate_s:.0f} s, more than limits.max_duration_s={limits.max_duration_s:.0f}",
             stage="probe",
         )
+    fps = meta.nominal_fps if meta.nominal_fps > 0 else None
+    _check_frames(Path(meta.path).name, meta.frame_count_estimate, fps, limits, "the decoder reports")
