@@ -16,6 +16,7 @@
 // first and never reuses a name; a reader may see a file mid-rename, so JSON that does not parse
 // is read again before it counts as broken.
 
+import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,6 +31,11 @@ const SCHEMA_FILES = { 'posed.result': 'result.schema.json', 'posed.error': 'err
 const JOB_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$/i;
 const IGNORED_SUFFIXES = ['.part', '.tmp', '.crdownload', '.partial'];
+// The daemon's outcome-name rule (README, "The folder protocol"; daemon/publishing/naming.py).
+const NTFS_FORBIDDEN = /[<>:"/\\|?*\x00-\x1f\x7f]/g;
+const RESERVED_STEMS = new Set(['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$',
+  ...['COM', 'LPT'].flatMap((device) => [...'0123456789\u00b9\u00b2\u00b3'].map((digit) => device + digit))]);
+const MAX_STEM_BYTES = 255 - ('~9999'.length + '.result.json'.length + 1);
 
 /** An error from the protocol: `.code` is E_* from an error report, or E_CLIENT_* from this client. */
 export class PosedError extends Error {
@@ -63,7 +69,7 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     const id = jobId ?? inboxName;
     const target = path.join(inbox, inboxName);
     if (await exists(target)) throw new PosedError('EEXIST', `${target} is already in the inbox; use another name`);
-    knownOutputs.set(id, new Set((await listOutputs(outbox, id)).map((o) => o.name)));
+    knownOutputs.set(id, new Set((await listOutputs(outbox, outcomeStem(id))).map((o) => o.name)));
     inboxNames.set(id, inboxName);
     const sidecar = path.join(inbox, `${inboxName}.job.json`);
     const wantsSidecar = jobId !== undefined || metadata !== undefined || options !== undefined;
@@ -92,7 +98,7 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     let lastProblem = '';
     for (;;) {
       signal?.throwIfAborted();
-      const output = (await listOutputs(outbox, id)).find((o) => !ignore.has(o.name));
+      const output = (await listOutputs(outbox, outcomeStem(id))).find((o) => !ignore.has(o.name));
       if (output) {
         const read = await readJson(path.join(outbox, output.name));
         if (read.ok) return settle(id, output, read.doc);
@@ -148,6 +154,26 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
   }
 
   return { submit, wait, status, validate };
+}
+
+/**
+ * The stem the daemon publishes `id` (a job id or an inbox file name) under: `<stem>.result.json`.
+ * Kept byte for byte (no Unicode normalisation: NFD names from macOS stay NFD) except what NTFS
+ * cannot hold: forbidden characters become `_`, trailing spaces and dots and leading spaces go,
+ * a device name (`CON`, `COM1`, ...) or a leading dot gets a leading `_`, and a stem over
+ * 237 UTF-8 bytes is cut to 226 bytes plus `-` and 10 hex digits of its SHA-1.
+ */
+export function outcomeStem(id) {
+  let stem = id.toWellFormed?.() ?? id; // lone surrogates: U+FFFD, as the daemon writes them
+  stem = stem.replace(NTFS_FORBIDDEN, '_').replace(/[ .]+$/, '').replace(/^ +/, '') || '_';
+  if (RESERVED_STEMS.has(stem.split('.')[0].replace(/ +$/, '').toUpperCase())) stem = `_${stem}`;
+  if (stem.startsWith('.')) stem = `_${stem.slice(1)}`;
+  const bytes = Buffer.from(stem, 'utf8');
+  if (bytes.length <= MAX_STEM_BYTES) return stem;
+  const digest = createHash('sha1').update(bytes).digest('hex').slice(0, 10);
+  let cut = MAX_STEM_BYTES - digest.length - 1;
+  while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--; // never split a character
+  return `${bytes.subarray(0, cut).toString('utf8')}-${digest}`;
 }
 
 /** Milliseconds since a status document's heartbeat; a daemon silent for > ~10 s is gone. */

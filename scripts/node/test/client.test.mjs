@@ -88,6 +88,15 @@ describe('wait', () => {
     assert.equal(result.job_id, 'abc.mp4');
   });
 
+  test('finds a result under the outcome name the daemon uses: NFD kept, what NTFS cannot hold changed', async () => {
+    const nfd = await client.submit(video, { name: 'Cafe\u0301.mp4' });
+    await publish('Cafe\u0301.mp4.result.json', resultFor(nfd));
+    assert.equal((await client.wait(nfd, { timeoutMs: 5000 })).job_id, nfd);
+    const device = await client.submit(video, { name: 'con .mp4' });
+    await publish('_con .mp4.result.json', resultFor(device));
+    assert.equal((await client.wait(device, { timeoutMs: 5000 })).job_id, device);
+  });
+
   test('rejects with the code and the report of an error report', async () => {
     const id = await client.submit(video, { name: 'x.mp4' });
     await publish('x.mp4.error.json', example('error'));
