@@ -125,17 +125,18 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from daemon.ops.status import read_statuses, render
+    from daemon.ops.status import read_status_files, render
 
     outbox = args.outbox or Path(_load(args).outbox.path)
     while True:
-        docs = read_statuses(outbox)
+        files = read_status_files(outbox)
+        docs = [doc for doc, _ in files]
         if args.json:
             sys.stdout.write(json.dumps(docs, indent=1) + "\n")
         elif not docs:
             sys.stdout.write(f"no daemon status in {outbox / '.posed' / 'status'} (is posed running with this outbox?)\n")
         else:
-            text = "\n".join(render(doc) for doc in docs)
+            text = "\n".join(render(doc, file_mtime=mtime) for doc, mtime in files)
             sys.stdout.write(("\x1b[2J\x1b[H" if args.watch else "") + text + "\n")
         sys.stdout.flush()
         if not args.watch:

@@ -32,6 +32,7 @@ class DaemonConfig:
     state_dir: str = "var/state"
     status_interval_s: float = 2.0
     tick_s: float = 0.2
+    last_error_ttl_s: float = 3600.0  # the status file's last_error is dropped this long after it happened
 
 
 @dataclass

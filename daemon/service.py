@@ -43,7 +43,8 @@ class Daemon:
         self.outbox = Path(cfg.outbox.path)
         self.instance_id = uuid.uuid4().hex
         self.name = cfg.daemon.name or socket.gethostname()
-        self.status = StatusBoard(self.outbox, self.name, self.instance_id)
+        self.status = StatusBoard(self.outbox, self.name, self.instance_id, status_interval_s=cfg.daemon.status_interval_s,
+                                  last_error_ttl_s=cfg.daemon.last_error_ttl_s)
         self.supervisor = WorkerSupervisor(cfg)
         self.outcomes = OutcomeWriter(cfg, self.outbox)
         self.intake = FolderIntake(cfg, ClaimIdentity.current(self.instance_id, self.name), self.outcomes)

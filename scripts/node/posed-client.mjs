@@ -17,7 +17,7 @@
 // is read again before it counts as broken.
 
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, promises as fs, readFileSync } from 'node:fs';
+import { constants as fsConstants, promises as fs, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,9 @@ const NTFS_FORBIDDEN = /[<>:"/\\|?*\x00-\x1f\x7f]/g;
 const RESERVED_STEMS = new Set(['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$',
   ...['COM', 'LPT'].flatMap((device) => [...'0123456789\u00b9\u00b2\u00b3'].map((digit) => device + digit))]);
 const MAX_STEM_BYTES = 255 - ('~9999'.length + '.result.json'.length + 1);
+// The liveness rule (README, "Health"; daemon/ops/health.py): down after this many status intervals.
+export const DOWN_AFTER_INTERVALS = 5;
+const DEFAULT_STATUS_INTERVAL_S = 2;
 
 /** An error from the protocol: `.code` is E_* from an error report, or E_CLIENT_* from this client. */
 export class PosedError extends Error {
@@ -147,8 +150,11 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     const names = await readdirOrEmpty(dir);
     const docs = [];
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
-      const read = await readJson(path.join(dir, name), 3);
-      if (read.ok && !validate(read.doc)) docs.push(read.doc);
+      const file = path.join(dir, name);
+      const read = await readJson(file, 3);
+      if (!read.ok || validate(read.doc)) continue;
+      const mtimeMs = await fs.stat(file).then((s) => s.mtimeMs, () => undefined);
+      docs.push({ ...read.doc, liveness: liveness(read.doc, { mtimeMs }) });
     }
     return docs.sort((a, b) => a.daemon.name.localeCompare(b.daemon.name));
   }
@@ -176,9 +182,61 @@ export function outcomeStem(id) {
   return `${bytes.subarray(0, cut).toString('utf8')}-${digest}`;
 }
 
-/** Milliseconds since a status document's heartbeat; a daemon silent for > ~10 s is gone. */
+/** Milliseconds since a status document's heartbeat (by the reader's clock; see liveness()). */
 export function heartbeatAgeMs(statusDoc, now = Date.now()) {
   return now - Date.parse(statusDoc.heartbeat_at);
+}
+
+/**
+ * Whether the daemon behind a status document runs: { verdict: 'alive' | 'stopped' | 'down', reason }.
+ * The rule (README, "Health"), the same as `posed status`: state "stopped" is a clean stop; a daemon
+ * on this kernel (same boot id and PID namespace) whose pid is gone is down at once; otherwise it is
+ * down when its heartbeat is older than DOWN_AFTER_INTERVALS x status_interval_s, the age being the
+ * smaller of now - heartbeat_at and now - the file's mtime (a skewed clock must not kill a live daemon).
+ */
+export function liveness(statusDoc, { now = Date.now(), mtimeMs } = {}) {
+  if (statusDoc.state === 'stopped') return { verdict: 'stopped', reason: `stopped cleanly at ${statusDoc.updated_at}` };
+  const gone = pidGone(statusDoc.daemon ?? {});
+  if (gone) return { verdict: 'down', reason: gone };
+  const interval = statusDoc.status_interval_s || DEFAULT_STATUS_INTERVAL_S;
+  const ages = [Date.parse(statusDoc.heartbeat_at), mtimeMs].filter(Number.isFinite).map((t) => (now - t) / 1000);
+  const age = ages.length ? Math.min(...ages) : Infinity;
+  if (age > DOWN_AFTER_INTERVALS * interval) {
+    return { verdict: 'down', reason: `no heartbeat for ${age.toFixed(0)} s (limit ${DOWN_AFTER_INTERVALS} x ${interval} s)` };
+  }
+  return { verdict: 'alive', reason: `heartbeat ${Math.max(age, 0).toFixed(0)} s ago` };
+}
+
+function pidGone({ pid, boot_id: bootId, pid_namespace: pidNamespace, start_time: startTime }) {
+  const here = thisKernel();
+  if (!Number.isInteger(pid) || !here.bootId || bootId !== here.bootId || pidNamespace !== here.pidNamespace) return null;
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    try {
+      process.kill(pid, 0); // hidden from /proc (hidepid=) but present
+      return null;
+    } catch (err) {
+      return err.code === 'ESRCH' ? `pid ${pid} is gone` : null;
+    }
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/);
+  if (fields[0] === 'Z' || fields[0] === 'X') return `pid ${pid} is gone`;
+  if (Number.isInteger(startTime) && Number(fields[19]) !== startTime) return `pid ${pid} now belongs to another process`;
+  return null;
+}
+
+let kernel;
+function thisKernel() {
+  if (!kernel) {
+    const read = (fn) => { try { return fn().trim(); } catch { return ''; } };
+    kernel = {
+      bootId: read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+      pidNamespace: read(() => readlinkSync('/proc/self/ns/pid')),
+    };
+  }
+  return kernel;
 }
 
 /** Returns a function doc -> null when valid, else a short description of what is wrong. */
