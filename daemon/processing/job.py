@@ -98,7 +98,7 @@ def run_job(
             "stage_seconds": {k: round(v, 3) for k, v in stats.stage_seconds.items()},
             "started_at": started_at,
             "finished_at": utc_now(),
-        }
+        } | backend.summary()
         video = meta.to_json() | {
             "decoded_frame_count": stats.frames_decoded,
             "duration_s": round(_duration(last_ts[0], meta.nominal_fps), 6),

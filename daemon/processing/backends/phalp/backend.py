@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
+from daemon.errors import ErrorCode, JobError
+from daemon.log import get_logger
 from daemon.processing.backends.base import Backend, LoadProgress
 from daemon.processing.backends.phalp.convert import ConvertSettings, PersonConverter
 from daemon.processing.backends.phalp.driver import StreamingDriver
@@ -23,6 +27,7 @@ PREDICTED_STATE = (
 )
 
 ModelLoader = Callable[[PhalpConfig, LoadProgress], LoadedModels]
+log = get_logger(__name__)
 
 
 class PhalpBackend(Backend):
@@ -33,6 +38,7 @@ class PhalpBackend(Backend):
         self._load = load
         self._models: LoadedModels | None = None
         self._driver: StreamingDriver | None = None
+        self._converter: PersonConverter | None = None
 
     def load(self, progress: LoadProgress) -> BackendInfo:
         self._models = self._load(self._cfg, progress)
@@ -48,21 +54,40 @@ class PhalpBackend(Backend):
             max_age=int(phalp_cfg.phalp.max_age_track),
             include_mesh=self._cfg.include_mesh or options.include_mesh,
         )
+        self._converter = PersonConverter(models.smpl_model, settings)
         self._driver = StreamingDriver(
             models.phalp,
-            PersonConverter(models.smpl_model, settings),
+            self._converter,
             oom_errors=models.runtime.oom_errors,
             on_oom=models.runtime.release_cached_memory,
         )
         self._driver.start()
 
     def process(self, frame: Frame) -> list[FrameResult]:
-        return self._started().step(frame)
+        driver = self._started()
+        try:
+            return driver.step(frame)
+        except JobError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+                raise  # the driver's own OOM handling, or the worker's, reports those
+            raise tracker_failure(exc, frame.index) from exc
 
     def finish(self) -> list[FrameResult]:
         results = self._started().finish()
         self._driver = None
+        counts = self.summary()
+        if counts.get("people_dropped") or counts.get("people_predicted_from_location"):
+            log.warning("phalp.predictions_unplaceable", **counts)
         return results
+
+    def summary(self) -> dict[str, int]:
+        counts = self._converter.counts if self._converter is not None else {}
+        return {
+            "people_dropped": int(counts.get("people_dropped", 0)),
+            "people_predicted_from_location": int(counts.get("predicted_from_location", 0)),
+        }
 
     def close(self) -> None:
         if self._models is not None:
@@ -79,6 +104,21 @@ class PhalpBackend(Backend):
         if self._driver is None:
             raise RuntimeError("PhalpBackend.start_video() must run before process()/finish()")
         return self._driver
+
+
+def tracker_failure(exc: Exception, frame_index: int) -> JobError:
+    """An exception from inside PHALP (its pose predictor's ``predict_next`` crashes on short
+    tracks upstream) as an ``E_BACKEND`` report naming the frame and the function that raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].name} ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else "PHALP"
+    return JobError(
+        ErrorCode.BACKEND,
+        f"PHALP failed on frame {frame_index} in {where}: {type(exc).__name__}: {exc}",
+        stage="inference",
+        frame_index=frame_index,
+        details={"function": frames[-1].name if frames else None,
+                 "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])},
+    )
 
 
 def backend_info(cfg: PhalpConfig, models: LoadedModels) -> BackendInfo:

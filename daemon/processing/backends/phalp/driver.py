@@ -132,8 +132,9 @@ class StreamingDriver:
             history = track.track_data["history"]
             since = int(track.time_since_update)
             if since > 0:
-                predicted = track.track_data["prediction"]["pose"][-1]
-                records.append((self._held[-1], TrackRecord(track.track_id, since, history[-1], predicted)))
+                prediction = track.track_data["prediction"]
+                record = TrackRecord(track.track_id, since, history[-1], prediction["pose"][-1], prediction["loca"][-1])
+                records.append((self._held[-1], record))
                 continue
             records.append((self._held[-1], TrackRecord(track.track_id, 0, history[-1])))
             if track.hits == self._n_init:
