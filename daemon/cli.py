@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file layered over configs/posed.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. inbox.settle_s=5")
+    # default=[]: without it argparse lists "key=value" as required when a positional is missing.
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides, e.g. inbox.settle_s=5")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +103,8 @@ def _process(args: argparse.Namespace) -> int:
     from daemon.log import get_logger
     from daemon.publishing.outcomes import OutcomeWriter
 
+    if not _video_exists(args.video, "posed process"):
+        return EXIT_FAILED
     cfg = _load(args)
     log = get_logger("posed.process")
     out = args.out or Path(f"{args.video.name}.result.json")
@@ -153,12 +157,22 @@ def _doctor(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from daemon.bench.runner import run_bench
 
+    if not _video_exists(args.video, "posed bench"):
+        return EXIT_FAILED
     extra = [f"backend.name={args.backend}"] if args.backend else []
     try:
         return run_bench(_load(args, extra), args)
     except (JobError, PosedError) as exc:
         sys.stderr.write(f"posed bench: {exc}\n")
         return EXIT_FAILED
+
+
+def _video_exists(video: Path, command: str) -> bool:
+    """Checked before the model loads (a minute for PHALP): a typo is reported at once."""
+    if os.path.lexists(video):
+        return True
+    sys.stderr.write(f"{command}: {video}: not found\n")
+    return False
 
 
 if __name__ == "__main__":
