@@ -12,7 +12,7 @@ Parsing is bounded (boxes visited, bytes read: a few hundred bytes for a normal 
 never trusts a size field beyond the file's end. What it does not understand (Matroska/WebM,
 malformed boxes) comes back as unknown, and the decoder in the worker has the final word.
 Box layouts: ISO/IEC 14496-12 (ISO BMFF) sections 4.2 (box), 8.2.2 (mvhd), 8.3.2 (tkhd),
-8.4.2 (mdhd), 8.4.3 (hdlr), 8.6.6 (elst), 8.7.3.2 (stsz); AVI: Microsoft "AVI RIFF File Reference" (avih, strh).
+8.4.2 (mdhd), 8.4.3 (hdlr), 8.5.2 (stsd), 8.6.6 (elst), 8.7.3.2 (stsz); AVI: Microsoft "AVI RIFF File Reference" (avih, strh).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class ContainerFacts:
     rotation: int | None = None
     duration_s: float | None = None  # presented duration of the (first) video track
     frames: int | None = None  # frames (samples) the video track declares
+    fourcc: str = ""  # the video codec's FourCC as stored (mp4 sample entry, avi strh handler)
     fps: float | None = None  # mean frame rate: frames over the track's media duration
 
 
@@ -156,6 +157,7 @@ def _moov_facts(reader: _Reader, start: int, end: int) -> dict:
         facts["rotation"] = rotation
         facts["duration_s"] = _presented_duration(first, movie_timescale)
         facts.update(_frame_facts(first))
+        facts["fourcc"] = first.get("fourcc", "")
     return facts
 
 
@@ -192,18 +194,23 @@ def _track(reader: _Reader, start: int, end: int) -> dict:
                 elif child == b"mdhd":
                     track["media_timescale"], track["media_duration"] = _timescale_duration(reader.read(child_payload, 32))
                 elif child == b"minf":
-                    track["samples"] = _sample_count(reader, child_payload, child_end)
+                    track.update(_sample_table(reader, child_payload, child_end))
     return track
 
 
-def _sample_count(reader: _Reader, start: int, end: int) -> int | None:
-    """The sample (= frame, for video) count of minf/stbl/stsz."""
+def _sample_table(reader: _Reader, start: int, end: int) -> dict:
+    """From minf/stbl: the sample (= frame, for video) count of stsz and the FourCC of the
+    first sample entry in stsd ('avc1', 'hvc1', 'mp4v', ...)."""
+    table: dict = {}
     for kind, _, payload, box_end in _boxes(reader, start, end, MAX_CHILDREN):
         if kind == b"stbl" and box_end <= end:
             for child, _, child_payload, child_end in _boxes(reader, payload, box_end, MAX_CHILDREN):
                 if child == b"stsz" and child_end - child_payload >= 12:
-                    return struct.unpack(">I", reader.read(child_payload + 8, 4))[0]
-    return None
+                    table["samples"] = struct.unpack(">I", reader.read(child_payload + 8, 4))[0]
+                elif child == b"stsd" and child_end - child_payload >= 16:
+                    entry = reader.read(child_payload + 12, 4)
+                    table["fourcc"] = entry.decode("latin-1") if _printable(entry) else ""
+    return table
 
 
 def _timescale_duration(payload: bytes) -> tuple[int, int]:
@@ -315,6 +322,7 @@ def _hdrl(reader: _Reader, start: int, end: int, *, single_riff: bool) -> Contai
     avih: tuple[int, ...] | None = None
     kinds: list[str] = []
     video_rate: tuple[int, int, int] | None = None  # strh scale, rate, length of the first video stream
+    facts_fourcc = ""
     for ident, _, payload, chunk_end in _chunks(reader, start, end, MAX_CHILDREN):
         if ident == b"avih":
             avih = struct.unpack("<10I", reader.read(payload, 40))
@@ -325,9 +333,11 @@ def _hdrl(reader: _Reader, start: int, end: int, *, single_riff: bool) -> Contai
                     kinds.append(strh[:4].decode("latin-1"))
                     if strh[:4] == b"vids" and len(strh) == 36 and video_rate is None:
                         video_rate = struct.unpack_from("<III", strh, 20)[:2] + struct.unpack_from("<I", strh, 32)
+                        facts_fourcc = strh[4:8].decode("latin-1") if _printable(strh[4:8]) else ""
                     break
     names = {"auds": "audio", "txts": "text", "mids": "midi"}
-    facts: dict = {"video_tracks": kinds.count("vids"), "other_tracks": tuple(sorted({names.get(k, k) for k in kinds if k != "vids"}))}
+    facts: dict = {"video_tracks": kinds.count("vids"), "other_tracks": tuple(sorted({names.get(k, k) for k in kinds if k != "vids"})),
+                   "fourcc": facts_fourcc}
     if avih is not None:
         us_per_frame, total_frames, width, height = avih[0], avih[4], avih[8], avih[9]
         if width and height:

@@ -54,6 +54,10 @@ _NOT_VIDEO_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MZ", "a Windows program"),
     (b"<", "HTML or XML text"),
 )
+# OpenCV names some codecs rather than giving their FourCC (Matroska stores none): the
+# conventional FourCC for those, so video.codec is always a FourCC as the schema promises.
+_CODEC_NAME_FOURCC = {"h264": "avc1", "hevc": "hvc1", "h265": "hvc1", "av1": "av01", "vp8": "VP80", "vp9": "VP90",
+                      "mpeg4": "mp4v", "mjpeg": "MJPG"}
 # Tolerated gap between the last decoded frame and the end the container announces.
 DECODE_GAP_MIN_S = 0.25
 DECODE_GAP_FRAMES = 5
@@ -239,7 +243,7 @@ class VideoSource:
             path=str(self.path),
             file_bytes=file_bytes,
             container=self.path.suffix.lower(),
-            codec="".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc else "",
+            codec=self.container.fourcc or _codec_fourcc(fourcc),
             coded_width=coded_w,
             coded_height=coded_h,
             width=coded_h if swap else coded_w,
@@ -304,6 +308,14 @@ class VideoSource:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _codec_fourcc(opencv_fourcc: int) -> str:
+    """OpenCV's CAP_PROP_FOURCC as a FourCC: its codec names mapped to the usual tag."""
+    if not opencv_fourcc:
+        return ""
+    text = "".join(chr((opencv_fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ")
+    return _CODEC_NAME_FOURCC.get(text.lower(), text)
 
 
 def _check_limits(meta: VideoMeta, limits: LimitsConfig) -> None:
