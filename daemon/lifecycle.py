@@ -111,7 +111,7 @@ class JobLifecycle:
                 "job_id": job.job_id,
                 "input_path": str(job.path),
                 "result_tmp": str(job.result_tmp),
-                "input_info": item.input_info,
+                "input_info": item.input_info | self.outcomes.destination(job.path, "done"),
                 "options": item.options.to_json(),
                 "client": item.client,
             },
@@ -213,7 +213,8 @@ class JobLifecycle:
             self.active = None
         self._discard_tmp(job)
         item = job.item
-        document = self.outcomes.error_document(job.job_id, item.input_info, error, job.attempt, item.client)
+        input_info = item.input_info | self.outcomes.destination(job.path, "failed")
+        document = self.outcomes.error_document(job.job_id, input_info, error, job.attempt, item.client)
         try:
             published = self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, self._receipt(job, "failed"))
         except PublishError as exc:

@@ -31,7 +31,7 @@ from daemon.errors import ErrorCode, JobError, PublishError
 from daemon.clock import utc_now
 from daemon.log import get_logger
 from daemon.publishing.naming import printable_name
-from daemon.publishing.publish import FATAL, TMP_DIR, move_to, publish_document, replace_json, write_json_tmp
+from daemon.publishing.publish import FATAL, TMP_DIR, free_name_in, move_to, publish_document, replace_json, write_json_tmp
 from daemon.paths import sidecar_path_for
 
 log = get_logger(__name__)
@@ -75,6 +75,12 @@ class OutcomeWriter:
             "windows_path": _windows_form(absolute),
             "bytes": stat.st_size if stat is not None else None,
         }
+
+    def destination(self, path: Path, outcome: str) -> dict[str, Any]:
+        """Where the input will be once its outcome is published (``done``/``failed``), for
+        ``input.moved_to``: the document outlives the input's place in the inbox."""
+        moved_to = os.path.abspath(self.dirs[outcome] / free_name_in(self.dirs[outcome], path.name))
+        return {"moved_to": printable_name(moved_to), "moved_to_windows_path": _windows_form(moved_to)}
 
     def error_document(
         self, job_id: str, input_info: dict[str, Any], error: dict[str, Any], attempts: int, client: dict[str, Any] | None
