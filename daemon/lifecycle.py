@@ -86,7 +86,9 @@ class JobLifecycle:
                 except JobError as exc:
                     item.refusal = exc
             if item.refusal is None:
-                return Job(item)
+                # Attempts carry on across a takeover, as the claim log counts them, so the
+                # status, the log and worker.max_attempts all see the same number.
+                return Job(item, attempt=item.previous_attempts)
             self._refuse(item)
         return None
 

@@ -29,6 +29,7 @@ class ClaimedInput:
     refusal: JobError | None = None  # found bad before any worker ran: publish this error
     ticket: Any = None  # the intake's own handle: a lock-file claim, a queue job
     input_info: dict[str, Any] = field(default_factory=dict)  # filled by the lifecycle
+    previous_attempts: int = 0  # started by daemons whose claim we took over: attempts count on
 
 
 class SettledInputs(Protocol):
