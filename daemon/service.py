@@ -162,6 +162,8 @@ class Daemon:
         self.status.loading = None
         if not self._ready_notified:
             notify("READY=1\nSTATUS=models loaded, watching " + str(self.inbox))
+            # The one line for a person at a terminal; stdout, so stderr stays JSON lines.
+            print(f"posed: ready, drop videos into {self.inbox} (outcomes appear in {self.outbox})", flush=True)
             self._ready_notified = True
 
     # -- periodic duties -------------------------------------------------------------------

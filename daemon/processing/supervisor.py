@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import queue
 import signal
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import structlog
+
 from daemon.config import PosedConfig, to_dict
 from daemon.log import get_logger
 from daemon.processing.protocol import decode
@@ -30,6 +33,27 @@ from daemon.processing.worker import EXIT_LOAD_FAILED
 
 log = get_logger(__name__)
 STDERR_TAIL_LINES = 40
+# glog/absl prefixes (W0000 ..., E0000 ...) and plain WARNING:/ERROR: lines.
+_LEVEL_PREFIXES = (("E", logging.ERROR), ("F", logging.CRITICAL), ("W", logging.WARNING))
+
+
+def _is_json_object(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _native_level(line: str) -> int:
+    for word, level in (("ERROR", logging.ERROR), ("WARNING", logging.WARNING)):
+        if line.startswith(word):
+            return level
+    for prefix, level in _LEVEL_PREFIXES:
+        if line.startswith(prefix) and line[1:5].isdigit():
+            return level
+    return logging.INFO
 
 
 class WorkerState(str, Enum):
@@ -95,13 +119,19 @@ class WorkerProcess:
                     log.warning("worker.bad_message", line=line[:200].decode("utf-8", "replace"))
 
     def _read_stderr(self) -> None:
+        """Everything written to the worker's fd 2, by Python or by native code that bypasses
+        Python (MediaPipe's absl logging, FFmpeg, faulthandler): its own JSON log lines pass
+        through, anything else becomes a ``worker.output`` event, so the daemon's stderr stays
+        JSON lines. The tail keeps the raw text for crash reports."""
         assert self.proc.stderr is not None
+        passthrough = structlog.WriteLogger(sys.stderr)  # shares structlog's per-file lock
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.stderr_tail.append(line)
-            # Worker log lines are already structured; pass them through to our stderr/journald.
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+            if _is_json_object(line):
+                passthrough.msg(line)
+            elif line.strip():
+                log.log(_native_level(line), "worker.output", line=line, worker_pid=self.pid)
 
     def send(self, kind: str, **fields: Any) -> bool:
         try:
