@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(status)
 
     doctor = commands.add_parser("doctor", help="preflight: is this machine ready for the configured backend?")
+    doctor.add_argument("--all", action="store_true", dest="show_all", help="also list the checks of backends not configured")
     _config_arguments(doctor)
 
     bench = commands.add_parser("bench", help="measure frames/s, stage times, floors and memory on a video")
@@ -151,7 +152,7 @@ def _status(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from daemon.ops.doctor import run_doctor
 
-    return run_doctor(_load(args), out=sys.stdout)
+    return run_doctor(_load(args), out=sys.stdout, show_all=args.show_all)
 
 
 def _bench(args: argparse.Namespace) -> int:

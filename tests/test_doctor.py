@@ -26,9 +26,9 @@ def config(tmp_path, *overrides: str):
     return load_config(overrides=[*base, *overrides])
 
 
-def doctor(cfg) -> tuple[int, str]:
+def doctor(cfg, *, show_all: bool = False) -> tuple[int, str]:
     out = io.StringIO()
-    code = run_doctor(cfg, out=out)
+    code = run_doctor(cfg, out=out, show_all=show_all)
     return code, out.getvalue()
 
 
@@ -50,11 +50,29 @@ def test_on_a_machine_without_the_gpu_stack_the_report_names_every_missing_piece
 
 
 def test_with_the_cpu_backend_the_gpu_checks_are_information_not_blockers(tmp_path):
-    code, report = doctor(config(tmp_path, "backend.name=mediapipe"))
-    assert "not selected (backend.name=mediapipe), shown for information" in report
+    code, report = doctor(config(tmp_path, "backend.name=mediapipe"), show_all=True)
+    assert "not selected (backend.name=mediapipe), for information" in report
     assert "[miss] model file hmr2_checkpoint" in report and "[FAIL] model file" not in report
     assert "import mediapipe" in report
     assert code == EXIT_READY and report.rstrip().endswith("READY for backend.name=mediapipe")
+
+
+def test_the_configured_backends_verdict_comes_first_and_the_other_backend_is_one_line(tmp_path):
+    code, report = doctor(config(tmp_path, "backend.name=mediapipe"))
+    lines = report.rstrip().splitlines()
+    assert code == EXIT_READY and lines[0] == "posed doctor: READY for backend.name=mediapipe"
+    assert "[  ok] import mediapipe" in report
+    [gpu] = [line for line in lines if line.startswith("GPU backend")]
+    assert "not selected (backend.name=mediapipe)" in gpu and "posed doctor --all lists them" in gpu
+    assert "model file" not in report and "[miss]" not in report and "fix:" not in report
+    assert len(lines) <= 20, report  # was 60+ with every GPU check and its fix
+
+
+def test_when_not_ready_the_first_line_says_so_and_names_the_problems(tmp_path):
+    (tmp_path / "outbox").write_text("a file, not a directory")
+    code, report = doctor(config(tmp_path, "backend.name=mediapipe"))
+    assert code == EXIT_NOT_READY
+    assert report.splitlines()[0] == "posed doctor: NOT READY for backend.name=mediapipe: 1 problem(s): outbox writable"
 
 
 def test_an_outbox_that_is_a_file_fails_with_a_fix(tmp_path):
