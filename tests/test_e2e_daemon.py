@@ -57,7 +57,9 @@ def test_videos_and_broken_files_each_get_exactly_one_outcome(daemons, tmp_path)
 
 
 def test_a_file_still_being_written_is_not_claimed_early(daemons):
-    daemon = daemons(overrides=["inbox.settle_s=1.0"]).wait_ready()
+    # settle_s well above the 0.4 s gaps: a writer descheduled on a loaded machine must not
+    # make an unfinished copy look settled (that would be the daemon behaving correctly).
+    daemon = daemons(overrides=["inbox.settle_s=3.0"]).wait_ready()
     data = SHORT_CLIP.read_bytes()
     target = daemon.inbox / "slow.mp4"
     # Explorer-style: the final size is set first, then the data arrives over ~3 s.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -59,13 +58,14 @@ def test_a_video_that_kills_the_worker_is_retried_then_reported_and_others_flow(
 def test_a_hanging_worker_is_stopped_and_reported_as_stalled(daemons):
     daemon = daemons(overrides=[*FAULT, "backend.fault.hang_at_frame=10", "worker.stall_timeout_s=2"]).wait_ready()
     drop(SHORT_CLIP, daemon.inbox, "bad.mp4")
-    dropped = time.monotonic()
-    kind, report = wait_outcome(daemon.outbox, "bad.mp4", timeout=30)
-    took = time.monotonic() - dropped
+    kind, report = wait_outcome(daemon.outbox, "bad.mp4", timeout=120)  # a hang guard, not a budget
     assert kind == "error" and report["error"]["code"] == "E_STALLED"
     assert report["error"]["details"]["signal"] == "SIGKILL"
-    assert "no progress" in report["error"]["message"]
-    assert took < 2 + 10, f"stall reported after {took:.1f} s with a 2 s window"
+    assert "no progress" in report["error"]["message"] and "(limit 2 s)" in report["error"]["message"]
+    # Killed for the hang at frame 10, not for slowness before it: the last progress is frame 10.
+    assert report["error"]["frame_index"] == 10, report["error"]
+    kills = [e for e in daemon.log_events() if e.get("event") == "worker.kill"]
+    assert len(kills) == 1 and kills[0]["reason"].startswith("stalled")
     drop(SHORT_CLIP, daemon.inbox, "after.mp4")
     assert wait_outcome(daemon.outbox, "after.mp4", timeout=60)[0] == "result"
 
