@@ -172,8 +172,8 @@ def test_after_a_takeover_the_status_counts_attempts_as_the_claim_log_does(daemo
     claimer = subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, str(inbox)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert claimer.returncode == 0, claimer.stderr
     slow = ["backend.name=fault", "backend.fault.slow_ms_per_frame=100"]  # >= 6 s of work: time to look
-    daemon = daemons(overrides=slow).wait_ready()
-    busy = wait_until(lambda: (daemon.status().get("current_job") or {}).get("attempt"), 60, daemon.log_tail)
+    daemon = daemons(overrides=slow)  # not wait_ready(): it may take the video before it says "ready"
+    busy = wait_until(lambda: (daemon.status().get("current_job") or {}).get("attempt"), 120, daemon.log_tail)
     [takeover] = [e for e in daemon.log_events() if e.get("event") == "claim.takeover"]
     starts = [e for e in daemon.log_events() if e.get("event") == "job.start"]
     assert takeover["attempt"] == 2 == busy == starts[0]["attempt"]
