@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(run)
     run.add_argument("--inbox", help="inbox directory (overrides inbox.path)")
     run.add_argument("--outbox", help="outbox directory (overrides outbox.path)")
+    run.add_argument("--queue", metavar="URL", help="take jobs from BullMQ on Redis: redis://[user:pass@]host:port/db (intake.kind=bullmq)")
 
     process = commands.add_parser("process", help="run one video through the pipeline, no watching")
     process.add_argument("video", type=Path)
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--outbox", type=Path, help="outbox directory (default: outbox.path of the config)")
     status.add_argument("--json", action="store_true", help="print the raw status documents")
     status.add_argument("--watch", action="store_true", help="refresh every 2 s (a live progress bar)")
+    status.add_argument("--queue", metavar="URL", help="show the BullMQ queue on this Redis: counts, active jobs, workers")
     _config_arguments(status)
 
     doctor = commands.add_parser("doctor", help="preflight: is this machine ready for the configured backend?")
@@ -55,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, help="stop after N frames (loops the clip if needed)")
     bench.add_argument("--loop", type=int, default=1, help="play the clip K times")
     bench.add_argument("--baseline", choices=["stock"], help="also measure PHALP's stock per-frame loop (GPU)")
+    bench.add_argument(
+        "--synthetic-weights", action="store_true",
+        help="phalp only: the real architectures with random weights of the right shapes, no downloads or SMPL file needed",
+    )
     _config_arguments(bench)
     return parser
 
@@ -94,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         extra.append(f"inbox.path={args.inbox}")
     if args.outbox:
         extra.append(f"outbox.path={args.outbox}")
+    if args.queue:
+        extra += ["intake.kind=bullmq", f"intake.url={args.queue}"]
     return Daemon(_load(args, extra)).run()
 
 
@@ -102,13 +110,15 @@ def _process(args: argparse.Namespace) -> int:
     from daemon.processing.backends import create_backend
     from daemon.processing.job import JobSpec, run_job
     from daemon.log import get_logger
+    from daemon.publishing.naming import RESULT_SUFFIX
     from daemon.publishing.outcomes import OutcomeWriter
+    from daemon.publishing.results import commit_local_result
 
     if not _video_exists(args.video, "posed process"):
         return EXIT_FAILED
     cfg = _load(args)
     log = get_logger("posed.process")
-    out = args.out or Path(f"{args.video.name}.result.json")
+    out = args.out or Path(f"{args.video.name}{RESULT_SUFFIX}")
     tmp = out.with_name(f".{out.name}.partial")
     backend = create_backend(cfg)
     try:
@@ -117,19 +127,21 @@ def _process(args: argparse.Namespace) -> int:
         sys.stderr.write(f"posed: backend unavailable: {exc}\n")
         return EXIT_FAILED
     spec = JobSpec(job_id=f"process-{int(time.time())}", input_path=args.video, result_tmp=tmp,
-                   input_info=OutcomeWriter(cfg, Path(cfg.outbox.path)).input_info(args.video, None))
+                   input_info=OutcomeWriter(cfg, Path(cfg.outbox.path)).input_info(args.video, args.video.stat()))
     tmp.unlink(missing_ok=True)
     try:
         summary = run_job(spec, backend, info, cfg)
     except JobError as exc:
         sys.stderr.write(f"posed: {exc.code.value}: {exc.message}\n")
         return EXIT_FAILED
-    tmp.replace(out)
+    commit_local_result(tmp, out)
     log.info("process.done", out=str(out), **{k: summary[k] for k in ("frames", "frames_with_person", "frames_per_second")})
     return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.queue:
+        return _queue_status(args)
     from daemon.ops.status import read_status_files, render
 
     outbox = args.outbox or Path(_load(args).outbox.path)
@@ -149,6 +161,24 @@ def _status(args: argparse.Namespace) -> int:
         time.sleep(2.0)
 
 
+def _queue_status(args: argparse.Namespace) -> int:
+    from daemon.intake.queue_status import read_queue_status, render_queue_status
+
+    queue = _load(args).intake.queue
+    while True:
+        try:
+            doc = read_queue_status(args.queue, queue)
+        except Exception as exc:  # noqa: BLE001 - any failure to read is reported, not raised
+            sys.stderr.write(f"posed: cannot read queue {queue!r}: {type(exc).__name__}: {exc}\n")
+            return EXIT_FAILED
+        text = json.dumps(doc, indent=1) if args.json else render_queue_status(doc)
+        sys.stdout.write(("\x1b[2J\x1b[H" if args.watch else "") + text + "\n")
+        sys.stdout.flush()
+        if not args.watch:
+            return EXIT_OK
+        time.sleep(2.0)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from daemon.ops.doctor import run_doctor
 
@@ -158,14 +188,36 @@ def _doctor(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from daemon.bench.runner import run_bench
 
-    if not _video_exists(args.video, "posed bench"):
-        return EXIT_FAILED
     extra = [f"backend.name={args.backend}"] if args.backend else []
     try:
+        if args.synthetic_weights:
+            return _bench_synthetic(args, extra)  # names a missing video itself, before any file is made
+        if not _video_exists(args.video, "posed bench"):
+            return EXIT_FAILED
         return run_bench(_load(args, extra), args)
     except (JobError, PosedError) as exc:
         sys.stderr.write(f"posed bench: {exc}\n")
         return EXIT_FAILED
+
+
+def _bench_synthetic(args: argparse.Namespace, extra: list[str]) -> int:
+    """The bench on a temporary cache of synthetic model files (written before anything is measured)."""
+    import tempfile
+
+    from daemon.processing.backends.phalp import synthetic
+    from daemon.bench.runner import run_bench
+    from daemon.config import load_config
+
+    if not args.video.is_file() and "=" in args.video.name:  # `posed bench backend.name=phalp --synthetic-weights`
+        raise ConfigError(f"no such video: {args.video} (the first argument is the video: posed bench VIDEO key=value ... --synthetic-weights)")
+    synthetic.require_gpu_stack(_load(args, extra).backend.name)  # fail fast: seconds, not 3 GB of files later
+    if not args.video.is_file():
+        raise ConfigError(f"no such video: {args.video}")
+    with tempfile.TemporaryDirectory(prefix="posed-synthetic-") as directory:
+        overrides = [*extra, *synthetic.synthetic_overrides(Path(directory), args.overrides), *args.overrides]
+        cfg = load_config(args.config, overrides)
+        synthetic.prepare_cache(cfg.backend.phalp, overrides)
+        return run_bench(cfg, args)
 
 
 def _video_exists(video: Path, command: str) -> bool:

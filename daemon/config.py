@@ -49,9 +49,31 @@ class InboxConfig:
 
 
 @dataclass
+class IntakeConfig:
+    """Where jobs come from (issue 15): the inbox folder, or a BullMQ queue on Redis."""
+
+    kind: str = "folder"  # folder | bullmq
+    url: str = ""  # bullmq: redis://[user:pass@]host:port/db, rediss:// for TLS
+    queue: str = "posed"
+    input_roots: list[str] = field(default_factory=lambda: ["/"])  # job inputs must lie below one
+    lock_duration_s: float = 30.0  # BullMQ lock (renewed at half); a dead daemon's job waits this long
+    stalled_interval_s: float = 30.0  # how often stalled jobs are looked for and handed over
+    max_stalled_count: int = 1  # stalls (lost locks) a job survives before BullMQ fails it
+
+
+@dataclass
 class OutboxConfig:
     path: str = "var/outbox"
     publish_retry_s: float = 30.0  # give up a single publish attempt after this long (EPERM/EBUSY)
+
+
+@dataclass
+class OutputConfig:
+    """Optional outputs of every result; a job sidecar may turn each on or off for its video."""
+
+    legacy_fields: bool = False
+    motion_glb: bool = False
+    preview: bool = False
 
 
 @dataclass
@@ -67,9 +89,8 @@ class WorkerConfig:
     max_attempts: int = 2
     restart_backoff_s: float = 1.0
     restart_backoff_max_s: float = 60.0
-    # Processing-time ceiling, on by default (issue 10: decode bombs): base + factor x the
-    # video's length counted at 30 fps (frames / 30), so a 240 fps video gets 8x as long as the
-    # same seconds at 30 fps. 0 turns it off.
+    # Processing ceiling, on by default (decode bombs): base + factor x the video's frames / 30,
+    # so a 240 fps video gets 8x the time of the same seconds at 30 fps. 0 turns it off.
     ceiling_base_s: float = 600.0
     ceiling_factor: float = 20.0
     load_timeout_s: float = 900.0  # a worker still loading models after this is killed and restarted
@@ -129,6 +150,7 @@ class PhalpConfig:
     detection_score_threshold: float = 0.8
     min_person_width_px: int = 50
     min_person_height_px: int = 100
+    max_detections: int = 100  # per frame, highest scores first (detectron2's test_topk_per_image)
     fp16: bool = False
     include_mesh: bool = False
     max_age_track: int = 50
@@ -150,19 +172,46 @@ class BackendConfig:
 
 
 @dataclass
+class OneEuroConfig:
+    """One-Euro filter parameters (daemon/processing/motion/one_euro.py); defaults measured on
+    the running clips (README, motion): half the raw jitter at about 0.6 % of the frame height."""
+
+    min_cutoff: float = 3.0  # Hz: the cutoff at rest; lower = smoother when still, more lag
+    beta: float = 1.0  # cutoff increase per unit of speed; higher = less lag in fast motion
+    d_cutoff: float = 3.0  # Hz: the cutoff of the speed estimate
+
+
+@dataclass
+class MotionConfig:
+    """The motion stage between backend and writer (issue 13)."""
+
+    smoothing: bool = True
+    fill_gaps: bool = True
+    include_raw: bool = False
+    max_gap_s: float = 0.5  # gaps up to this long (in frames at the video's fps) are interpolated
+    keypoints_2d: OneEuroConfig = field(default_factory=OneEuroConfig)  # speed unit: frame heights/s
+    joints_3d: OneEuroConfig = field(default_factory=OneEuroConfig)  # m/s; also the camera translation
+    rotations: OneEuroConfig = field(default_factory=OneEuroConfig)  # quaternion units/s
+
+
+@dataclass
 class PosedConfig:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     claim: ClaimConfig = field(default_factory=ClaimConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
 
 BACKENDS = ("mediapipe", "phalp", "fault")
 OBSERVERS = ("auto", "inotify", "polling")
+INTAKES = ("folder", "bullmq")
 
 
 def load_config(
@@ -294,6 +343,7 @@ def validate(cfg: PosedConfig) -> None:
         )
     _check_choice("backend.name", cfg.backend.name, BACKENDS)
     _check_choice("inbox.observer", cfg.inbox.observer, OBSERVERS)
+    _validate_intake(cfg.intake)
     if cfg.backend.mediapipe.model_complexity != 1:
         raise ConfigError(
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "
@@ -304,6 +354,32 @@ def validate(cfg: PosedConfig) -> None:
             raise ConfigError(f"config key 'inbox.extensions': {ext!r} must start with a dot")
     if cfg.backend.fault.crash_signal and not hasattr(signal, cfg.backend.fault.crash_signal):
         raise ConfigError(f"config key 'backend.fault.crash_signal': unknown signal {cfg.backend.fault.crash_signal!r}")
+    _validate_motion(cfg.motion)
+
+
+def _validate_motion(motion: MotionConfig) -> None:
+    if not motion.max_gap_s >= 0:
+        raise ConfigError(f"config key 'motion.max_gap_s': must be >= 0, got {motion.max_gap_s!r}")
+    for group in ("keypoints_2d", "joints_3d", "rotations"):
+        params: OneEuroConfig = getattr(motion, group)
+        for name in ("min_cutoff", "d_cutoff"):
+            if not getattr(params, name) > 0:
+                raise ConfigError(f"config key 'motion.{group}.{name}': must be > 0 Hz, got {getattr(params, name)!r}")
+        if not params.beta >= 0:
+            raise ConfigError(f"config key 'motion.{group}.beta': must be >= 0, got {params.beta!r}")
+
+
+def _validate_intake(intake: IntakeConfig) -> None:
+    _check_choice("intake.kind", intake.kind, INTAKES)
+    if intake.kind == "bullmq" and not intake.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"config key 'intake.url': intake.kind=bullmq needs redis://[user:pass@]host:port/db (rediss:// for TLS), got {intake.url!r}")
+    if not intake.queue or ":" in intake.queue:
+        raise ConfigError(f"config key 'intake.queue': a BullMQ queue name, non-empty and without ':', got {intake.queue!r}")
+    for key in ("lock_duration_s", "stalled_interval_s"):
+        if not getattr(intake, key) > 0:
+            raise ConfigError(f"config key 'intake.{key}': must be > 0, got {getattr(intake, key)!r}")
+    if intake.max_stalled_count < 0:
+        raise ConfigError(f"config key 'intake.max_stalled_count': must be >= 0, got {intake.max_stalled_count}")
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -31,6 +31,7 @@ class ErrorCode(str, Enum):
     BACKEND = "E_BACKEND"
     INTERNAL = "E_INTERNAL"
     TRUNCATED = "E_TRUNCATED"  # issue 5: the header shows the file is cut short
+    BAD_JOB_DATA = "E_BAD_JOB_DATA"  # issue 15: a queue job's data fails queue-job.schema.json
     TOO_MANY_FRAMES = "E_TOO_MANY_FRAMES"  # issue 10: decode bombs
     FRAME_RATE_TOO_HIGH = "E_FRAME_RATE_TOO_HIGH"
 
@@ -57,6 +58,7 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.BACKEND: "The pose backend failed on this video. See the message for details.",
     ErrorCode.INTERNAL: "An unexpected daemon error. Please report it with the log lines of this job id.",
     ErrorCode.TRUNCATED: "The file is incomplete: the upload or copy stopped before the end. Upload the whole file again.",
+    ErrorCode.BAD_JOB_DATA: "The queue job's data is invalid (see daemon/schemas/queue-job.schema.json). Fix it and enqueue again.",
     ErrorCode.TOO_MANY_FRAMES: "The video declares more frames than limits.max_frames. Trim it, or raise the limit.",
     ErrorCode.FRAME_RATE_TOO_HIGH: "The video's frame rate exceeds limits.max_fps. Re-encode it at a lower rate (e.g. -r 60), or raise the limit.",
 }

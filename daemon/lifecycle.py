@@ -10,6 +10,7 @@ try: nothing is dropped.
 from __future__ import annotations
 
 import stat
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,11 +24,14 @@ from daemon.log import get_logger, job_context
 from daemon.ops.status import StatusBoard
 from daemon.processing.media import check_file
 from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
-from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX
-from daemon.publishing.outcomes import OutcomeWriter, Receipt
-from daemon.publishing.publish import new_tmp_path
+from daemon.publishing.naming import ERROR_SUFFIX
+from daemon.publishing.outcomes import OutcomeWriter, Receipt, destination
+from daemon.publishing.publish import companions_of, new_tmp_path
 
 log = get_logger(__name__)
+# Failures of the run rather than of the input: an intake with its own retries (a queue's
+# attempts) takes these back instead of an error report, except on the last attempt.
+RETRYABLE_CODES = frozenset({ErrorCode.WORKER_CRASH.value, ErrorCode.STALLED.value, ErrorCode.OUT_OF_MEMORY.value})
 
 
 @dataclass
@@ -86,9 +90,7 @@ class JobLifecycle:
                 except JobError as exc:
                     item.refusal = exc
             if item.refusal is None:
-                # Attempts carry on across a takeover, as the claim log counts them, so the
-                # status, the log and worker.max_attempts all see the same number.
-                return Job(item, attempt=item.previous_attempts)
+                return Job(item, attempt=item.previous_attempts)  # counting on across a takeover
             self._refuse(item)
         return None
 
@@ -113,7 +115,7 @@ class JobLifecycle:
                 "job_id": job.job_id,
                 "input_path": str(job.path),
                 "result_tmp": str(job.result_tmp),
-                "input_info": item.input_info | self.outcomes.destination(job.path, "done"),
+                "input_info": item.input_info | _destination(self.outcomes, item, "done"),
                 "options": item.options.to_json(),
                 "client": item.client,
             },
@@ -126,13 +128,11 @@ class JobLifecycle:
         kind, data, job = event.kind, event.data, self.active
         if job is None or data.get("job_id") != job.job_id:
             return  # a late message about a job we already settled
-        if kind == "probed":
-            job.video = data.get("video", {})
-            job.frames_total = job.video.get("frame_count_estimate")
-        elif kind == "progress":
-            job.frames_done = data.get("frames_done", 0)
-            job.frames_total = data.get("frames_total", job.frames_total)
-            job.stage = data.get("stage", job.stage)
+        if kind in ("probed", "progress"):
+            job.video = data.get("video", job.video)
+            job.frames_total = data.get("frames_total", job.frames_total) or job.video.get("frame_count_estimate")
+            job.frames_done, job.stage = data.get("frames_done", job.frames_done), data.get("stage", job.stage)
+            self.intake.progress(job.item, job_progress(job, time.monotonic()))
         elif kind == "done":
             self._publish_result(job, data.get("summary", {}))
         elif kind == "failed":
@@ -178,6 +178,9 @@ class JobLifecycle:
             self._retry_or_fail_crash(job, data, where)
 
     def _retry_or_fail_crash(self, job: Job, data: dict[str, Any], where: dict[str, Any]) -> None:
+        crash = JobError(ErrorCode.WORKER_CRASH, f"the worker {data['description']} during {data.get('stage')} at frame {data.get('last_frame')}", **where)
+        if self._retried_by_intake(job, crash.to_dict()):
+            return
         with job_context(job.job_id):
             if job.attempt < self.cfg.worker.max_attempts:
                 self.status.counters.retries += 1
@@ -201,13 +204,15 @@ class JobLifecycle:
             self.finish_with_error(job, changed.to_dict())
             return
         assert job.result_tmp is not None
+        if not self._fenced(job):
+            return
         try:
-            published = self.outcomes.publish(job.result_tmp, item.wanted_stem, RESULT_SUFFIX, self._receipt(job, "done"))
+            published = self.outcomes.publish_result(job.result_tmp, item.wanted_stem, self._receipt(job, "done"))
         except PublishError as exc:
             self._defer(job, str(exc))
             return
         self.status.counters.results += 1
-        self._settle(job, "done", published, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
+        self._settle(job, "done", published, summary, frames=summary.get("frames"), fps=summary.get("frames_per_second"))
 
     def finish_with_error(self, job: Job, error: dict[str, Any]) -> None:
         """Publish ``<stem>.error.json``, then settle the input as failed."""
@@ -215,7 +220,11 @@ class JobLifecycle:
             self.active = None
         self._discard_tmp(job)
         item = job.item
-        input_info = item.input_info | self.outcomes.destination(job.path, "failed")
+        if error.get("code") in RETRYABLE_CODES and self._retried_by_intake(job, error):
+            return
+        if not self._fenced(job):
+            return
+        input_info = item.input_info | _destination(self.outcomes, item, "failed")
         document = self.outcomes.error_document(job.job_id, input_info, error, job.attempt, item.client)
         try:
             published = self.outcomes.publish_json(document, item.wanted_stem, ERROR_SUFFIX, self._receipt(job, "failed"))
@@ -224,15 +233,32 @@ class JobLifecycle:
             return
         self.status.counters.errors += 1
         self.status.record_error(error["code"], error["message"])
-        self._settle(job, "failed", published, code=error["code"], error=error["message"])
+        self._settle(job, "failed", published, error, code=error["code"], error=error["message"])
 
     def _receipt(self, job: Job, outcome: str) -> Receipt | None:
         stat = job.item.input_stat
-        return None if stat is None else Receipt(job.path, stat, job.job_id, outcome)
+        return None if stat is None or not job.item.moves_input else Receipt(job.path, stat, job.job_id, outcome)
 
-    def _settle(self, job: Job, outcome: str, published: Path, **facts: Any) -> None:
+    def _fenced(self, job: Job) -> bool:
+        """The intake's fence just before publishing: a job another daemon owns now gets its
+        one outcome from that daemon, none from us."""
+        if not (ours := self.intake.still_ours(job.item)):
+            self._discard_tmp(job)
+            log.error("job.discarded_not_ours", input=job.path.name, job_id=job.job_id)
+        return ours
+
+    def _retried_by_intake(self, job: Job, error: dict[str, Any]) -> bool:
+        if not self.intake.retry_later(job.item, error):
+            return False
+        self.status.counters.retries += 1
         with job_context(job.job_id):
-            moved = self.intake.settle(job.item, outcome)
+            log.warning("job.retry_by_intake", code=error.get("code"), error=error.get("message"))
+        return True
+
+    def _settle(self, job: Job, outcome: str, published: Path, details: dict[str, Any], **facts: Any) -> None:
+        with job_context(job.job_id):
+            detail = {"summary": details} if outcome == "done" else {"error": details}
+            moved = self.intake.settle(job.item, outcome, published=published, **detail)
             self.outbox_fault = None  # a published outcome proves the outbox works again
             log.info("job.outcome", outcome=outcome, published=published.name, input_now=str(moved) if moved else None, attempts=job.attempt, **facts)
 
@@ -254,12 +280,14 @@ class JobLifecycle:
             log.warning("job.released", reason=why, input=job.path.name)
 
     def _discard_tmp(self, job: Job) -> None:
+        """Remove an unpublished result: its manifest draft and every companion (frames, exports)."""
         if job.result_tmp is None:
             return
-        try:
-            job.result_tmp.unlink(missing_ok=True)
-        except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
-            log.warning("outbox.tmp_not_removed", path=str(job.result_tmp), error=str(exc))
+        for path in [job.result_tmp, *companions_of(job.result_tmp)]:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
+                log.warning("outbox.tmp_not_removed", path=str(path), error=str(exc))
         job.result_tmp = None
 
     # -- periodic duties -----------------------------------------------------------------------
@@ -278,26 +306,33 @@ class JobLifecycle:
             self.abandon(self.retry.popleft(), why)
 
     def progress(self, now: float) -> dict[str, Any] | None:
-        job = self.active
-        if job is None:
-            return None
-        elapsed = max(now - job.started_at, 1e-6)
-        fps = job.frames_done / elapsed if job.frames_done else None
-        total = job.frames_total
-        percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
-        eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
-        return {
-            "job_id": job.job_id,
-            "input_name": job.path.name,
-            "frames_done": job.frames_done,
-            "frames_total": total,
-            "percent": percent,
-            "frames_per_second": round(fps, 2) if fps else None,
-            "eta_seconds": eta,
-            "stage": job.stage,
-            "attempt": job.attempt,
-            "started_at": job.started_iso,
-        }
+        return job_progress(self.active, now) if self.active is not None else None
 
 
-__all__ = ["Job", "JobLifecycle"]
+def job_progress(job: Job, now: float) -> dict[str, Any]:
+    """The running job as the status file and the intake's progress events show it."""
+    elapsed = max(now - job.started_at, 1e-6)
+    fps = job.frames_done / elapsed if job.frames_done else None
+    total = job.frames_total
+    percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
+    eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
+    return {
+        "job_id": job.job_id,
+        "input_name": job.path.name,
+        "frames_done": job.frames_done,
+        "frames_total": total,
+        "percent": percent,
+        "frames_per_second": round(fps, 2) if fps else None,
+        "eta_seconds": eta,
+        "stage": job.stage,
+        "attempt": job.attempt,
+        "started_at": job.started_iso,
+    }
+
+
+def _destination(outcomes: OutcomeWriter, item: ClaimedInput, outcome: str) -> dict[str, Any]:
+    """input.moved_to, for an intake that moves its inputs on (a queue job's file stays put)."""
+    return destination(outcomes.dirs[outcome], item.path) if item.moves_input else {}
+
+
+__all__ = ["Job", "JobLifecycle", "job_progress"]

@@ -6,6 +6,7 @@ never needs to know how results are serialised.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,7 @@ class Person:
     """
 
     track_id: int
-    state: str  # "detected" | "predicted"
+    state: str  # "detected" | "predicted" | "interpolated"
     confidence: float
     bbox_xywh: tuple[float, float, float, float]
     keypoints: np.ndarray  # (K, 3): x px, y px, confidence 0..1, names in BackendInfo.keypoint_names
@@ -138,6 +139,11 @@ class JobOptions:
     include_mesh: bool = False
     start_frame: int = 0
     end_frame: int | None = None  # exclusive; None = to the end
+    # Optional outputs; None = the daemon's ``output.*`` default.
+    legacy_fields: bool | None = None
+    motion_glb: bool | None = None
+    preview: bool | None = None
+    motion: dict[str, Any] | None = field(default=None, hash=False)  # motion.* overrides, e.g. {"smoothing": False}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,4 +151,16 @@ class JobOptions:
             "include_mesh": self.include_mesh,
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
+            "legacy_fields": self.legacy_fields,
+            "motion_glb": self.motion_glb,
+            "preview": self.preview,
+            "motion": self.motion,
         }
+
+    def resolved(self, defaults: dict[str, bool]) -> JobOptions:
+        """With every optional output decided: the job's own choice, else ``defaults``."""
+        return dataclasses.replace(self, **{key: bool(defaults.get(key, False)) if getattr(self, key) is None else getattr(self, key)
+                                            for key in OPTIONAL_OUTPUTS})
+
+
+OPTIONAL_OUTPUTS = ("legacy_fields", "motion_glb", "preview")

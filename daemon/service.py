@@ -21,6 +21,7 @@ from typing import Any
 from daemon.clock import iso
 from daemon.config import PosedConfig
 from daemon.errors import PublishError
+from daemon.intake.base import Intake
 from daemon.intake.claim import ClaimIdentity
 from daemon.intake.folder import FolderIntake
 from daemon.lifecycle import JobLifecycle
@@ -47,9 +48,9 @@ class Daemon:
                                   last_error_ttl_s=cfg.daemon.last_error_ttl_s)
         self.supervisor = WorkerSupervisor(cfg)
         self.outcomes = OutcomeWriter(cfg, self.outbox)
-        self.intake = FolderIntake(cfg, ClaimIdentity.current(self.instance_id, self.name), self.outcomes)
-        self.jobs = JobLifecycle(cfg, self.intake, self.supervisor, self.outcomes, self.status)
         self.wake = threading.Event()
+        self.intake = self._make_intake()
+        self.jobs = JobLifecycle(cfg, self.intake, self.supervisor, self.outcomes, self.status)
         self.stop_requests = 0
         self._stop_deadline: float | None = None
         self._cancel_sent_at: float | None = None
@@ -60,6 +61,13 @@ class Daemon:
         self._ready_notified = False
         self._failed_ticks = 0
         self._status_write_failing = False
+
+    def _make_intake(self) -> Intake:
+        if self.cfg.intake.kind == "bullmq":
+            from daemon.intake.queue_intake import QueueIntake
+
+            return QueueIntake(self.cfg, self.name, wake=self.wake.set)
+        return FolderIntake(self.cfg, ClaimIdentity.current(self.instance_id, self.name), self.outcomes)
 
     # -- main loop -------------------------------------------------------------------------
 

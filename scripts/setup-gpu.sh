@@ -20,8 +20,12 @@ python="${POSED_GPU_PYTHON:-python3.10}"
 cuda_home="${CUDA_HOME:-/usr/local/cuda-11.8}"
 
 TORCH_INDEX="https://download.pytorch.org/whl/cu118"
-TORCH="torch==2.0.1+cu118"
-TORCHVISION="torchvision==0.15.2+cu118"
+# 2.1 is the first torch whose torch.load(mmap=True) keeps HMR 2.0's 2.7 GB checkpoint out of
+# anonymous memory while it loads (docs/gpu.md, "Host memory while loading"); 2.1.2 is still
+# built for CUDA 11.8, so the toolkit and the compiled extensions stay as they were. Neither
+# PHALP nor 4D-Humans pins torch (4D-Humans' environment.yml takes the newest pytorch-cuda=11.8).
+TORCH="torch==2.1.2+cu118"
+TORCHVISION="torchvision==0.16.2+cu118"
 PHALP_COMMIT="96f7e6c09fb858ec3f597d59246c151ab4394bc3"        # brjathu/PHALP master, 2026-02-07 ("Update Links")
 HMR2_COMMIT="6ec79656a23c33237c724742ca2a0ec00b398b53"         # shubham-goel/4D-Humans main, 2024-05-17
 DETECTRON2_COMMIT="70f454304e1a38378200459dd2dbca0f0f4a5ab4"   # facebookresearch/detectron2 main, 2024-06-21

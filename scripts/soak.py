@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing posed
 import psutil  # noqa: E402
 
 from daemon.publishing.contract import validate_document  # noqa: E402
-from tests.daemon_harness import SHORT_CLIP, DaemonProcess, OutboxReader  # noqa: E402
+from tests.daemon_harness import SHORT_CLIP, DaemonProcess, OutboxReader, read_outcome  # noqa: E402
 
 KINDS = {  # kind: (weight, expected outcome: "result" or an error code)
     "good": (0.72, "result"),
@@ -204,11 +204,18 @@ class RssSampler(threading.Thread):
 
 
 def outcome_documents(outbox: Path) -> dict[str, dict]:
+    """Every outcome as a consumer reads it (a manifest with its frames file verified)."""
     found = {}
     for path in outbox.iterdir():
         if path.is_file() and path.name.endswith((".result.json", ".error.json")):
-            found[path.name] = json.loads(path.read_bytes())
+            found[path.name] = read_outcome(path)
     return found
+
+
+def orphan_companions(outbox: Path, documents: dict[str, dict]) -> list[str]:
+    """Frames (or export) files that no published manifest names."""
+    named = {entry["name"] for doc in documents.values() for entry in doc.get("files", {}).values()}
+    return sorted(p.name for p in outbox.iterdir() if p.is_file() and not p.name.endswith((".result.json", ".error.json")) and p.name not in named)
 
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:
@@ -317,6 +324,7 @@ def tally(root, plan, outbox, inbox, reader, chaos, sampler, restarts, b_killed_
         "unknown_outcomes": len(unknown),
         "unexpected_outcomes": len(unexpected),
         "misplaced_inputs": len(misplaced),
+        "orphan_companions": len(orphan_companions(outbox, documents)),
         "left_in_inbox": len(left_in_inbox),
         "partial_reads": len(reader.partial),
         "consumer_reads": reader.reads,
@@ -347,6 +355,7 @@ def tally(root, plan, outbox, inbox, reader, chaos, sampler, restarts, b_killed_
     result["ok"] = (
         result["duplicates"] == result["losses"] == result["unknown_outcomes"] == result["unexpected_outcomes"] == 0
         and result["misplaced_inputs"] == result["left_in_inbox"] == result["partial_reads"] == result["leftover_locks"] == 0
+        and result["orphan_companions"] == 0
         and result["outcomes"] == result["inputs"]
         and max_rss < args.rss_limit_mb
     )

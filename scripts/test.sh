@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# README command 2: set up .venv with the test extras (and the Node client's packages), then
-# run every test: the Python suite and the Node client's `node --test` suite.
+# README command 2: install the Debian packages the tests drive (scripts/system-deps.sh), set up
+# .venv with the test extras and the Node packages, then run every test: the Python suite
+# (including the browser checks) and the Node client's `node --test` suite.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+"$root/scripts/system-deps.sh"
 "$root/scripts/_venv.sh" test
+# The browser checks (glTF validator, viewer, preview playback) use their own Node packages.
+(cd "$root/tests/browser" && npm ci --silent --no-audit --no-fund)
 status=0
 "$root/.venv/bin/python" -m pytest "$@" || status=$?
 if [ -f "$root/scripts/node/package.json" ]; then

@@ -26,3 +26,15 @@ def daemons(tmp_path):
     for daemon in started:
         if daemon.alive():
             daemon.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free localhost port, data in tmp_path/redis; always stopped."""
+    from tests.redis_server import INSTALL_HINT, REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.fail(INSTALL_HINT)
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

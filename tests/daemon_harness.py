@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from daemon.publishing.contract import iter_verified_frames, validate_frame
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,7 +157,18 @@ def wait_outcome(outbox: Path, stem: str, timeout: float = 60) -> tuple[str, dic
 
     wait_until(arrived, timeout, f"an outcome for {stem} in {outbox}")
     kind, path = next(iter(found.items()))
-    return kind, json.loads(path.read_text())
+    return kind, read_outcome(path)
+
+
+def read_outcome(path: Path) -> dict:
+    """An outcome as a consumer reads it: an error report as is; a result manifest with its
+    frames file streamed back in (checked against the manifest's count, size and sha256) under
+    ``frames``, so tests can look at both at once."""
+    document = json.loads(path.read_text())
+    if document.get("schema") == "posed.result":
+        entry = document["files"]["frames"]
+        document["frames"] = list(iter_verified_frames(path.with_name(entry["name"]), entry))
+    return document
 
 
 class OutboxReader(threading.Thread):
@@ -177,6 +189,11 @@ class OutboxReader(threading.Thread):
                     document = json.loads(path.read_bytes())
                     if self.validate is not None:
                         self.validate(document)
+                    if document.get("schema") == "posed.result":  # a manifest: its frames must be complete
+                        entry = document["files"]["frames"]
+                        for frame in iter_verified_frames(path.with_name(entry["name"]), entry):
+                            if self.validate is not None:
+                                validate_frame(frame)
                     self.reads += 1
                 except FileNotFoundError:
                     continue

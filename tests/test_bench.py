@@ -69,6 +69,18 @@ def test_bench_prints_a_table_and_draws_a_png(bench_run):
     assert (out / "bench.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_bench_reports_the_motion_stages_quality_figures(bench_run):
+    """Issue 13: jitter raw vs smoothed and the displacement, in the JSON and the table."""
+    done, out = bench_run
+    motion = json.loads((out / "bench.json").read_text())["motion"]
+    figures = motion["keypoints_2d"]
+    assert motion["smoothing"] and motion["fill_gaps"] and motion["latency_frames"] == 15
+    assert 0 < figures["smoothed_mean_acceleration_px"] < figures["raw_mean_acceleration_px"]
+    assert figures["acceleration_samples"] > 0 and figures["mean_displacement_px"] > 0
+    assert sum(track["detected"] + track["interpolated"] for track in motion["tracks"]) <= 120
+    assert "mean acceleration raw" in done.stdout and "mean displacement" in done.stdout
+
+
 def test_stock_baseline_refuses_clearly_without_the_gpu_stack(tmp_path):
     done = posed("bench", str(SHORT_CLIP), "--frames", "5", "--backend", "phalp", "--baseline", "stock")
     assert done.returncode == 1

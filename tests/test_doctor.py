@@ -12,6 +12,7 @@ import pytest
 from daemon.processing.backends.phalp import preflight
 from daemon.processing.backends.phalp.manifest import load_manifest
 from daemon.processing.backends.phalp.preflight import PROBE_MODULES, CommandResult
+from daemon.processing.backends.phalp.host_memory import HostFiles
 from daemon.config import load_config
 from daemon.ops.doctor import EXIT_NOT_READY, EXIT_READY, run_doctor
 from tests.fakes.phalp_stack import write_model_files
@@ -26,10 +27,33 @@ def config(tmp_path, *overrides: str):
     return load_config(overrides=[*base, *overrides])
 
 
-def doctor(cfg, *, show_all: bool = False) -> tuple[int, str]:
+def doctor(cfg, host: HostFiles | None = None, *, show_all: bool = False) -> tuple[int, str]:
     out = io.StringIO()
-    code = run_doctor(cfg, out=out, show_all=show_all)
+    code = run_doctor(cfg, out=out, host=host, show_all=show_all)
     return code, out.getvalue()
+
+
+def write_meminfo(path, *, total_gib: float, available_gib: float, swap_gib: float = 2.0):
+    """A /proc/meminfo as the kernel writes it (kB), for a VM of the given size."""
+    kib = 1024 * 1024
+    path.write_text(
+        f"MemTotal:       {int(total_gib * kib)} kB\nMemFree:        {int(available_gib * kib * 0.8)} kB\n"
+        f"MemAvailable:   {int(available_gib * kib)} kB\nBuffers:          123456 kB\nCached:         1234567 kB\n"
+        f"SwapCached:            0 kB\nSwapTotal:      {int(swap_gib * kib)} kB\nSwapFree:       {int(swap_gib * kib)} kB\n"
+        "HugePages_Total:       0\nHugepagesize:       2048 kB\n"
+    )
+    return path
+
+
+def host_files(tmp_path, *, total_gib: float, available_gib: float, wslconfig: str | None = None, swap_gib: float = 2.0) -> HostFiles:
+    """A VM's meminfo and, optionally, a Windows user's .wslconfig under a fake /mnt/c/Users."""
+    users = tmp_path / "mnt-c-Users"
+    (users / "Public").mkdir(parents=True, exist_ok=True)  # no .wslconfig there, as on Windows
+    if wslconfig is not None:
+        (users / "alex").mkdir(exist_ok=True)
+        (users / "alex" / ".wslconfig").write_text(wslconfig, encoding="utf-8")
+    meminfo = write_meminfo(tmp_path / "meminfo", total_gib=total_gib, available_gib=available_gib, swap_gib=swap_gib)
+    return HostFiles(meminfo=meminfo, windows_users=users)
 
 
 def test_on_a_machine_without_the_gpu_stack_the_report_names_every_missing_piece_and_exits_non_zero(tmp_path):
@@ -108,7 +132,7 @@ def _ready_machine(tmp_path, monkeypatch, manifest_text: str | None = None):
         if argv[0].endswith("nvidia-smi"):
             return CommandResult(0, "NVIDIA GeForce RTX 4060 Laptop GPU, 551.86, 8188, 7400\n", "")
         lines = [{"step": m, "ok": True, "version": "1.0"} for m in PROBE_MODULES]
-        lines.append({"step": "cuda", "ok": True, "torch": "2.0.1+cu118", "torch_cuda": "11.8", "available": True,
+        lines.append({"step": "cuda", "ok": True, "torch": "2.1.2+cu118", "torch_cuda": "11.8", "available": True,
                       "devices": [{"index": 0, "name": "RTX 4060", "free": 7.4 * 2**30, "total": 8 * 2**30}]})
         lines.append({"step": "smpl", "ok": True, "keys": ["J_regressor", "shapedirs"], "has_shapedirs": True})
         return CommandResult(0, "library noise\n" + "\n".join(json.dumps(line) for line in lines), "")
@@ -120,8 +144,9 @@ def _ready_machine(tmp_path, monkeypatch, manifest_text: str | None = None):
 
 def test_a_working_install_is_ready_and_commands_are_argv_lists(tmp_path, monkeypatch):
     cfg, commands = _ready_machine(tmp_path, monkeypatch)
-    code, report = doctor(cfg)
+    code, report = doctor(cfg, host_files(tmp_path, total_gib=15.5, available_gib=14.0))
     assert code == EXIT_READY, report
+    assert "[  ok] host memory for loading the models: 15.5 GiB in this VM" in report
     assert "RTX 4060 Laptop GPU, driver 551.86" in report and "7.2 GiB free" in report
     assert "[  ok] SMPL file readable" in report
     assert all(isinstance(argv, list) for argv in commands)
@@ -188,3 +213,66 @@ def test_an_unquoted_numeric_checksum_in_the_model_list_is_a_config_error_naming
     cfg = config(tmp_path, "backend.name=phalp", f"backend.phalp.models_manifest={manifest}")
     code, report = doctor(cfg)
     assert code == EXIT_NOT_READY and "[FAIL] model list:" in report and "sha256 must be 64 lower-case hex digits in quotes" in report
+
+
+# --- host memory: the WSL VM against the expected load peak ---------------------------------------
+
+
+def memory_line(report: str) -> list[str]:
+    lines = report.splitlines()
+    # The check's own line, not the verdict (first and last line), which names failed checks too.
+    index = next(i for i, line in enumerate(lines) if line.startswith("  [") and "host memory for loading the models" in line)
+    return lines[index : index + 2]
+
+
+def test_an_8_gb_vm_with_little_available_is_warned_with_the_wslconfig_fix(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    wslconfig = "# written by hand\n[wsl2]\nmemory=8GB   # the seeds' VM\nswap=0\nprocessors=8\n"
+    code, report = doctor(cfg, host_files(tmp_path, total_gib=7.7, available_gib=3.1, wslconfig=wslconfig))
+    line, fix = memory_line(report)
+    assert line.startswith("  [warn] host memory for loading the models: 7.7 GiB in this VM, 3.1 GiB available")
+    assert "alex/.wslconfig: memory=8.0 GiB, swap=0.0 GiB" in line and "more than is available now" in line
+    assert "[wsl2] memory=" in fix and "wsl --shutdown" in fix and str(tmp_path / "mnt-c-Users" / "alex" / ".wslconfig") in fix
+    assert code == EXIT_READY  # a warning: loading may still succeed once other programs close
+
+
+def test_a_vm_too_small_for_what_cannot_be_reclaimed_is_not_ready(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    cfg.backend.phalp.detector = "vitdet"
+    write_model_files(load_manifest(cfg.backend.phalp).required("vitdet"))
+    code, report = doctor(cfg, host_files(tmp_path, total_gib=3.0, available_gib=2.5, swap_gib=0.0))
+    line, fix = memory_line(report)
+    assert line.startswith("  [FAIL] host memory for loading the models") and "cannot fit in this VM" in line
+    assert "detector=vitdet" in line and "%UserProfile%\\.wslconfig" in fix  # no .wslconfig found: say where it goes
+    assert code == EXIT_NOT_READY
+
+
+def test_torch_older_than_2_1_reads_checkpoints_whole_and_needs_more(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    host = host_files(tmp_path, total_gib=15.5, available_gib=14.0)
+    _, with_mmap = doctor(cfg, host)
+    ready_runner = preflight.run_command
+
+    def old_torch(argv, timeout, env=None):
+        result = ready_runner(argv, timeout, env)
+        return CommandResult(result.returncode, result.stdout.replace("2.1.2+cu118", "2.0.1+cu118"), result.stderr)
+
+    monkeypatch.setattr(preflight, "run_command", old_torch)
+    _, without_mmap = doctor(cfg, host)
+    assert "checkpoints memory-mapped" in memory_line(with_mmap)[0]
+    assert "torch < 2.1 reads checkpoints whole" in memory_line(without_mmap)[0]
+
+
+def test_a_wslconfig_without_a_memory_setting_reports_wsls_default(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    _, report = doctor(cfg, host_files(tmp_path, total_gib=15.5, available_gib=14.0, wslconfig="[wsl2]\r\nguiApplications=false\r\n"))
+    assert "memory=not set (half of the PC's RAM), swap=not set" in memory_line(report)[0]
+
+
+def test_outside_wsl_the_fix_does_not_talk_about_wslconfig(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    meminfo = write_meminfo(tmp_path / "meminfo", total_gib=7.7, available_gib=3.1)
+    _, report = doctor(cfg, HostFiles(meminfo=meminfo, windows_users=tmp_path / "no-windows-drive"))
+    line, fix = memory_line(report)
+    assert line.startswith("  [warn] host memory for loading the models") and "wslconfig" not in line + fix
+    assert "add swap" in fix

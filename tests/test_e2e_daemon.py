@@ -29,7 +29,9 @@ def test_videos_and_broken_files_each_get_exactly_one_outcome(daemons, tmp_path)
     with_person = [f for f in frames if f["people"] and len(f["people"][0]["keypoints"]) == 33]
     assert len(with_person) >= 0.95 * 180
     person = with_person[0]["people"][0]
-    assert 0 <= person["keypoints"][0]["x"] <= 1920 and 0 <= person["keypoints"][0]["y"] <= 1088
+    x, y, confidence = person["keypoints"][0]  # [x, y, confidence] in backend.keypoint_names order
+    assert 0 <= x <= 1920 and 0 <= y <= 1088 and 0 <= confidence <= 1
+    assert result["backend"]["keypoint_names"][0] == "nose"
     assert len(person["joints_3d"]) == 33
     assert result["video"]["width"] == 1920 and result["video"]["nominal_fps"] == 30.0
 

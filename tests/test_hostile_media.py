@@ -167,8 +167,8 @@ def test_a_phone_video_rotated_90_degrees_is_reported_upright(media_daemon):
     assert len(result["frames"]) == 60
     for frame in result["frames"]:
         for person in frame["people"]:
-            for point in person["keypoints"]:
-                assert -1 <= point["x"] <= 183 and -1 <= point["y"] <= 321, point
+            for x, y, _confidence in person["keypoints"]:
+                assert -1 <= x <= 183 and -1 <= y <= 321, (x, y)
 
 
 def test_rotation_turns_frames_clockwise_as_the_metadata_says(corpus):

@@ -18,7 +18,7 @@ import pytest
 
 from daemon.publishing.contract import validate_document
 from daemon.publishing.naming import printable_name
-from tests.daemon_harness import REPO, SHORT_CLIP, DaemonProcess, OutboxReader, drop, outcomes, wait_outcome
+from tests.daemon_harness import DaemonProcess, OutboxReader, REPO, SHORT_CLIP, drop, outcomes, read_outcome, wait_outcome
 from tests.helpers import wait_until
 from tests.hostile_corpus import drop_named, windows_openable
 
@@ -78,7 +78,7 @@ def _documents(outbox: Path) -> dict[str, dict]:
     found = {}
     for name, path in outcomes(outbox).items():
         try:
-            found[name] = json.loads(path.read_bytes())
+            found[name] = read_outcome(path)
         except (OSError, ValueError):
             continue
     return found

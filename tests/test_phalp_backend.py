@@ -23,8 +23,11 @@ from daemon.processing.backends.phalp.loader import LoadedModels
 from daemon.processing.backends.phalp.skeleton import COCO_17, COCO_17_FROM_PHALP_45, PHALP_45, SMPL_ORIGIN_INDEX
 from daemon.config import PhalpConfig
 from daemon.errors import ErrorCode, JobError
-from daemon.records import Frame, JobOptions, VideoMeta
-from daemon.publishing.results import person_to_json
+from daemon.records import BackendInfo, Frame, JobOptions, VideoMeta
+from daemon.publishing.contract import validate_frame
+from daemon.publishing.encoding import FrameEncoder
+from daemon.publishing.results import commit_local_result
+from tests.daemon_harness import read_outcome
 from tests.fakes.phalp_api import FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
 
 ALWAYS = lambda t: True  # noqa: E731
@@ -126,20 +129,22 @@ def test_detected_keypoints_equal_the_projection_of_the_3d_joints():
     assert np.allclose(person.joints_3d[SMPL_ORIGIN_INDEX], person.extra["camera_translation"], atol=1e-4)
 
 
-def test_person_serialises_to_json_with_one_name_per_keypoint():
+def test_person_serialises_to_a_compact_frame_line_in_the_manifest_order():
     scene = FakeScene([ScriptedPerson(1, ALWAYS)])
     driver, phalp, _ = make_driver(scene, include_mesh=True)
-    person = run(driver, scene, 6)[0].people[0]
-    info_like = type("Info", (), {"keypoint_names": PHALP_45, "joint_names_3d": PHALP_45})()
-    record = person_to_json(person, info_like)
-    text = json.dumps(record, allow_nan=False)
-    assert len(record["keypoints"]) == 45 and record["keypoints"][0]["name"] == "nose"
-    assert [k["name"] for k in record["keypoints_coco17"]] == list(COCO_17)
-    assert len(record["smpl"]["body_pose"]) == 23 and len(record["smpl"]["body_pose_axis_angle"]) == 23
-    assert len(record["mesh_vertices"]) == 6890
-    assert set(record["joint_angles_3d"]) >= {"left_knee", "right_elbow", "left_shoulder", "right_hip", "trunk_lean"}
-    assert all(0 <= v <= 180 for v in record["joint_angles_3d"].values())
-    assert len(text) > 1000
+    result = run(driver, scene, 6)[0]
+    info = BackendInfo("phalp", "0", "m", "cpu", PHALP_45, PHALP_45, "camera", "phalp-45")
+    frame = FrameEncoder(info, (640, 480), include_raw=False, legacy_fields=True).frame(result)
+    validate_frame(frame)
+    record = frame["people"][0]
+    json.dumps(record, allow_nan=False)  # serialisable, no NaN
+    assert len(record["keypoints"]) == 45 and all(len(row) == 3 for row in record["keypoints"])
+    assert len(record["smpl"]["body_pose"]) == 23 and len(record["smpl"]["global_orient"]) == 3
+    assert len(record["extra"]["mesh_vertices"]) == 6890
+    assert "keypoints_coco17" not in record  # derivable: COCO-17 is a subset of the 45 names
+    assert set(COCO_17) <= set(PHALP_45)
+    assert set(frame["joint_angles_3d"]) >= {"left_knee", "right_elbow", "left_shoulder", "right_hip", "trunk_lean"}
+    assert all(0 <= v <= 180 for name, v in frame["joint_angles_3d"].items() if name != "trunk_lean")
 
 
 # --- driver: buffering and track states ---------------------------------------------------
@@ -415,7 +420,8 @@ def test_a_phalp_result_document_validates_and_carries_faces_only_when_meshes_ar
         spec = JobSpec("j", SHORT_CLIP, out, {"name": SHORT_CLIP.name, "path": str(SHORT_CLIP), "windows_path": None, "bytes": 1},
                        JobOptions(include_mesh=include_mesh, end_frame=8))  # 8 frames: meshes are big to validate
         run_job(spec, backend, info, cfg)
-        document = json.loads(out.read_text())
+        document = read_outcome(commit_local_result(out, tmp_path / f"mesh-{include_mesh}.result.json"))
         validate_document(document)
         assert [frame["frame_index"] for frame in document["frames"]] == list(range(8))
         assert ("mesh_faces" in document) is include_mesh
+        assert all(("mesh_vertices" in person.get("extra", {})) is include_mesh for frame in document["frames"] for person in frame["people"])

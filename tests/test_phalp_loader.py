@@ -112,6 +112,9 @@ def test_bad_settings_name_their_config_key(cfg):
     cfg.n_init, cfg.detector = 5, "yolo"
     with pytest.raises(ConfigError, match="backend.phalp.detector"):
         loader.load_models(cfg, lambda _: None)
+    cfg.detector, cfg.max_detections = "maskrcnn", 0
+    with pytest.raises(ConfigError, match="backend.phalp.max_detections"):
+        loader.load_models(cfg, lambda _: None)
 
 
 def test_the_models_are_built_from_local_files_without_network_renderers_or_unused_models(cfg, stack):
@@ -140,12 +143,15 @@ def test_the_models_are_built_from_local_files_without_network_renderers_or_unus
     # every checkpoint went to the CPU first and was allowed to hold pickled objects
     assert {path for path, _, _ in stack.torch_loads} >= {paths["phalp_hmar_weights"], paths["phalp_pose_predictor_weights"], paths["hmr2_checkpoint"]}
     assert all(location == "cpu" and weights_only is False for _, location, weights_only in stack.torch_loads)
+    # each model goes to the device as soon as it is loaded, not after the next one is read
+    assert phalp.pose_predictor.device == models.device.split(" ")[0]
     # the detector: RegNetY from the local file, our threshold below PHALP's 0.5 stage threshold
     (detector_cfg,) = stack.detector_configs
     assert stack.zoo_requests == [("new_baselines/mask_rcnn_regnety_4gf_dds_FPN_400ep_LSJ.py", False)]
     assert detector_cfg.train.init_checkpoint == paths["detector_maskrcnn"]
     assert detector_cfg.model.roi_heads.box_predictor.test_score_thresh == 0.5
     assert detector_cfg.model.roi_heads.box_predictor.test_nms_thresh == 0.4
+    assert detector_cfg.model.roi_heads.box_predictor.test_topk_per_image == cfg.max_detections == 100
     # PHALP's config: our settings and paths, rendering off, one SMPL file for both stacks
     pcfg = phalp.cfg
     assert (pcfg.phalp.low_th_c, pcfg.phalp.small_w, pcfg.phalp.small_h) == (0.7, 50, 100)

@@ -27,7 +27,7 @@ def test_the_ci_sized_soak_accounts_for_every_input_exactly_once(tmp_path):
     tally = json.loads(tally_file.read_text())
     assert done.returncode == 0 and tally["ok"], json.dumps(tally["problems"], ensure_ascii=False)
     assert tally["inputs"] == tally["outcomes"] == VIDEOS
-    assert tally["duplicates"] == tally["losses"] == tally["partial_reads"] == tally["leftover_locks"] == 0
+    assert tally["duplicates"] == tally["losses"] == tally["partial_reads"] == tally["leftover_locks"] == tally["orphan_companions"] == 0
     assert tally["results"] + tally["errors"] == VIDEOS and tally["left_in_inbox"] == 0
     assert tally["daemon_restarts"] == 1 and tally["worker_sigkills_injected"] >= 1
     assert tally["consumer_reads"] > 0

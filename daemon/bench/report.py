@@ -87,10 +87,15 @@ def build_figures(
         "ready_seconds": round(timing["ready_seconds"], 3),
         "load_seconds": round(timing["load_seconds"], 3),
         "warmup_seconds": round(timing["warmup_seconds"], 3),
+        "load_rss_peak_bytes": timing.get("load_rss_peak"),
+        "synthetic_weights": timing.get("synthetic_weights", False),
         "sequential_fps": round(sequential.fps, 3),
         "sequential_frames": sequential.frames,
         "result_bytes": end_to_end.result_bytes,
+        "bytes_per_frame": round(end_to_end.result_bytes / max(end_to_end.frames, 1), 1),
+        "bytes_per_person_frame": round(end_to_end.result_bytes / end_to_end.person_frames, 1) if end_to_end.person_frames else None,
         "baseline": baseline,
+        "motion": end_to_end.motion,
         "machine": {"cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()]},
         "series": {
             "seconds": [round(sample.seconds, 3) for sample in samples],
@@ -121,6 +126,8 @@ def render_table(figures: dict[str, Any]) -> str:
         f"queue_frames={config['queue_frames']}, {'threaded' if config['threaded'] else 'sequential'}",
         f"ready        {figures['ready_seconds']:.2f} s from process start "
         f"(model load {figures['load_seconds']:.2f} s, warm-up {figures['warmup_seconds']:.2f} s)",
+        *(["weights      SYNTHETIC: real architectures, random weights (speed and memory only; poses are meaningless)"]
+          if figures.get("synthetic_weights") else []),
         "",
         f"{'':24}{'frames/s':>10}{'seconds':>10}",
         _row("end to end", figures["fps"], figures["seconds"], "decode -> backend -> result file, overlapped"),
@@ -155,12 +162,37 @@ def render_table(figures: dict[str, Any]) -> str:
         _memory_row(f"RSS at 100% (frame {figures['rss_100pct_frame']})", figures["rss_at_100pct_bytes"], "last frame with full queues"),
         _memory_row("RSS growth 10% -> 100%", figures["rss_growth_bytes"]),
         _memory_row("RSS peak", figures["rss_peak_bytes"]),
+        _memory_row("RSS peak while loading", figures.get("load_rss_peak_bytes"), "VmHWM from process start to a loaded backend"),
         _memory_row("RSS after the run", figures["rss_after_run_bytes"], "decoder closed, queues drained"),
         _memory_row("GPU peak", figures["gpu_peak_bytes"], "" if figures["gpu_peak_bytes"] is not None else "not on CUDA"),
-        _memory_row("result file", figures["result_bytes"], f"{figures['result_bytes'] / max(frames, 1) / 1024:.1f} KiB/frame"),
+        _memory_row("result files", figures["result_bytes"],
+                    f"{figures['bytes_per_frame']:.0f} B/frame, {figures['bytes_per_person_frame'] or 0:.0f} B/person-frame"),
         "",
+        *_motion_rows(figures.get("motion")),
     ]
     return "\n".join(lines)
+
+
+def _motion_rows(motion: dict[str, Any] | None) -> list[str]:
+    """Jitter raw vs smoothed and what smoothing costs (issue 13), as in the result summary."""
+    if not motion:
+        return []
+    rows = [
+        f"motion       smoothing {'on' if motion['smoothing'] else 'off'}, gap filling "
+        f"{'on' if motion['fill_gaps'] else 'off'} (up to {motion['max_gap_frames']} frames, latency {motion['latency_frames']} frames)"
+    ]
+    for label, key, unit in (("2D keypoints", "keypoints_2d", "px"), ("3D joints", "joints_3d", "mm")):
+        block = motion[key]
+        raw, smoothed = block[f"raw_mean_acceleration_{unit}"], block[f"smoothed_mean_acceleration_{unit}"]
+        if raw is None:
+            continue
+        rows.append(
+            f"  {label:14}mean acceleration raw {raw:.3f} -> smoothed {smoothed:.3f} {unit}/frame^2; "
+            f"mean displacement {block[f'mean_displacement_{unit}']:.3f} {unit}"
+        )
+    states = {state: sum(track[state] for track in motion["tracks"]) for state in ("detected", "predicted", "interpolated")}
+    rows += [f"  frames       {', '.join(f'{n} {state}' for state, n in states.items())} (all tracks)", ""]
+    return rows
 
 
 def _row(label: str, fps: float, seconds: float | None, note: str) -> str:

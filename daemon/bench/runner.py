@@ -51,6 +51,7 @@ from daemon.bench.types import (
     LoopedClip,
     Measured,
 )
+from daemon.processing.motion import MotionStage
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, VideoMeta
 from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
 
@@ -58,8 +59,8 @@ log = get_logger("posed.bench")
 
 def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
     """Measure, then print the table and write the JSON and plot that were asked for."""
-    from daemon.bench import report as bench_report
-    from daemon.bench import stock as bench_stock
+    from daemon.bench.runner import report as bench_report
+    from daemon.bench.runner import stock as bench_stock
 
     if args.frames is not None and args.frames < 1 or args.loop < 1:
         raise BenchError("--frames and --loop must be at least 1")
@@ -80,12 +81,13 @@ def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
 
 
 def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
-    from daemon.bench import report as bench_report
-    from daemon.bench import stock as bench_stock
+    from daemon.bench.runner import report as bench_report
+    from daemon.bench.runner import stock as bench_stock
 
     load_started = time.perf_counter()
     info = backend.load(lambda what: log.info("bench.loading", what=what))
     load_seconds = time.perf_counter() - load_started
+    load_rss_peak = peak_rss_bytes()  # VmHWM since process start: imports and model loading
     warmup_seconds = _warm_up(backend, clip, meta)
     ready_seconds = time.time() - psutil.Process().create_time()
     expected = _expected_frames(clip, meta)
@@ -110,7 +112,8 @@ def _measure(cfg: PosedConfig, clip: LoopedClip, meta: VideoMeta, backend: Backe
         backend_floor=backend_floor,
         held_frames=held,
         sequential=sequential,
-        timing={"ready_seconds": ready_seconds, "load_seconds": load_seconds, "warmup_seconds": warmup_seconds},
+        timing={"ready_seconds": ready_seconds, "load_seconds": load_seconds, "warmup_seconds": warmup_seconds,
+                "load_rss_peak": load_rss_peak, "synthetic_weights": bool(getattr(args, "synthetic_weights", False))},
         baseline=baseline,
         clip_frames=meta.frame_count_estimate,
     )
@@ -158,8 +161,9 @@ class _ResultFile:
 
     def close(self, meta: VideoMeta, stats: PipelineStats) -> int:
         video = meta.to_json() | {"decoded_frame_count": stats.frames_decoded}
-        self.writer.close({"video": video, "summary": {"frames": self.writer.frames_written}})
-        return self.path.stat().st_size
+        self.writer.close({"video": video, "summary": {"frames": self.writer.frames_written} | self.writer.size_figures()})
+        self.people_written = self.writer.people_written
+        return self.path.stat().st_size + self.writer.frames.bytes  # manifest + frames file
 
 
 def mark_frames(total: int, queue_frames: int) -> dict[str, int]:
@@ -175,17 +179,26 @@ def mark_frames(total: int, queue_frames: int) -> dict[str, int]:
 
 
 class _MarkingSink:
-    """The daemon's sink (one frame into the result file) plus what the bench watches: a
-    written-frames counter for the sampler, and RSS read at the ``marks`` frame counts."""
+    """The daemon's sink (the motion stage, then one frame into the result file) plus what the
+    bench watches: a written-frames counter for the sampler, and RSS read at the ``marks``."""
 
-    def __init__(self, writer: ResultWriter, marks: dict[str, int]) -> None:
+    def __init__(self, writer: ResultWriter, marks: dict[str, int], motion: MotionStage) -> None:
         self._writer = writer
+        self.motion = motion
         self._mark_at = {frame: name for name, frame in marks.items()}
         self.written = 0
         self.marks: dict[str, int] = {}
         self.sampler: MemorySampler | None = None
 
     def __call__(self, frame_result: FrameResult) -> None:
+        for final in self.motion.push(frame_result):
+            self._write(final)
+
+    def flush(self) -> None:
+        for final in self.motion.finish():
+            self._write(final)
+
+    def _write(self, frame_result: FrameResult) -> None:
         self._writer.write_frame(frame_result)
         self.written += 1
         name = self._mark_at.get(self.written)
@@ -200,7 +213,8 @@ def measure_end_to_end(
     gpu = _CudaMemory.for_device(info.device)
     with tempfile.TemporaryDirectory(prefix="posed-bench-") as tmp:
         result = _ResultFile(Path(tmp), "end-to-end", meta, info)
-        sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {})
+        motion = MotionStage(cfg.motion, meta.nominal_fps, frame_height=meta.height)
+        sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {}, motion)
         sampler = sink.sampler = MemorySampler(lambda: sink.written, gpu_bytes=gpu.allocated if gpu else None)
         backend.start_video(meta, JobOptions())
         has_kernel_peak = reset_peak_rss()
@@ -210,14 +224,17 @@ def measure_end_to_end(
             stats = run_pipeline(
                 clip.frames(), backend, sink, queue_frames=cfg.pipeline.queue_frames, threaded=cfg.pipeline.threaded
             )
+            sink.flush()
             result_bytes = result.close(meta, stats)
+            person_frames = result.people_written
         except BaseException:
             result.writer.abort()
             raise
         finally:
             seconds = time.perf_counter() - started
             sampler.stop()
-    run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes)
+    run = EndToEnd(frames=sink.written, seconds=seconds, stats=stats, sampler=sampler, result_bytes=result_bytes,
+                   person_frames=person_frames, motion=motion.summary())
     # A wrong container frame count puts the live marks at the wrong frames: use the series.
     live_marks = sink.marks if expected == run.frames else {}
     _fill_memory_marks(run, live_marks, mark_frames(run.frames, cfg.pipeline.queue_frames), has_kernel_peak)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from daemon.bench.memory import MemorySampler
 from daemon.config import PosedConfig
@@ -53,7 +54,9 @@ class EndToEnd(Measured):
     rss_after: int = 0  # RSS once the pipeline had drained and returned
     rss_peak: int = 0
     gpu_peak: int | None = None
-    result_bytes: int = 0
+    result_bytes: int = 0  # manifest + frames file
+    person_frames: int = 0  # people written, summed over frames
+    motion: dict[str, Any] | None = None  # the motion stage's summary
 
 
 class LoopedClip:

@@ -29,6 +29,7 @@ class ClaimedInput:
     refusal: JobError | None = None  # found bad before any worker ran: publish this error
     ticket: Any = None  # the intake's own handle: a lock-file claim, a queue job
     input_info: dict[str, Any] = field(default_factory=dict)  # filled by the lifecycle
+    moves_input: bool = True  # settling moves the input away (folder); publish receipts make that exactly-once
     previous_attempts: int = 0  # started by daemons whose claim we took over: attempts count on
 
 
@@ -69,9 +70,17 @@ class Intake(Protocol):
     def still_ours(self, item: ClaimedInput) -> bool:
         """The fence checked just before an outcome is published."""
 
-    def settle(self, item: ClaimedInput, outcome: str) -> Path | None:
+    def settle(self, item: ClaimedInput, outcome: str, **facts: Any) -> Path | None:
         """The outcome is published: move the input on, drop the claim. Returns where the
-        input is now, when it moved."""
+        input is now, when it moved. ``facts``: ``published`` (the outcome's path) and the
+        result's ``summary`` or the report's ``error``, for an intake that passes them on."""
+
+    def progress(self, item: ClaimedInput, progress: dict[str, Any]) -> None:
+        """Live progress of the input in the worker (frames done/total, frames/s, ETA, stage)."""
+
+    def retry_later(self, item: ClaimedInput, error: dict[str, Any]) -> bool:
+        """A crash, stall or out-of-memory: True when the intake has it run again later (a
+        queue's attempts and backoff), so no error report is published for this attempt."""
 
     def release(self, item: ClaimedInput, *, retry_after_s: float | None = None) -> None:
         """Give the input back unanswered (shutdown, outbox fault); ``retry_after_s`` keeps

@@ -12,6 +12,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobError
@@ -175,7 +176,13 @@ class FolderIntake:
     def still_ours(self, item: ClaimedInput) -> bool:
         return True  # lock-file claims are checked by every heartbeat
 
-    def settle(self, item: ClaimedInput, outcome: str) -> Path | None:
+    def progress(self, item: ClaimedInput, progress: dict[str, Any]) -> None:
+        """Nothing: the folder's consumer reads progress from the status file."""
+
+    def retry_later(self, item: ClaimedInput, error: dict[str, Any]) -> bool:
+        return False  # the lifecycle's own retries are the folder's
+
+    def settle(self, item: ClaimedInput, outcome: str, **facts: Any) -> Path | None:
         moved = self.settled.move_input(item.path, outcome)
         if os.path.lexists(sidecar_path_for(item.path)):
             self.settled.move_input(sidecar_path_for(item.path), outcome)

@@ -9,7 +9,8 @@ Example::
 
     {"job_id": "upload-4711",
      "options": {"start_frame": 0, "end_frame": 300, "include_mesh": false,
-                 "backend": "phalp", "priority": 5},
+                 "backend": "phalp", "priority": 5,
+                 "motion": {"smoothing": true, "fill_gaps": true, "include_raw": false, "max_gap_s": 0.3}},
      "metadata": {"user": 12, "session": "abc"},
      "input_path": "C:\\\\Users\\\\coach\\\\uploads\\\\a.mov"}
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 from daemon.errors import ErrorCode, JobError
 from daemon.paths import SIDECAR_SUFFIX, BadPath, sidecar_path_for, to_wsl, to_windows
-from daemon.records import JobOptions
+from daemon.records import OPTIONAL_OUTPUTS, JobOptions
 
 MAX_SIDECAR_BYTES = 256 * 1024
 MAX_METADATA_BYTES = 64 * 1024
@@ -38,7 +39,9 @@ PRIORITY_RANGE = (-1000, 1000)
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?<!\.)")  # used with fullmatch
 BACKEND_HINT_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 TOP_LEVEL_KEYS = ("job_id", "options", "metadata", "input_path")
-OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority")
+OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority", "motion", *OPTIONAL_OUTPUTS)
+MOTION_SWITCHES = ("smoothing", "fill_gaps", "include_raw")  # options.motion booleans
+MAX_GAP_S_LIMIT = 10.0  # the gap filler holds max_gap_s of frames back: keep that bounded
 _DEVICE_NAMES = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)])
 
 
@@ -51,6 +54,8 @@ class SidecarOptions:
     include_mesh: bool | None = None
     backend: str | None = None  # a hint; the daemon runs one backend and reports which in the result
     priority: int = 0  # higher first, among videos waiting at the same time
+    outputs: tuple[tuple[str, bool], ...] = ()  # optional outputs switched on or off (output.*)
+    motion: dict[str, Any] | None = field(default=None, hash=False)  # motion.* overrides (MOTION_SWITCHES, max_gap_s)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,9 @@ class JobSidecar:
             merged = dataclasses.replace(merged, end_frame=self.options.end_frame)
         if self.options.include_mesh is not None:
             merged = dataclasses.replace(merged, include_mesh=self.options.include_mesh)
+        merged = dataclasses.replace(merged, **dict(self.options.outputs))
+        if self.options.motion:
+            merged = dataclasses.replace(merged, motion={**(merged.motion or {}), **self.options.motion})
         if merged.end_frame is not None and merged.end_frame <= merged.start_frame:
             raise _bad("options.end_frame", f"must be greater than start_frame ({merged.start_frame}), got {merged.end_frame}")
         return merged
@@ -185,11 +193,35 @@ def _options(value: Any) -> SidecarOptions:
     end = _integer(value.get("end_frame"), "options.end_frame", 1, MAX_FRAME_INDEX)
     if start is not None and end is not None and end <= start:
         raise _bad("options.end_frame", f"must be greater than options.start_frame ({start}), got {end}")
-    include_mesh = value.get("include_mesh")
-    if include_mesh is not None and not isinstance(include_mesh, bool):
-        raise _bad("options.include_mesh", f"must be true or false, got {_json_type(include_mesh)}")
+    include_mesh = _boolean(value.get("include_mesh"), "options.include_mesh")
     priority = _integer(value.get("priority"), "options.priority", *PRIORITY_RANGE)
-    return SidecarOptions(start, end, include_mesh, _backend_hint(value.get("backend")), priority or 0)
+    outputs = tuple((key, flag) for key in OPTIONAL_OUTPUTS if (flag := _boolean(value.get(key), f"options.{key}")) is not None)
+    motion = _motion(value.get("motion"))
+    return SidecarOptions(start, end, include_mesh, _backend_hint(value.get("backend")), priority or 0, outputs, motion)
+
+
+def _boolean(value: Any, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _bad(name, f"must be true or false, got {_json_type(value)}")
+    return value
+
+
+def _motion(value: Any) -> dict[str, Any] | None:
+    """``options.motion``: switch smoothing, gap filling or raw values per video, or set the gap."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad("options.motion", f"must be a JSON object, got {_json_type(value)}")
+    _refuse_unknown_keys(value, (*MOTION_SWITCHES, "max_gap_s"), "options.motion.")
+    for key in MOTION_SWITCHES:
+        if key in value and not isinstance(value[key], bool):
+            raise _bad(f"options.motion.{key}", f"must be true or false, got {_json_type(value[key])}")
+    if "max_gap_s" in value:
+        gap = value["max_gap_s"]
+        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap <= MAX_GAP_S_LIMIT:
+            raise _bad("options.motion.max_gap_s", f"must be a number of seconds from 0 to {MAX_GAP_S_LIMIT:g}, got {_short_json(gap)}")
+        value = value | {"max_gap_s": float(gap)}
+    return value or None
 
 
 def _integer(value: Any, name: str, low: int, high: int) -> int | None:

@@ -14,10 +14,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from daemon.processing.check import Check, Verdict
 from daemon.config import PosedConfig
+
+if TYPE_CHECKING:
+    from daemon.processing.backends.phalp.host_memory import HostFiles
 
 EXIT_READY = 0
 EXIT_NOT_READY = 1
@@ -26,10 +29,12 @@ GPU_PYTHON = (3, 10)  # what scripts/setup-gpu.sh installs; chumpy breaks on 3.1
 _LABELS = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn", Verdict.INFO: "info"}
 
 
-def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout, *, show_all: bool = False) -> int:
+def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout, host: HostFiles | None = None, *, show_all: bool = False) -> int:
     """Print the verdict, then the checks for the configured backend (with the fix for each
-    failure), then the other backend collapsed unless ``show_all``; return 0 if ready, else 1."""
-    sections = [(title, list(checks), selected) for title, checks, selected in _sections(cfg)]
+    failure), then the other backend collapsed unless ``show_all``; return 0 if ready, else 1.
+
+    ``host`` says where /proc/meminfo and the Windows users folder are (tests pass their own)."""
+    sections = [(title, list(checks), selected) for title, checks, selected in _sections(cfg, host)]
     problems = [check for _, checks, _ in sections for check in checks if check.failed()]
     verdict = _verdict(cfg.backend.name, problems)
     out.write(f"posed doctor: {verdict}\n")
@@ -56,7 +61,7 @@ def _tally(checks: list[Check]) -> str:
     return f"{len(checks)} checks, {ok} ok, {len(checks) - ok} missing or not ok"
 
 
-def _sections(cfg: PosedConfig) -> Iterator[tuple[str, Iterator[Check], bool]]:
+def _sections(cfg: PosedConfig, host: HostFiles | None) -> Iterator[tuple[str, Iterator[Check], bool]]:
     """(title, checks, whether they concern the configured backend)."""
     gpu_selected = cfg.backend.name == GPU_BACKEND
     yield "System", _system_checks(cfg), True
@@ -66,7 +71,7 @@ def _sections(cfg: PosedConfig) -> Iterator[tuple[str, Iterator[Check], bool]]:
     title = "GPU backend (phalp: PHALP + HMR 2.0)"
     if not gpu_selected:
         title += f": not selected (backend.name={cfg.backend.name}), for information"
-    yield title, _gpu_checks(cfg, blocking=gpu_selected), gpu_selected
+    yield title, _gpu_checks(cfg, blocking=gpu_selected, host=host), gpu_selected
 
 
 def _render(check: Check, out: TextIO) -> None:
@@ -108,11 +113,11 @@ def _mediapipe_checks() -> Iterator[Check]:
     yield Check("import mediapipe", Verdict.OK, f"version {getattr(module, '__version__', '?')}")
 
 
-def _gpu_checks(cfg: PosedConfig, *, blocking: bool) -> Iterator[Check]:
+def _gpu_checks(cfg: PosedConfig, *, blocking: bool, host: HostFiles | None) -> Iterator[Check]:
     # Imported here: the doctor must work even if the GPU backend's package is broken.
     from daemon.processing.backends.phalp.preflight import phalp_checks
 
-    yield from phalp_checks(cfg.backend.phalp, blocking=blocking)
+    yield from phalp_checks(cfg.backend.phalp, blocking=blocking, host=host)
 
 
 # --- inbox and outbox -------------------------------------------------------------------

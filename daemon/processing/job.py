@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,13 @@ from daemon.processing.backends.base import Backend
 from daemon.clock import utc_now
 from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobCancelled, JobError
+from daemon.processing.exports.job_exports import JobExports
 from daemon.processing.media import VideoSource
 from daemon.processing.pipeline import run_pipeline
+from daemon.processing.motion import MotionStage
+from daemon.processing.motion.settings import with_job_overrides
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions
-from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter
+from daemon.publishing.results import RESULT_SCHEMA, RESULT_SCHEMA_VERSION, ResultWriter, header_precision
 
 ProgressCallback = Callable[[int, int | None, str], None]
 """(frames_done, frames_total_estimate, stage); frames_done is also the index of the frame
@@ -47,8 +50,10 @@ def run_job(
     cancelled: Callable[[], bool] = lambda: False,
     probed: Callable[[dict[str, Any]], None] = lambda video: None,
 ) -> dict[str, Any]:
-    """Process one video into ``spec.result_tmp``; return the summary written into it."""
+    """Process one video into a manifest draft at ``spec.result_tmp`` and its frames file beside it
+    (``publish.companion_tmp_path``); return the summary written into the manifest."""
     started_at, started = utc_now(), time.perf_counter()
+    spec = replace(spec, options=spec.options.resolved(asdict(cfg.output)))
     progress(0, None, "probe")
     with VideoSource(spec.input_path, cfg.limits, cfg.inbox.extensions) as source:
         meta = source.meta
@@ -57,9 +62,20 @@ def run_job(
         progress(0, total, "decode")
         backend.start_video(meta, spec.options)
         wants_mesh = spec.options.include_mesh or (cfg.backend.name == "phalp" and cfg.backend.phalp.include_mesh)
-        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height))
+        # Between backend and writer: smoothing and gap filling; holds frames back.
+        motion_settings = with_job_overrides(cfg.motion, spec.options.motion)
+        motion = MotionStage(motion_settings, meta.nominal_fps, frame_height=meta.height)
+        writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height),
+                              legacy_fields=bool(spec.options.legacy_fields), include_raw=motion_settings.include_raw)
+        exports = JobExports.for_job(spec.options, spec.result_tmp, cfg)
+        exports.start(meta, info)
         last_ts = [0.0]
         max_people = cfg.limits.max_people_per_frame
+
+        def write(result: FrameResult) -> None:
+            writer.write_frame(result)
+            exports.write(result)
+            last_ts[0] = result.timestamp_s
 
         def sink(result: FrameResult) -> None:
             if len(result.people) > max_people:
@@ -69,8 +85,8 @@ def run_job(
                     stage="inference",
                     frame_index=result.index,
                 )
-            writer.write_frame(result)
-            last_ts[0] = result.timestamp_s
+            for final in motion.push(result):
+                write(final)
 
         try:
             stats = run_pipeline(
@@ -82,11 +98,15 @@ def run_job(
                 cancelled=cancelled,
                 on_frame=lambda index: progress(index, total, "inference"),
             )
+            for final in motion.finish():
+                write(final)
         except BaseException:
             writer.abort()
+            exports.abort()
             raise
         if writer.frames_written == 0:
             writer.abort()
+            exports.abort()
             raise JobError(ErrorCode.NO_FRAMES, f"{spec.input_path.name}: the video stream decoded to 0 frames", stage="decode", frame_index=0)
         elapsed = time.perf_counter() - started
         summary = {
@@ -96,14 +116,19 @@ def run_job(
             "processing_seconds": round(elapsed, 3),
             "frames_per_second": round(writer.frames_written / elapsed, 3) if elapsed > 0 else None,
             "stage_seconds": {k: round(v, 3) for k, v in stats.stage_seconds.items()},
+            **writer.size_figures(),
+            "motion": motion.summary(),
             "started_at": started_at,
             "finished_at": utc_now(),
         } | backend.summary()
+        files = exports.close()
+        summary["exports"] = exports.summary(files)
         video = meta.to_json() | {
             "decoded_frame_count": stats.frames_decoded,
             "duration_s": round(_duration(last_ts[0], meta.nominal_fps), 6),
         }
-        writer.close({"video": video, "summary": summary})
+        trailer = {"video": video, "summary": summary} | ({"warnings": exports.warnings} if exports.warnings else {})
+        writer.close(trailer, files=files)
     return summary
 
 
@@ -117,6 +142,7 @@ def _header(spec: JobSpec, info: BackendInfo, started_at: str, wants_mesh: bool)
         "backend": info.to_json(),
         "options": spec.options.to_json(),
         "created_at": started_at,
+        "precision": header_precision(),
     }
     if spec.client is not None:
         header["client"] = spec.client

@@ -8,7 +8,9 @@ any of them. A change that can break a reader must bump the document's major ver
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -17,13 +19,13 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 
-SCHEMA_NAMES = ("result", "error", "status")
+SCHEMA_NAMES = ("result", "frame", "error", "status")
 DOCUMENT_SCHEMAS = {"posed.result": "result", "posed.error": "error", "posed.status": "status"}
 STATUS_DIR = Path(".posed") / "status"
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """A fresh copy of one schema; ``name`` is result, error or status (or posed.result, ...)."""
+    """A fresh copy of one schema; ``name`` is result, frame, error or status (or posed.result, ...)."""
     name = DOCUMENT_SCHEMAS.get(name, name)
     if name not in SCHEMA_NAMES:
         raise KeyError(f"no schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
@@ -52,6 +54,40 @@ def validate_document(doc: Any) -> None:
         raise error
 
 
+def validate_frame(frame: Any) -> None:
+    """Validate one line of a frames file (already parsed)."""
+    error = best_match(_validator("frame").iter_errors(frame))
+    if error is not None:
+        raise error
+
+
+class ResultFileError(ValueError):
+    """A result's files disagree with its manifest (truncated, replaced, out of order)."""
+
+
+def iter_verified_frames(path: Path, entry: dict[str, Any], *, validate: bool = False) -> Iterator[dict[str, Any]]:
+    """The frames of a frames file, one dict per line, checked on the way: frame indices
+    ascending without gaps, and at the end exactly the line count, size and sha256 that the
+    manifest's ``entry`` states; ``validate`` also checks each line against the frame schema."""
+    digest, size, lines, expected_index = hashlib.sha256(), 0, 0, None
+    with open(path, "rb") as handle:
+        for line in handle:
+            digest.update(line)
+            size += len(line)
+            lines += 1
+            frame = json.loads(line)
+            if expected_index is not None and frame["frame_index"] != expected_index:
+                raise ResultFileError(f"{path.name} line {lines}: frame {frame['frame_index']} follows frame {expected_index - 1}")
+            expected_index = frame["frame_index"] + 1
+            if validate:
+                validate_frame(frame)
+            yield frame
+    facts = {"lines": lines, "bytes": size, "sha256": digest.hexdigest()}
+    wrong = {key: (facts[key], entry.get(key)) for key in facts if facts[key] != entry.get(key)}
+    if wrong:
+        raise ResultFileError(f"{path.name} does not match its manifest: {wrong} (found, stated)")
+
+
 def validate_file(path: Path) -> dict[str, Any]:
     """Parse and validate one published file; return the document."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -77,11 +113,17 @@ def published_files(outbox: Path) -> list[Path]:
 
 
 def validate_outbox(outbox: Path) -> list[Path]:
-    """Validate every published file in ``outbox``; return them. Raises on the first bad one."""
+    """Validate every published file in ``outbox``, a result's frames file line by line against
+    the frame schema and its manifest's count, size and hash; return them. Raises on the first
+    bad one."""
     files = published_files(outbox)
     for path in files:
         try:
-            validate_file(path)
+            doc = validate_file(path)
+            if doc.get("schema") == "posed.result":
+                frames = doc["files"]["frames"]
+                for _ in iter_verified_frames(path.with_name(frames["name"]), frames, validate=True):
+                    pass
         except ValidationError as exc:
             exc.message = f"{path}: {exc.message}"
             raise

@@ -1,11 +1,13 @@
-"""The flat per-frame fields of the old HTTP service, derived from a serialised frame.
+"""The flat per-frame fields of the old HTTP service (``output.legacy_fields``, off by default).
 
 The Node backend's storage code reads ``frame_number``, ``keypoints``, ``has_3d``, ... from
 each frame (issue 4). Those names describe one person, so they are filled from the frame's
 PRIMARY person: the detected person with the highest confidence, else the predicted one with
 the highest confidence (ties: lowest track id), else nobody. ``primary_track_id`` says which
 entry of ``people`` that was. The result writer merges these fields into every frame object,
-next to the richer ``people`` list; the result schema documents the same rule.
+next to the richer ``people`` list; the frame schema documents the same rule. These fields
+name every keypoint and joint in every frame (v1's verbose form), which is why they are
+opt-in since result schema version 2.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+
+import numpy as np
+
+from daemon.records import BackendInfo, FrameResult, Person
 
 ANGLE_DECIMALS = 2
 # Interior angle at the middle joint, in degrees (180 = straight). Each position lists the
@@ -31,6 +37,43 @@ ANGLE_TRIPLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]
 }
 # OpenPose-style names ("LKnee", "OP RBigToe") mapped onto the snake_case ones above.
 _SHORT_SIDE_NAME = re.compile(r"(?:op_)?([lr])_?(shoulder|elbow|wrist|hip|knee|ankle|big_?toe|foot)")
+
+
+LEGACY_PIXEL_DECIMALS = 2
+LEGACY_CONFIDENCE_DECIMALS = 4
+LEGACY_METRE_DECIMALS = 5
+
+
+def legacy_fields_for(result: FrameResult, info: BackendInfo, *, width: int, height: int) -> dict[str, Any]:
+    """The legacy fields of one frame, straight from the backend's records."""
+    frame = {"frame_index": result.index, "people": [_verbose_person(person, info) for person in result.people]}
+    return legacy_frame_fields(frame, width=width, height=height, model_version=info.model_version, processing_ms=result.processing_ms)
+
+
+def _verbose_person(person: Person, info: BackendInfo) -> dict[str, Any]:
+    """A person in v1's named-points form, which the old service's fields were made of."""
+    record: dict[str, Any] = {
+        "track_id": int(person.track_id),
+        "state": person.state,
+        "confidence": round(float(person.confidence), LEGACY_CONFIDENCE_DECIMALS),
+        "keypoints": [
+            {"name": name, "x": round(float(x), LEGACY_PIXEL_DECIMALS), "y": round(float(y), LEGACY_PIXEL_DECIMALS),
+             "confidence": round(float(c), LEGACY_CONFIDENCE_DECIMALS)}
+            for name, (x, y, c) in zip(info.keypoint_names, person.keypoints, strict=True)
+        ],
+        "joints_3d": None if person.joints_3d is None else [
+            {"name": name, "x": round(float(x), LEGACY_METRE_DECIMALS), "y": round(float(y), LEGACY_METRE_DECIMALS),
+             "z": round(float(z), LEGACY_METRE_DECIMALS)}
+            for name, (x, y, z) in zip(info.joint_names_3d, person.joints_3d, strict=True)
+        ],
+    }
+    if person.camera_translation is not None:
+        record["camera_translation"] = np.round(np.asarray(person.camera_translation, dtype=np.float64), LEGACY_METRE_DECIMALS).tolist()
+    if "mesh_vertices" in person.extra:
+        record["mesh_vertices"] = person.extra["mesh_vertices"]
+    if "joint_angles_3d" in person.extra and person.raw is None:  # the backend's own, for its own joints
+        record["joint_angles_3d"] = person.extra["joint_angles_3d"]
+    return record
 
 
 def legacy_frame_fields(

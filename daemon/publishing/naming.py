@@ -8,10 +8,10 @@ file: a resubmitted video gets ``name~2.result.json``.
 The rule (README, "The folder protocol"; ``outcomeStem`` in scripts/node/posed-client.mjs is
 the same rule, checked against this one by tests/test_naming_rule.py): the stem is the job id
 or the input's name, byte for byte, except that characters NTFS cannot hold
-(``< > : " / \ | ? *`` and control characters) become ``_``; trailing spaces and dots and leading
+(``< > : " / \\ | ? *`` and control characters) become ``_``; trailing spaces and dots and leading
 spaces are removed; a Windows device name (``CON``, ``NUL``, ``COM1``, ...) before the first dot
 gets a leading ``_``, as does a leading dot (a hidden file); bytes that are not UTF-8 become
-U+FFFD; a stem over 237 UTF-8 bytes is cut at a character boundary to 226 bytes plus ``-`` and
+U+FFFD; a stem over 236 UTF-8 bytes is cut at a character boundary to 225 bytes plus ``-`` and
 the first 10 hex digits of the SHA-1 of the whole stem. Unicode normalisation is never applied:
 macOS uploads arrive in NFD, and NTFS stores either form as given.
 """
@@ -23,10 +23,13 @@ import os
 import re
 from pathlib import Path
 
-RESULT_SUFFIX = ".result.json"
+RESULT_SUFFIX = ".result.json"  # the manifest: the one name a consumer polls for
 ERROR_SUFFIX = ".error.json"
+# Companion files a result may have, by kind; each is published before the manifest.
+OUTPUT_SUFFIXES = {"frames": ".frames.jsonl", "motion": ".motion.glb", "preview": ".preview.mp4"}
+OUTCOME_SUFFIXES = (RESULT_SUFFIX, ERROR_SUFFIX, *OUTPUT_SUFFIXES.values())
 MAX_NAME_BYTES = 255  # NTFS and ext4 limit for one path component
-_SUFFIX_ROOM = len("~9999") + len(RESULT_SUFFIX) + 1  # the longest suffix we ever append
+_SUFFIX_ROOM = len("~9999") + max(len(s) for s in OUTCOME_SUFFIXES) + 1  # the longest suffix we ever append
 
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 # Device names Windows opens instead of a file, with any extension ("NUL.mp4.result.json").
@@ -74,12 +77,13 @@ def _fit(name: str, max_bytes: int) -> str:
 
 
 def reserve_stem(outbox: Path, wanted: str) -> str:
-    """The first of ``wanted``, ``wanted~2``, ... with no result or error file, ignoring case."""
+    """The first of ``wanted``, ``wanted~2``, ... with no outcome file of any kind (manifest,
+    error report, frames, exports), ignoring case: a result's files always share one stem."""
     stem = safe_stem(wanted)
     taken = _taken_names(outbox)
     for n in range(1, 10_000):
         candidate = stem if n == 1 else f"{stem}~{n}"
-        if (candidate + RESULT_SUFFIX).casefold() not in taken and (candidate + ERROR_SUFFIX).casefold() not in taken:
+        if all((candidate + suffix).casefold() not in taken for suffix in OUTCOME_SUFFIXES):
             return candidate
     raise RuntimeError(f"more than 9999 outcomes named {stem!r} in {outbox}")
 

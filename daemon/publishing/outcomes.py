@@ -30,8 +30,18 @@ from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobError, PublishError
 from daemon.clock import utc_now
 from daemon.log import get_logger
-from daemon.publishing.naming import printable_name
-from daemon.publishing.publish import FATAL, TMP_DIR, free_name_in, move_to, publish_document, replace_json, write_json_tmp
+from daemon.publishing.naming import OUTPUT_SUFFIXES, RESULT_SUFFIX, printable_name
+from daemon.publishing.publish import (
+    FATAL,
+    TMP_DIR,
+    companion_tmp_path,
+    free_name_in,
+    move_to,
+    publish_document,
+    publish_set,
+    replace_json,
+    write_json_tmp,
+)
 from daemon.paths import sidecar_path_for
 
 log = get_logger(__name__)
@@ -76,12 +86,6 @@ class OutcomeWriter:
             "bytes": stat.st_size if stat is not None else None,
         }
 
-    def destination(self, path: Path, outcome: str) -> dict[str, Any]:
-        """Where the input will be once its outcome is published (``done``/``failed``), for
-        ``input.moved_to``: the document outlives the input's place in the inbox."""
-        moved_to = os.path.abspath(self.dirs[outcome] / free_name_in(self.dirs[outcome], path.name))
-        return {"moved_to": printable_name(moved_to), "moved_to_windows_path": _windows_form(moved_to)}
-
     def error_document(
         self, job_id: str, input_info: dict[str, Any], error: dict[str, Any], attempts: int, client: dict[str, Any] | None
     ) -> dict[str, Any]:
@@ -113,6 +117,48 @@ class OutcomeWriter:
                 self._drop_receipt(receipt.input_path)
             raise
 
+    def publish_result(self, draft_tmp: Path, wanted_stem: str, receipt: Receipt | None = None) -> Path:
+        """Publish a result's companions (frames, exports), then its manifest, under one stem.
+
+        The manifest draft (written by the worker) gets the companions' final names here, the
+        only moment they are known. Returns the manifest's published path.
+        """
+        draft = json.loads(draft_tmp.read_bytes())
+        kinds = list(draft.get("files", {}))
+        parts = [(OUTPUT_SUFFIXES[kind], companion_tmp_path(draft_tmp, kind)) for kind in kinds]
+        written: list[Path] = []
+
+        def manifest_for(stem: str) -> tuple[str, Path]:
+            for kind in kinds:
+                draft["files"][kind]["name"] = f"{stem}{OUTPUT_SUFFIXES[kind]}"
+            self._discard(written)  # from an earlier stem that another daemon took first
+            written.append(write_json_tmp(self.outbox, "manifest", draft))
+            return RESULT_SUFFIX, written[-1]
+
+        def write_receipt(stem: str) -> None:
+            if receipt is not None:
+                companions = [f"{stem}{OUTPUT_SUFFIXES[kind]}" for kind in kinds]
+                self._write_receipt(receipt, self.outbox / f"{stem}{RESULT_SUFFIX}", companions)
+
+        try:
+            _, final = publish_set(parts, self.outbox, wanted_stem, last=manifest_for,
+                                   deadline_s=self._cfg.outbox.publish_retry_s, before_link=write_receipt)
+        except PublishError:
+            if receipt is not None:
+                self._drop_receipt(receipt.input_path)
+            raise
+        finally:
+            self._discard(written)
+        self._discard([draft_tmp])
+        return final
+
+    @staticmethod
+    def _discard(paths: list[Path]) -> None:
+        for path in paths:
+            with contextlib.suppress(OSError):  # read-only outbox: the stale-tmp sweep gets it
+                path.unlink(missing_ok=True)
+        paths.clear()
+
     def publish_json(self, document: dict[str, Any], wanted_stem: str, suffix: str, receipt: Receipt | None = None) -> Path:
         tmp = write_json_tmp(self.outbox, suffix.strip("."), document)
         try:
@@ -127,7 +173,7 @@ class OutcomeWriter:
         key = hashlib.sha1(os.fsencode(os.path.abspath(input_path))).hexdigest()
         return self.outbox / RECEIPTS_DIR / f"{key}.json"
 
-    def _write_receipt(self, receipt: Receipt, final: Path) -> None:
+    def _write_receipt(self, receipt: Receipt, final: Path, companions: list[str] | None = None) -> None:
         path = self._receipt_path(receipt.input_path)
         document = {
             "input_path": os.fsencode(os.path.abspath(receipt.input_path)).hex(),
@@ -135,6 +181,7 @@ class OutcomeWriter:
             "job_id": receipt.job_id,
             "outcome": receipt.outcome,
             "final": final.name,
+            "companions": companions or [],  # published before ``final``: orphans if it never came
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +200,7 @@ class OutcomeWriter:
             raw = self._receipt_path(path).read_bytes()
         except OSError:
             return None  # no receipt: nobody published anything for it
+        receipt = None
         try:
             receipt = json.loads(raw)
             same_file = receipt["signature"] == list(_signature(stat))
@@ -160,10 +208,24 @@ class OutcomeWriter:
         except (OSError, ValueError, KeyError, TypeError):
             published = False
         if not published:
+            self._remove_orphans(receipt)
             self._drop_receipt(path)  # the publish never happened, or it was about another file
             return None
         log.warning("job.already_published", input=path.name, published=receipt["final"], job_id=receipt["job_id"])
         return str(receipt["outcome"])
+
+    def _remove_orphans(self, receipt: Any) -> None:
+        """Companions a daemon published before dying ahead of their manifest: no manifest names
+        them, and their stem stayed reserved by them, so no other result can own them. Removing
+        them lets the rerun publish a consistent set under the same name."""
+        if not isinstance(receipt, dict) or (self.outbox / str(receipt.get("final", ""))).exists():
+            return
+        for name in receipt.get("companions") or []:
+            orphan = self.outbox / str(name)
+            if orphan.parent == self.outbox and orphan.is_file():
+                with contextlib.suppress(OSError):
+                    orphan.unlink()
+                    log.warning("outbox.orphan_removed", file=orphan.name, job_id=receipt.get("job_id"))
 
     def finish_if_published(self, path: Path, stat: os.stat_result) -> bool:
         """Move an input whose outcome is already published (see ``published_before``)."""
@@ -283,6 +345,13 @@ class OutcomeWriter:
         if removed:
             log.info("outbox.swept_tmp", removed=removed)
         return removed
+
+
+def destination(dest_dir: Path, path: Path) -> dict[str, Any]:
+    """Where ``path`` will be once its outcome is published and it is moved into ``dest_dir``
+    (done/ or failed/), for ``input.moved_to``: the document outlives the input's inbox place."""
+    moved_to = os.path.abspath(dest_dir / free_name_in(dest_dir, path.name))
+    return {"moved_to": printable_name(moved_to), "moved_to_windows_path": _windows_form(moved_to)}
 
 
 def _signature(info: os.stat_result) -> tuple[int, int, int]:

@@ -44,6 +44,22 @@ def new_tmp_path(outbox: Path, label: str) -> Path:
     return tmp_dir(outbox) / f"{uuid.uuid4().hex}.{label}.partial"
 
 
+def companion_tmp_path(tmp_path: Path, kind: str) -> Path:
+    """The temp path of a file that belongs with ``tmp_path`` (a result's frames, exports):
+    same unique prefix, so one glob finds every file of an unfinished result."""
+    return tmp_path.with_name(f"{tmp_path.name.split('.', 1)[0]}.{kind}.partial")
+
+
+def companions_of(tmp_path: Path) -> list[Path]:
+    """Every temp file sharing ``tmp_path``'s unique prefix, ``tmp_path`` itself excluded."""
+    prefix = tmp_path.name.split(".", 1)[0] + "."
+    try:
+        names = os.listdir(tmp_path.parent)
+    except OSError:
+        return []
+    return [tmp_path.parent / name for name in names if name.startswith(prefix) and name != tmp_path.name]
+
+
 def retry_transient(action: Callable[[], T], *, what: str, deadline_s: float) -> T:
     """Run ``action``, retrying Windows sharing violations with capped exponential backoff."""
     delay, give_up = 0.05, time.monotonic() + deadline_s
@@ -86,6 +102,65 @@ def publish_document(
         _fsync_dir(outbox)
         return final
     raise PublishError(f"could not find a free name for {wanted_stem}{suffix} in {outbox}")
+
+
+def publish_set(
+    parts: list[tuple[str, Path]],
+    outbox: Path,
+    wanted_stem: str,
+    *,
+    last: Callable[[str], tuple[str, Path]],
+    deadline_s: float = 30.0,
+    before_link: Callable[[str], None] | None = None,
+) -> tuple[str, Path]:
+    """Publish several files under one stem, Maildir-style: each ``(suffix, tmp)`` in ``parts``
+    first, then the file ``last(stem)`` makes once the stem is known (the manifest, which names
+    the others), so whoever sees the last file sees all of them, complete.
+
+    ``before_link(stem)`` runs before the first link under a stem (the receipt that lets a
+    restarted daemon clean up after a crash between two renames). If another daemon takes any
+    of the names first, the parts already linked are taken back and the next stem is tried.
+    Returns the stem and the last file's published path.
+    """
+    for _ in range(100):
+        stem = reserve_stem(outbox, wanted_stem)
+        if before_link is not None:
+            before_link(stem)
+        linked: list[Path] = []
+        try:
+            for suffix, tmp in parts:
+                linked.append(_link_part(tmp, outbox / f"{stem}{suffix}", deadline_s))
+            suffix, final_tmp = last(stem)
+            final = _link_part(final_tmp, outbox / f"{stem}{suffix}", deadline_s)
+        except FileExistsError:
+            _take_back(linked, parts)
+            continue  # another daemon took a name between reserve and link; pick the next
+        except PublishError:
+            _take_back(linked, parts)
+            raise
+        _fsync_dir(outbox)
+        return stem, final
+    raise PublishError(f"could not find a free name for {wanted_stem} in {outbox}")
+
+
+def _link_part(tmp: Path, final: Path, deadline_s: float) -> Path:
+    try:
+        retry_transient(lambda: _link_no_replace(tmp, final), what=f"publish {final.name}", deadline_s=deadline_s)
+    except (FileExistsError, PublishError):
+        raise
+    except OSError as exc:
+        raise PublishError(f"publishing {final.name} failed: {exc}") from exc
+    return final
+
+
+def _take_back(linked: list[Path], parts: list[tuple[str, Path]]) -> None:
+    """Move published parts back to their temp names: no manifest names them yet, so no
+    consumer can have started on them."""
+    for final, (_, tmp) in zip(linked, parts):
+        try:
+            os.rename(final, tmp)
+        except OSError as exc:
+            log.error("publish.take_back_failed", path=str(final), error=str(exc))
 
 
 def _link_no_replace(source: Path, target: Path) -> None:

@@ -1,124 +1,155 @@
-"""Streaming the result JSON to a temp file, one frame at a time.
+"""Streaming a result: frames to a JSON-lines temp file, then a small manifest draft.
 
-The document is written in the order facts become known: what the job is, then the frames,
-then what decoding revealed (decoded frame count, duration) and the totals. JSON objects are
-unordered, so a consumer sees one ordinary document; memory stays constant in video length.
-Publishing (fsync + rename into the outbox) is ``publish.py``'s job, not this module's.
+While the video is processed every frame becomes one line of the frames file (memory stays
+constant in video length); its byte count and sha256 are computed on the way. At the end the
+manifest draft is written: everything that is not per-frame (job, input, backend with the
+keypoint names, video, options, client echo, summary, per-track summary) and the frames
+file's line count, size and hash. Its final name is filled in when the pair is published
+(``outcomes.publish_result``): the frames file is renamed into the outbox first, the manifest
+last, so a consumer polling for ``<name>.result.json`` never sees half a result.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
-
-from daemon.publishing.legacy import legacy_frame_fields
-from daemon.records import BackendInfo, FrameResult, Person
+from daemon.publishing.encoding import PRECISION, FrameEncoder, dumps_line
+from daemon.publishing.naming import OUTPUT_SUFFIXES, RESULT_SUFFIX
+from daemon.publishing.publish import companion_tmp_path
+from daemon.records import BackendInfo, FrameResult
 
 RESULT_SCHEMA = "posed.result"
-RESULT_SCHEMA_VERSION = "1.0"
-
-PIXEL_DECIMALS = 2
-CONFIDENCE_DECIMALS = 4
-METRE_DECIMALS = 5
+RESULT_SCHEMA_VERSION = "2.0"
+FRAME_SCHEMA = "posed.frame"
 
 
-def _dump(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+class TrackSummary:
+    """Per track: first and last frame, and how many frames in each state."""
+
+    def __init__(self) -> None:
+        self._tracks: dict[int, dict[str, int]] = {}
+
+    def add(self, result: FrameResult) -> None:
+        for person in result.people:
+            track = self._tracks.setdefault(
+                int(person.track_id),
+                {"first_frame": result.index, "frames_detected": 0, "frames_predicted": 0, "frames_interpolated": 0},
+            )
+            track["last_frame"] = result.index
+            key = f"frames_{person.state}"
+            track[key] = track.get(key, 0) + 1
+
+    def to_json(self) -> list[dict[str, int]]:
+        return [{"track_id": track_id} | counts for track_id, counts in sorted(self._tracks.items())]
 
 
-class ResultWriter:
-    """Writes one result document incrementally. ``close`` finishes it and fsyncs."""
+class FramesFile:
+    """The frames file being written: one line per frame, counted and hashed as written."""
 
-    def __init__(self, path: Path, header: dict[str, Any], info: BackendInfo, frame_size: tuple[int, int]) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._info = info
-        self._frame_size = frame_size
         self._handle: BinaryIO = open(path, "xb")  # never clobber: temp names are unique
-        self._first_frame = True
-        self.frames_written = 0
-        self.frames_with_person = 0
-        self.people_written = 0
-        self._handle.write(_dump(header)[:-1])  # the header's fields, object left open
-        self._handle.write(b',"frames":[')
+        self._sha256 = hashlib.sha256()
+        self.lines = 0
+        self.bytes = 0
 
-    def write_frame(self, result: FrameResult) -> None:
-        if not self._first_frame:
-            self._handle.write(b",")
-        self._first_frame = False
-        self._handle.write(_dump(frame_to_json(result, self._info, self._frame_size)))
-        self.frames_written += 1
-        self.people_written += len(result.people)
-        if result.people:
-            self.frames_with_person += 1
+    def append(self, line: bytes) -> None:
+        self._handle.write(line)
+        self._sha256.update(line)
+        self.lines += 1
+        self.bytes += len(line)
 
-    def close(self, trailer: dict[str, Any]) -> None:
-        """Close the frames array, append the trailer's fields, flush and fsync."""
-        self._handle.write(b"],")
-        self._handle.write(_dump(trailer)[1:])  # the trailer's fields close the document
+    def finish(self) -> dict[str, Any]:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
+        return {"name": None, "format": "jsonl", "schema": FRAME_SCHEMA, "lines": self.lines, "bytes": self.bytes,
+                "sha256": self._sha256.hexdigest()}
 
-    def abort(self) -> None:
-        """Drop a half-written document (the supervisor also sweeps leftovers)."""
+    def discard(self) -> None:
         try:
             self._handle.close()
         finally:
             self.path.unlink(missing_ok=True)
 
 
-def frame_to_json(result: FrameResult, info: BackendInfo, frame_size: tuple[int, int]) -> dict[str, Any]:
-    """The rich per-person form plus, beside it, the old HTTP service's flat fields for the
-    frame's primary person, so the Node backend's storage code keeps working unchanged."""
-    frame = {
-        "frame_index": result.index,
-        "timestamp_s": round(result.timestamp_s, 6),
-        "people": [person_to_json(person, info) for person in result.people],
-    }
-    width, height = frame_size
-    legacy = legacy_frame_fields(
-        frame, width=width, height=height, model_version=info.model_version, processing_ms=result.processing_ms
-    )
-    return frame | {key: value for key, value in legacy.items() if key not in frame}
+class ResultWriter:
+    """Writes one result incrementally. ``close`` finishes both files and fsyncs them."""
 
+    def __init__(
+        self,
+        path: Path,
+        header: dict[str, Any],
+        info: BackendInfo,
+        frame_size: tuple[int, int],
+        *,
+        include_raw: bool = False,
+        legacy_fields: bool = False,
+    ) -> None:
+        self.path = path  # the manifest draft
+        self.frames = FramesFile(companion_tmp_path(path, "frames"))
+        self._header = header
+        self._encoder = FrameEncoder(info, frame_size, include_raw=include_raw, legacy_fields=legacy_fields)
+        self.tracks = TrackSummary()
+        self.frames_written = 0
+        self.frames_with_person = 0
+        self.people_written = 0
 
-def person_to_json(person: Person, info: BackendInfo) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "track_id": int(person.track_id),
-        "state": person.state,
-        "frames_since_detection": int(person.frames_since_detection),
-        "confidence": round(float(person.confidence), CONFIDENCE_DECIMALS),
-        "bbox": [round(float(v), PIXEL_DECIMALS) for v in person.bbox_xywh],
-        "keypoints": _named_points_2d(person.keypoints, info.keypoint_names),
-        "joints_3d": None if person.joints_3d is None else _named_points_3d(person.joints_3d, info.joint_names_3d),
-    }
-    record.update(person.extra)
-    return record
+    def write_frame(self, result: FrameResult) -> None:
+        self.frames.append(dumps_line(self._encoder.frame(result)))
+        self.tracks.add(result)
+        self.frames_written += 1
+        self.people_written += len(result.people)
+        if result.people:
+            self.frames_with_person += 1
 
-
-def _named_points_2d(points: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": name,
-            "x": round(float(x), PIXEL_DECIMALS),
-            "y": round(float(y), PIXEL_DECIMALS),
-            "confidence": round(float(c), CONFIDENCE_DECIMALS),
+    def size_figures(self) -> dict[str, float | None]:
+        """Bytes per frame and per person-frame: what a consumer will have to read."""
+        return {
+            "frames_bytes": self.frames.bytes,
+            "bytes_per_frame": round(self.frames.bytes / self.frames_written, 1) if self.frames_written else None,
+            "bytes_per_person_frame": round(self.frames.bytes / self.people_written, 1) if self.people_written else None,
         }
-        for name, (x, y, c) in zip(names, points, strict=True)
-    ]
+
+    def close(self, trailer: dict[str, Any], files: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Finish the frames file and write the manifest draft; ``files`` lists other finished
+        companions (exports) by kind. Returns the draft."""
+        manifest = dict(self._header)
+        manifest.update(trailer)
+        manifest["tracks"] = self.tracks.to_json()
+        manifest["files"] = {"frames": self.frames.finish()} | (files or {})
+        with open(self.path, "xb") as handle:
+            handle.write(json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return manifest
+
+    def abort(self) -> None:
+        """Drop a half-written result (the daemon also sweeps leftovers)."""
+        self.frames.discard()
+        self.path.unlink(missing_ok=True)
 
 
-def _named_points_3d(points: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": name,
-            "x": round(float(x), METRE_DECIMALS),
-            "y": round(float(y), METRE_DECIMALS),
-            "z": round(float(z), METRE_DECIMALS),
-        }
-        for name, (x, y, z) in zip(names, points, strict=True)
-    ]
+def commit_local_result(draft_tmp: Path, out: Path) -> Path:
+    """``posed process``: give a finished result its names beside ``out`` (no outbox, no
+    ``~N`` rule): ``<stem>.frames.jsonl`` (and exports) first, the manifest ``out`` last."""
+    stem = out.name.removesuffix(RESULT_SUFFIX)
+    manifest = json.loads(draft_tmp.read_bytes())
+    for kind, entry in manifest.get("files", {}).items():
+        entry["name"] = f"{stem}{OUTPUT_SUFFIXES[kind]}"
+        os.replace(companion_tmp_path(draft_tmp, kind), out.with_name(entry["name"]))
+    draft_tmp.write_bytes(json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8"))
+    os.replace(draft_tmp, out)
+    return out
+
+
+def header_precision() -> dict[str, float]:
+    """Rounding steps of the numbers in the frames file, stated in the manifest."""
+    return dict(PRECISION)
+
+
+__all__ = ["FRAME_SCHEMA", "OUTPUT_SUFFIXES", "RESULT_SCHEMA", "RESULT_SCHEMA_VERSION", "ResultWriter", "TrackSummary"]

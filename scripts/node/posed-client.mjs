@@ -3,12 +3,16 @@
 //   const posed = createClient({ inbox: 'C:\\posed\\inbox', outbox: 'C:\\posed\\outbox' });
 //   const id = await posed.submit('C:\\uploads\\a.mov', { jobId: 'upload-4711', metadata: { user: 12 } });
 //   const result = await posed.wait(id, { timeoutMs: 30 * 60_000, onProgress: (p) => console.log(p.percent) });
+//   for await (const frame of posed.frames(result)) store(frame);   // one frame at a time, any length
 //
 // Protocol (see README.md): write <inbox>/<name>.part, then rename to <inbox>/<name>; an optional
 // sidecar <inbox>/<name>.job.json goes first, the same way. The daemon publishes
 // <outbox>/<stem>.result.json or <outbox>/<stem>.error.json (stem = jobId, else the file name,
 // plus ~2, ~3... if taken) by renaming from <outbox>/.tmp/, and rewrites
-// <outbox>/.posed/status/<daemon>.json every ~2 s.
+// <outbox>/.posed/status/<daemon>.json every ~2 s. A result is a small manifest (what wait()
+// resolves with) plus <stem>.frames.jsonl, one JSON object per frame, published before the
+// manifest: stream it with frames(), never readFile + JSON.parse (long videos exceed V8's
+// string limit).
 //
 // Windows facts this code is shaped by: a rename or read fails with EPERM/EBUSY/EACCES while an
 // antivirus scanner, the indexer or the WSL 9p server holds the file, so those are retried with
@@ -17,8 +21,9 @@
 // is read again before it counts as broken.
 
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, promises as fs, readFileSync, readlinkSync } from 'node:fs';
+import { createReadStream, constants as fsConstants, promises as fs, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
@@ -26,7 +31,12 @@ import addFormats from 'ajv-formats';
 
 export const DEFAULT_SCHEMAS_DIR = fileURLToPath(new URL('../../daemon/schemas/', import.meta.url));
 export const TRANSIENT_CODES = new Set(['EBUSY', 'EPERM', 'EACCES', 'EAGAIN']);
-const SCHEMA_FILES = { 'posed.result': 'result.schema.json', 'posed.error': 'error.schema.json', 'posed.status': 'status.schema.json' };
+const SCHEMA_FILES = {
+  'posed.result': 'result.schema.json',
+  'posed.error': 'error.schema.json',
+  'posed.status': 'status.schema.json',
+  'posed.frame': 'frame.schema.json',
+};
 // Same rule as the daemon's sidecar parser: the id becomes a Windows file name in the outbox.
 const JOB_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$/i;
@@ -35,7 +45,9 @@ const IGNORED_SUFFIXES = ['.part', '.tmp', '.crdownload', '.partial'];
 const NTFS_FORBIDDEN = /[<>:"/\\|?*\x00-\x1f\x7f]/g;
 const RESERVED_STEMS = new Set(['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$',
   ...['COM', 'LPT'].flatMap((device) => [...'0123456789\u00b9\u00b2\u00b3'].map((digit) => device + digit))]);
-const MAX_STEM_BYTES = 255 - ('~9999'.length + '.result.json'.length + 1);
+// Every file of an outcome shares the stem; the longest suffix decides how long it may be.
+const OUTCOME_SUFFIXES = ['.result.json', '.error.json', '.frames.jsonl', '.motion.glb', '.preview.mp4'];
+const MAX_STEM_BYTES = 255 - ('~9999'.length + Math.max(...OUTCOME_SUFFIXES.map((s) => s.length)) + 1);
 // The liveness rule (README, "Health"; daemon/ops/health.py): down after this many status intervals.
 export const DOWN_AFTER_INTERVALS = 5;
 const DEFAULT_STATUS_INTERVAL_S = 2;
@@ -159,7 +171,49 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     return docs.sort((a, b) => a.daemon.name.localeCompare(b.daemon.name));
   }
 
-  return { submit, wait, status, validate };
+  /**
+   * The frames of a result (the manifest wait() resolved with), one object per frame, in order,
+   * streamed: memory stays flat however long the video. Each line is checked against the frame
+   * schema (unless validate is false); at the end the line count, size and sha256 must match
+   * the manifest, else it throws E_CLIENT_FRAMES.
+   */
+  function frames(result, { validate: check = true } = {}) {
+    return readFrames(path.join(outbox, result.files.frames.name), result.files.frames, check ? validate : null);
+  }
+
+  return { submit, wait, frames, status, validate };
+}
+
+/** Stream a frames file; `entry` is the manifest's files.frames. See the client's frames(). */
+export async function* readFrames(file, entry, validate = loadValidator()) {
+  const hash = createHash('sha256');
+  let lines = 0;
+  let bytes = 0;
+  let expected = null;
+  const stream = createReadStream(file);
+  stream.on('data', (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+  });
+  for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) {
+    lines += 1;
+    const frame = JSON.parse(line);
+    if (validate) {
+      const problems = validate({ schema: 'posed.frame', ...frame });
+      if (problems) throw new PosedError('E_CLIENT_SCHEMA', `${entry.name} line ${lines}: ${problems}`);
+    }
+    if (expected !== null && frame.frame_index !== expected) {
+      throw new PosedError('E_CLIENT_FRAMES', `${entry.name} line ${lines}: frame ${frame.frame_index} follows frame ${expected - 1}`);
+    }
+    expected = frame.frame_index + 1;
+    yield frame;
+  }
+  const found = { lines, bytes, sha256: hash.digest('hex') };
+  const wrong = Object.keys(found).filter((key) => found[key] !== entry[key]);
+  if (wrong.length) {
+    const detail = wrong.map((key) => `${key} ${found[key]} (manifest: ${entry[key]})`).join(', ');
+    throw new PosedError('E_CLIENT_FRAMES', `${entry.name} does not match its manifest: ${detail}`);
+  }
 }
 
 /**
@@ -167,7 +221,7 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
  * Kept byte for byte (no Unicode normalisation: NFD names from macOS stay NFD) except what NTFS
  * cannot hold: forbidden characters become `_`, trailing spaces and dots and leading spaces go,
  * a device name (`CON`, `COM1`, ...) or a leading dot gets a leading `_`, and a stem over
- * 237 UTF-8 bytes is cut to 226 bytes plus `-` and 10 hex digits of its SHA-1.
+ * 236 UTF-8 bytes is cut to 225 bytes plus `-` and 10 hex digits of its SHA-1.
  */
 export function outcomeStem(id) {
   let stem = id.toWellFormed?.() ?? id; // lone surrogates: U+FFFD, as the daemon writes them

@@ -564,6 +564,11 @@ class Pose_transformer_v2:  # noqa: N801 - upstream's name
         self.smpl = phalp_tracker.HMAR.smpl
         self.encoder = FakeLartEncoder()
         self.loaded_from = None
+        self.device: str | None = None
+
+    def to(self, device):  # an nn.Module upstream; the loader places it as soon as it is loaded
+        self.device = device
+        return self
 
     def load_weights(self, path):
         import torch  # the fake stack's torch in load-path tests

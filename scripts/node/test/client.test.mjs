@@ -216,7 +216,7 @@ describe('status', () => {
 
 describe('schemas', () => {
   test('compile in Ajv strict mode', () => {
-    for (const name of ['result', 'error', 'status']) {
+    for (const name of ['result', 'frame', 'error', 'status']) {
       const ajv = new Ajv2020({ strict: true });
       addFormats(ajv);
       ajv.compile(JSON.parse(readFileSync(path.join(DEFAULT_SCHEMAS_DIR, `${name}.schema.json`), 'utf8')));
@@ -227,8 +227,13 @@ describe('schemas', () => {
     const validate = loadValidator();
     for (const name of ['result', 'error', 'status']) assert.equal(validate(example(name)), null, name);
     const result = example('result');
-    result.frames[0].people[0].bbox = [1, 2, 3];
-    assert.match(validate(result), /bbox/);
+    delete result.files.frames.sha256;
+    assert.match(validate(result), /sha256/);
+    const frame = readFileSync(path.join(DEFAULT_SCHEMAS_DIR, 'examples', 'frames.example.jsonl'), 'utf8').split('\n')[0];
+    const broken = { schema: 'posed.frame', ...JSON.parse(frame) };
+    assert.equal(validate(broken), null);
+    broken.people[0].bbox = [1, 2, 3];
+    assert.match(validate(broken), /bbox/);
     assert.match(validate({ ...example('status'), state: 'sleeping' }), /state/);
     assert.match(validate({ ...example('error'), created_at: 'yesterday' }), /created_at/);
     assert.match(validate({ schema: 'posed.unknown' }), /unknown document schema/);

@@ -69,19 +69,22 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
     assert.equal(id, 'good.mp4');
     const result = await client.wait(id, { timeoutMs: 80_000 }).catch((err) => { throw explain(err); });
     assert.equal(result.status, 'ok');
-    assert.equal(result.frames.length, CLIP_FRAMES);
     assert.equal(result.summary.frames, CLIP_FRAMES);
     assert.equal(result.input.name, 'good.mp4');
     assert.equal(result.client, undefined);
     assert.ok(existsSync(path.join(outbox, 'good.mp4.result.json')));
-    const first = result.frames[0];
-    assert.equal(first.frame_number, 0); // the legacy flat fields ride along
-    assert.equal(first.frame_width, result.video.width);
+    assert.equal(result.files.frames.name, 'good.mp4.frames.jsonl');
+    const frames = [];
+    for await (const frame of client.frames(result)) frames.push(frame);
+    assert.equal(frames.length, CLIP_FRAMES);
+    const [person] = frames[0].people;
+    assert.equal(person.keypoints.length, result.backend.keypoint_names.length);
+    assert.equal(frames[0].frame_number, undefined); // the legacy flat fields only on request
   });
 
   test('a sidecar job id names the result and its metadata comes back', { timeout: 90_000 }, async () => {
     const metadata = { upload: 1, who: 'e2e', note: 'Läufer 🏃' };
-    const id = await client.submit(CLIP, { jobId: 'e2e-sidecar', name: 'sidecar.mp4', metadata, options: { start_frame: 10, end_frame: 20 } });
+    const id = await client.submit(CLIP, { jobId: 'e2e-sidecar', name: 'sidecar.mp4', metadata, options: { start_frame: 10, end_frame: 20, legacy_fields: true } });
     assert.equal(id, 'e2e-sidecar');
     // Also watch the video's own name, so a daemon that ignores the sidecar fails fast.
     const stop = new AbortController();
@@ -96,8 +99,12 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
     if (winner.err) throw explain(winner.err);
     assert.ok(winner.doc, 'the daemon ignored the sidecar: it published under sidecar.mp4, not e2e-sidecar');
     assert.deepEqual(winner.doc.client, { job_id: 'e2e-sidecar', metadata });
-    assert.equal(winner.doc.frames.length, 10);
-    assert.equal(winner.doc.frames[0].frame_index, 10);
+    const frames = [];
+    for await (const frame of client.frames(winner.doc)) frames.push(frame);
+    assert.equal(frames.length, 10);
+    assert.equal(frames[0].frame_index, 10);
+    assert.equal(frames[0].frame_number, 10); // asked for: the old service's flat fields ride along
+    assert.equal(frames[0].frame_width, winner.doc.video.width);
   });
 
   test('a text file named x.mp4 rejects with E_NOT_A_VIDEO', { timeout: 90_000 }, async () => {
@@ -128,7 +135,7 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
       if (await hasOutput(outbox, 'long.mp4')) break; // finished before we looked: machine too fast
     }
     const result = await waiting.catch((err) => { throw explain(err); });
-    assert.equal(result.frames.length, CLIP_FRAMES * LONG_LOOPS);
+    assert.equal(result.files.frames.lines, CLIP_FRAMES * LONG_LOOPS);
     if (!busy) {
       t.diagnostic('the long video finished between two status polls; nothing to check mid-run');
       return;

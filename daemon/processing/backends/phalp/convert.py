@@ -33,7 +33,7 @@ from daemon.processing.backends.phalp.angles import joint_angles_deg
 from daemon.processing.backends.phalp.geometry import PaddedSquare, PinholeCamera, pose_vector_to_smpl, rotmat_to_axis_angle
 from daemon.processing.backends.phalp.skeleton import COCO_17, COCO_17_FROM_PHALP_45, PHALP_45, SMPL_ORIGIN_INDEX
 from daemon.records import Person, SmplParams
-from daemon.publishing.results import CONFIDENCE_DECIMALS, METRE_DECIMALS, PIXEL_DECIMALS
+from daemon.publishing.encoding import CONFIDENCE_DECIMALS, METRE_DECIMALS, PIXEL_DECIMALS
 
 STATE_DETECTED = "detected"
 STATE_PREDICTED = "predicted"

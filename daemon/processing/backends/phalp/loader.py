@@ -87,6 +87,8 @@ def check_settings(cfg: PhalpConfig) -> None:
         raise ConfigError(f"config key 'backend.phalp.max_age_track': must be >= 1, got {cfg.max_age_track}")
     if not 0.0 <= cfg.detection_score_threshold < 1.0:
         raise ConfigError(f"config key 'backend.phalp.detection_score_threshold': must be in [0, 1), got {cfg.detection_score_threshold}")
+    if cfg.max_detections < 1:
+        raise ConfigError(f"config key 'backend.phalp.max_detections': must be >= 1, got {cfg.max_detections}")
     if cfg.min_person_width_px < 0 or cfg.min_person_height_px < 0:
         raise ConfigError("config keys 'backend.phalp.min_person_width_px/min_person_height_px': must be >= 0")
     if cfg.fp16 and cfg.device == "cpu":

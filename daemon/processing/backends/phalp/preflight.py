@@ -20,6 +20,7 @@ from typing import Protocol
 from daemon.processing.backends.phalp.environment import sandbox_dir
 from daemon.processing.backends.phalp.manifest import FETCH_COMMAND, ModelFile, load_manifest, resolve_path
 from daemon.processing.check import Check, Verdict
+from daemon.processing.backends.phalp.host_memory import HostFiles, load_memory_check
 from daemon.config import PhalpConfig
 from daemon.errors import ConfigError
 
@@ -38,8 +39,8 @@ DRIVER_FIX = (
     "NVIDIA driver inside WSL), run `wsl --update`, then check that /usr/lib/wsl/lib/nvidia-smi works"
 )
 IMPORT_FIXES = {
-    "torch": f"run {SETUP}: it installs torch 2.0.1+cu118 into .venv-gpu; run posed from that venv",
-    "torchvision": f"run {SETUP} (torchvision 0.15.2+cu118, matching torch)",
+    "torch": f"run {SETUP}: it installs torch 2.1.2+cu118 into .venv-gpu; run posed from that venv",
+    "torchvision": f"run {SETUP} (torchvision 0.16.2+cu118, matching torch)",
     "detectron2": f"run {SETUP}: detectron2 is compiled against the installed torch and needs the CUDA 11.8 toolkit (nvcc)",
     "neural_renderer": f"run {SETUP}: neural_renderer (shubham-goel/NMR) is a CUDA extension compiled for your GPU's architecture",
     "chumpy": f"run {SETUP}: chumpy is needed to read the original SMPL file (installed from git, --no-build-isolation)",
@@ -73,10 +74,15 @@ def run_command(argv: list[str], timeout: float, env: Mapping[str, str] | None =
     return CommandResult(done.returncode, done.stdout, done.stderr)
 
 
-def phalp_checks(cfg: PhalpConfig, run: CommandRunner | None = None, *, blocking: bool = True) -> Iterator[Check]:
+def phalp_checks(
+    cfg: PhalpConfig, run: CommandRunner | None = None, *, blocking: bool = True, host: HostFiles | None = None
+) -> Iterator[Check]:
     """Every check of the GPU stack, in the order a user would fix them."""
     run = run or run_command
-    for check in (*_driver_checks(cfg, run), *_probe_checks(cfg, run), *_model_file_checks(cfg)):
+    driver = _driver_checks(cfg, run)
+    probe, torch_version = _probe_checks(cfg, run)
+    memory = load_memory_check(cfg.detector, torch_version, host or HostFiles())
+    for check in (*driver, *probe, memory, *_model_file_checks(cfg)):
         yield check if blocking else _informational(check)
 
 
@@ -125,7 +131,8 @@ def _vram_check(cfg: PhalpConfig, gpus: list[dict[str, str]]) -> Check:
 # --- imports, CUDA and SMPL, in a child process ------------------------------------------------
 
 
-def _probe_checks(cfg: PhalpConfig, run: CommandRunner) -> list[Check]:
+def _probe_checks(cfg: PhalpConfig, run: CommandRunner) -> tuple[list[Check], str | None]:
+    """The import/CUDA/SMPL checks, and the torch version the child found (None if none)."""
     smpl = resolve_path(cfg, cfg.smpl_path)
     argv = [sys.executable, "-m", PROBE_MODULE, "--cuda", *(["--smpl", str(smpl)] if smpl.is_file() else []), *PROBE_MODULES]
     result = run(argv, PROBE_TIMEOUT_S, _probe_environment(cfg))
@@ -134,7 +141,8 @@ def _probe_checks(cfg: PhalpConfig, run: CommandRunner) -> list[Check]:
     checks.append(_cuda_check(cfg, records.get("cuda")))
     if smpl.is_file():
         checks.append(_smpl_check(smpl, records.get("smpl")))
-    return checks
+    cuda = records.get("cuda") or {}
+    return checks, cuda.get("torch") if cuda.get("ok") else None
 
 
 def _probe_environment(cfg: PhalpConfig) -> dict[str, str]:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +42,7 @@ from phalp.utils.utils_detectron2 import DefaultPredictor_Lazy
 
 from daemon.processing.backends.base import LoadProgress
 from daemon.processing.backends.phalp.loader import BuildRequest, LoadedModels
+from daemon.processing.backends.phalp import weights
 from daemon.errors import BackendUnavailable
 from daemon.log import get_logger
 
@@ -61,7 +59,7 @@ HMR2_LEARNED_PREFIXES = ("backbone.", "smpl_head.")  # weights HMR2 cannot work 
 
 def build_models(request: BuildRequest, progress: LoadProgress) -> LoadedModels:
     phalp_cfg = phalp_config(request)
-    with _torch_load_on_cpu():
+    with weights.lean_torch_load(torch):
         tracker = StreamingPhalp(phalp_cfg, request, progress)
     sampler: HMR2TextureSampler = tracker.HMAR
     runtime = TorchRuntime(sampler, fp16_default=request.cfg.fp16, device=request.device)
@@ -125,16 +123,21 @@ class StreamingPhalp(PHALP):
 
     def setup_hmr(self) -> None:
         self.posed_progress("HMR 2.0 (ViT-H) and PHALP's appearance model")
-        self.HMAR = build_texture_sampler(self.cfg, self.posed_request)
+        with weights.built_on(torch, self.posed_request.device):
+            self.HMAR = weights.place_on(build_texture_sampler(self.cfg, self.posed_request), self.posed_request.device)
 
     def setup_predictor(self) -> None:
         self.posed_progress("PHALP pose predictor")
-        self.pose_predictor = Pose_transformer_v2(self.cfg, self)
+        with weights.built_on(torch, self.posed_request.device):
+            self.pose_predictor = Pose_transformer_v2(self.cfg, self)
         load_pose_predictor_weights(self.pose_predictor, self.cfg.pose_predictor.weights_path)
+        weights.place_on(self.pose_predictor, self.posed_request.device)
 
     def setup_detectron2(self) -> None:
         self.posed_progress(f"person detector ({self.cfg.phalp.detector})")
-        self.detector = build_detector(self.cfg.phalp.detector, self.posed_request)
+        with weights.built_on(torch, self.posed_request.device):  # its pickle is read after the model is built
+            self.detector = build_detector(self.cfg.phalp.detector, self.posed_request)
+        weights.release_host_memory()
         # setup_detectron2_with_RPN is skipped: its X101 detector serves ground-truth boxes only.
 
     def setup_visualizer(self) -> None:
@@ -159,11 +162,13 @@ def build_detector(detector: str, request: BuildRequest) -> DefaultPredictor_Laz
         lazy_cfg = model_zoo.get_config(MASKRCNN_LAZY_CONFIG, trained=False)
         lazy_cfg.model.roi_heads.box_predictor.test_score_thresh = threshold
         lazy_cfg.model.roi_heads.box_predictor.test_nms_thresh = MASKRCNN_NMS_THRESHOLD
+        lazy_cfg.model.roi_heads.box_predictor.test_topk_per_image = request.cfg.max_detections
         lazy_cfg.train.init_checkpoint = str(request.paths["detector_maskrcnn"])
     else:
         lazy_cfg = LazyConfig.load(str(VITDET_LAZY_CONFIG))
         for predictor in lazy_cfg.model.roi_heads.box_predictors:
             predictor.test_score_thresh = threshold
+            predictor.test_topk_per_image = request.cfg.max_detections
         lazy_cfg.train.init_checkpoint = str(request.paths["detector_vitdet"])
     return DefaultPredictor_Lazy(lazy_cfg)
 
@@ -202,7 +207,13 @@ def _resnet_without_weights(resnet, pretrained: bool = False, **kwargs):
 
 def build_hmr2(request: BuildRequest) -> HMR2:
     """HMR 2.0 from the local checkpoint, the way load_hmr2() configures it, minus its side trips."""
-    paths = request.paths
+    model = HMR2(hmr2_model_config(request.paths), init_renderer=False)
+    _load_hmr2_weights(model, request.paths["hmr2_checkpoint"])
+    return model.eval()
+
+
+def hmr2_model_config(paths: dict[str, Path]):
+    """The checkpoint's model config with our file paths and nothing training-only (a yacs CfgNode)."""
     model_cfg = get_config(str(paths["hmr2_model_config"]), update_cachedir=False)
     model_cfg.defrost()
     model_cfg.SMPL.MODEL_PATH = str(paths["smpl_neutral"])
@@ -215,16 +226,12 @@ def build_hmr2(request: BuildRequest) -> HMR2:
     if "LOSS_WEIGHTS" in model_cfg and model_cfg.LOSS_WEIGHTS.get("ADVERSARIAL", 0) > 0:
         model_cfg.LOSS_WEIGHTS.ADVERSARIAL = 0.0  # no Discriminator: training only
     model_cfg.freeze()
-    model = HMR2(model_cfg, init_renderer=False)
-    _load_hmr2_weights(model, paths["hmr2_checkpoint"])
-    return model.eval()
+    return model_cfg
 
 
 def _load_hmr2_weights(model: HMR2, checkpoint: Path) -> None:
     # A Lightning checkpoint pickles its hyper-parameters (a yacs CfgNode) next to the weights.
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    state = {key: value for key, value in state.items() if not key.startswith("discriminator.")}
-    result = model.load_state_dict(state, strict=False)
+    result = weights.load_weights_into(torch, model, checkpoint, select=_without_discriminator)
     # load_hmr2 uses strict=False too, which would let a truncated file load silently.
     lacking = [key for key in result.missing_keys if key.startswith(HMR2_LEARNED_PREFIXES)]
     if lacking:
@@ -236,6 +243,10 @@ def _load_hmr2_weights(model: HMR2, checkpoint: Path) -> None:
         log.warning("phalp.hmr2_unexpected_weights", count=len(result.unexpected_keys), first=result.unexpected_keys[:3])
 
 
+def _without_discriminator(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in state.items() if not key.startswith("discriminator.")}
+
+
 def load_pose_predictor_weights(predictor: Pose_transformer_v2, path: str) -> None:
     """Load the pose predictor's checkpoint by stripping the ``encoder.`` prefix.
 
@@ -244,12 +255,14 @@ def load_pose_predictor_weights(predictor: Pose_transformer_v2, path: str) -> No
     ``strict=False`` those weights are then skipped without a word and the predictor's input
     layer keeps its random initialisation (different in every process: nothing seeds it).
     """
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    prefix = "encoder."
-    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    result = predictor.encoder.load_state_dict(weights, strict=False)
+    result = weights.load_weights_into(torch, predictor.encoder, Path(path), select=_encoder_weights)
     if result.missing_keys:
         log.warning("phalp.pose_predictor_missing_weights", count=len(result.missing_keys), first=result.missing_keys[:3])
+
+
+def _encoder_weights(state: dict[str, Any]) -> dict[str, Any]:
+    prefix = "encoder."
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
 
 
 class HMR2TextureSampler(torch.nn.Module):
@@ -368,25 +381,6 @@ class TorchRuntime:
     def release_cached_memory(self) -> None:
         if self._cuda:
             torch.cuda.empty_cache()
-
-
-@contextmanager
-def _torch_load_on_cpu() -> Iterator[None]:
-    """PHALP calls ``torch.load(path)`` bare: load to CPU (the model is moved later) and allow
-    the pickled objects these checkpoints hold (torch >= 2.6 defaults to weights_only=True)."""
-    original = torch.load
-    torch.load = functools.partial(_torch_load, loader=original)
-    try:
-        yield
-    finally:
-        torch.load = original
-
-
-def _torch_load(path: Any, *args: Any, loader: Any, **kwargs: Any) -> Any:
-    kwargs.setdefault("map_location", "cpu")
-    if "weights_only" in inspect.signature(loader).parameters:
-        kwargs.setdefault("weights_only", False)
-    return loader(path, *args, **kwargs)
 
 
 def _device_label(device: str) -> str:
