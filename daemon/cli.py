@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(status)
 
     doctor = commands.add_parser("doctor", help="preflight: is this machine ready for the configured backend?")
+    doctor.add_argument("--all", action="store_true", dest="show_all", help="also list the checks of backends not configured")
     _config_arguments(doctor)
 
     bench = commands.add_parser("bench", help="measure frames/s, stage times, floors and memory on a video")
@@ -65,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file layered over configs/posed.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. inbox.settle_s=5")
+    # default=[]: without it argparse lists "key=value" as required when a positional is missing.
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides, e.g. inbox.settle_s=5")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +114,8 @@ def _process(args: argparse.Namespace) -> int:
     from daemon.publishing.outcomes import OutcomeWriter
     from daemon.publishing.results import commit_local_result
 
+    if not _video_exists(args.video, "posed process"):
+        return EXIT_FAILED
     cfg = _load(args)
     log = get_logger("posed.process")
     out = args.out or Path(f"{args.video.name}{RESULT_SUFFIX}")
@@ -137,17 +142,18 @@ def _process(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     if args.queue:
         return _queue_status(args)
-    from daemon.ops.status import read_statuses, render
+    from daemon.ops.status import read_status_files, render
 
     outbox = args.outbox or Path(_load(args).outbox.path)
     while True:
-        docs = read_statuses(outbox)
+        files = read_status_files(outbox)
+        docs = [doc for doc, _ in files]
         if args.json:
             sys.stdout.write(json.dumps(docs, indent=1) + "\n")
         elif not docs:
             sys.stdout.write(f"no daemon status in {outbox / '.posed' / 'status'} (is posed running with this outbox?)\n")
         else:
-            text = "\n".join(render(doc) for doc in docs)
+            text = "\n".join(render(doc, file_mtime=mtime) for doc, mtime in files)
             sys.stdout.write(("\x1b[2J\x1b[H" if args.watch else "") + text + "\n")
         sys.stdout.flush()
         if not args.watch:
@@ -176,7 +182,7 @@ def _queue_status(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from daemon.ops.doctor import run_doctor
 
-    return run_doctor(_load(args), out=sys.stdout)
+    return run_doctor(_load(args), out=sys.stdout, show_all=args.show_all)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -185,7 +191,9 @@ def _bench(args: argparse.Namespace) -> int:
     extra = [f"backend.name={args.backend}"] if args.backend else []
     try:
         if args.synthetic_weights:
-            return _bench_synthetic(args, extra)
+            return _bench_synthetic(args, extra)  # names a missing video itself, before any file is made
+        if not _video_exists(args.video, "posed bench"):
+            return EXIT_FAILED
         return run_bench(_load(args, extra), args)
     except (JobError, PosedError) as exc:
         sys.stderr.write(f"posed bench: {exc}\n")
@@ -210,6 +218,14 @@ def _bench_synthetic(args: argparse.Namespace, extra: list[str]) -> int:
         cfg = load_config(args.config, overrides)
         synthetic.prepare_cache(cfg.backend.phalp, overrides)
         return run_bench(cfg, args)
+
+
+def _video_exists(video: Path, command: str) -> bool:
+    """Checked before the model loads (a minute for PHALP): a typo is reported at once."""
+    if os.path.lexists(video):
+        return True
+    sys.stderr.write(f"{command}: {video}: not found\n")
+    return False
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class ErrorCode(str, Enum):
     INTERNAL = "E_INTERNAL"
     TRUNCATED = "E_TRUNCATED"  # issue 5: the header shows the file is cut short
     BAD_JOB_DATA = "E_BAD_JOB_DATA"  # issue 15: a queue job's data fails queue-job.schema.json
+    TOO_MANY_FRAMES = "E_TOO_MANY_FRAMES"  # issue 10: decode bombs
+    FRAME_RATE_TOO_HIGH = "E_FRAME_RATE_TOO_HIGH"
 
 
 HINTS: dict[ErrorCode, str] = {
@@ -51,12 +53,14 @@ HINTS: dict[ErrorCode, str] = {
     ErrorCode.BAD_SIDECAR: "The job sidecar (.job.json) is invalid. Fix it and resubmit both files.",
     ErrorCode.WORKER_CRASH: "The pose worker crashed on this video on every attempt. See signal and stderr tail.",
     ErrorCode.STALLED: "The pose worker made no progress within worker.stall_timeout_s and was stopped.",
-    ErrorCode.TIME_LIMIT: "Processing exceeded the ceiling derived from the video's duration.",
+    ErrorCode.TIME_LIMIT: "Processing exceeded worker.ceiling_base_s + ceiling_factor x the video's frames at 30 fps. Trim it, or raise the ceiling.",
     ErrorCode.OUT_OF_MEMORY: "The backend ran out of memory even in low-memory mode. Try a shorter or smaller video.",
     ErrorCode.BACKEND: "The pose backend failed on this video. See the message for details.",
     ErrorCode.INTERNAL: "An unexpected daemon error. Please report it with the log lines of this job id.",
     ErrorCode.TRUNCATED: "The file is incomplete: the upload or copy stopped before the end. Upload the whole file again.",
     ErrorCode.BAD_JOB_DATA: "The queue job's data is invalid (see daemon/schemas/queue-job.schema.json). Fix it and enqueue again.",
+    ErrorCode.TOO_MANY_FRAMES: "The video declares more frames than limits.max_frames. Trim it, or raise the limit.",
+    ErrorCode.FRAME_RATE_TOO_HIGH: "The video's frame rate exceeds limits.max_fps. Re-encode it at a lower rate (e.g. -r 60), or raise the limit.",
 }
 
 

@@ -25,7 +25,7 @@ from daemon.ops.status import StatusBoard
 from daemon.processing.media import check_file
 from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
 from daemon.publishing.naming import ERROR_SUFFIX
-from daemon.publishing.outcomes import OutcomeWriter
+from daemon.publishing.outcomes import OutcomeWriter, destination
 from daemon.publishing.receipts import Receipt
 from daemon.publishing.publish import companions_of, new_tmp_path
 from daemon.publishing.scheduled import ScheduledPublishes
@@ -93,7 +93,7 @@ class JobLifecycle:
                 except JobError as exc:
                     item.refusal = exc
             if item.refusal is None:
-                return Job(item)
+                return Job(item, attempt=item.previous_attempts)  # counting on across a takeover
             self._refuse(item)
         return None
 
@@ -118,7 +118,7 @@ class JobLifecycle:
                 "job_id": job.job_id,
                 "input_path": str(job.path),
                 "result_tmp": str(job.result_tmp),
-                "input_info": item.input_info,
+                "input_info": item.input_info | _destination(self.outcomes, item, "done"),
                 "options": item.options.to_json(),
                 "client": item.client,
             },
@@ -234,7 +234,8 @@ class JobLifecycle:
             return
         if claim_lost_before_publish(self.intake, job):
             return
-        document = self.outcomes.error_document(job.job_id, item.input_info, error, job.attempt, item.client)
+        input_info = item.input_info | _destination(self.outcomes, item, "failed")
+        document = self.outcomes.error_document(job.job_id, input_info, error, job.attempt, item.client)
         receipt = receipt_for(job, "failed")
 
         def published(final: Path) -> None:
@@ -351,6 +352,11 @@ def job_progress(job: Job, now: float) -> dict[str, Any]:
         "attempt": job.attempt,
         "started_at": job.started_iso,
     }
+
+
+def _destination(outcomes: OutcomeWriter, item: ClaimedInput, outcome: str) -> dict[str, Any]:
+    """input.moved_to, for an intake that moves its inputs on (a queue job's file stays put)."""
+    return destination(outcomes.answered.dirs[outcome], item.path) if item.moves_input else {}
 
 
 __all__ = ["Job", "JobLifecycle", "discard_tmp", "job_progress"]

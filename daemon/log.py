@@ -1,6 +1,10 @@
 """structlog setup: JSON lines for journald and pipes, a readable console on a terminal.
 
-Logs go to stderr: stdout belongs to command output (``posed status``, ``posed bench``).
+Logs go to stderr: stdout belongs to command output (``posed status``, ``posed bench``) and to
+the one human line ``posed run`` prints when it is ready. In JSON mode every stderr line is a
+JSON object: Python warnings are routed through logging, and whatever the worker's native
+libraries print (MediaPipe's ``W0000 ...``, FFmpeg's ``[h264 @ ...]``) is wrapped by the
+supervisor into ``worker.output`` events.
 Job context (``job_id``) is bound with contextvars when a job starts, so every line about a
 job carries it without passing loggers around.
 """
@@ -38,7 +42,8 @@ def configure_logging(level: str | None = None, *, json: bool | None = None, pro
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line under a per-file lock: lines from several threads never interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through stdlib logging; render their lines the same way.
@@ -49,6 +54,7 @@ def configure_logging(level: str | None = None, *, json: bool | None = None, pro
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    logging.captureWarnings(True)  # warnings.warn() would print a bare two-line text block
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric_level, logging.INFO))

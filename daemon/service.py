@@ -65,7 +65,8 @@ class Daemon:
         self.outbox = Path(cfg.outbox.path)
         self.instance_id = uuid.uuid4().hex
         self.name = cfg.daemon.name or socket.gethostname()
-        self.status = StatusBoard(self.outbox, self.name, self.instance_id)
+        self.status = StatusBoard(self.outbox, self.name, self.instance_id, status_interval_s=cfg.daemon.status_interval_s,
+                                  last_error_ttl_s=cfg.daemon.last_error_ttl_s)
         self.supervisor = WorkerSupervisor(cfg)
         self.identity = ClaimIdentity.current(self.instance_id, self.name)
         self.outcomes = OutcomeWriter(cfg, self.outbox, tmp_owner=owner_tag(self.identity.process, self.instance_id))
@@ -213,6 +214,8 @@ class Daemon:
         self.status.loading = None
         if not self._ready_notified:
             notify("READY=1\nSTATUS=models loaded, watching " + str(self.inbox))
+            # The one line for a person at a terminal; stdout, so stderr stays JSON lines.
+            print(f"posed: ready, drop videos into {self.inbox} (outcomes appear in {self.outbox})", flush=True)
             self._ready_notified = True
 
     # -- periodic duties -------------------------------------------------------------------

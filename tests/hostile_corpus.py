@@ -128,6 +128,12 @@ def make_media(directory: Path) -> dict[str, Path]:
     ffmpeg("-stream_loop", "1", "-i", made["small.mp4"], "-c", "copy", path("small-4s.mp4"))
     ffmpeg("-i", source, "-c", "copy", path("wide.mkv"))
     path("claims-huge.mp4").write_bytes(claim_width(made["small.mp4"].read_bytes(), 40000))
+    # Decode bombs (issue 10): a few KB whose header announces 1000 frames/s, or many frames.
+    tiny = ("-f", "lavfi", "-i", "color=c=gray:s=32x32:r={rate}", "-frames:v", "{frames}")
+    for name, rate, frames, codec in (("bomb.mp4", 1000, 2000, "libx264"), ("bomb.mkv", 1000, 2000, "libx264"),
+                                      ("many.mp4", 240, 480, "libx264"), ("many.avi", 240, 480, "mjpeg")):
+        args = [arg.format(rate=rate, frames=frames) for arg in tiny]
+        ffmpeg(*args, "-c:v", codec, "-pix_fmt", "yuvj420p" if codec == "mjpeg" else "yuv420p", path(name))
     return made
 
 

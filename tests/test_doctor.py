@@ -27,9 +27,9 @@ def config(tmp_path, *overrides: str):
     return load_config(overrides=[*base, *overrides])
 
 
-def doctor(cfg, host: HostFiles | None = None) -> tuple[int, str]:
+def doctor(cfg, host: HostFiles | None = None, *, show_all: bool = False) -> tuple[int, str]:
     out = io.StringIO()
-    code = run_doctor(cfg, out=out, host=host)
+    code = run_doctor(cfg, out=out, host=host, show_all=show_all)
     return code, out.getvalue()
 
 
@@ -74,11 +74,29 @@ def test_on_a_machine_without_the_gpu_stack_the_report_names_every_missing_piece
 
 
 def test_with_the_cpu_backend_the_gpu_checks_are_information_not_blockers(tmp_path):
-    code, report = doctor(config(tmp_path, "backend.name=mediapipe"))
-    assert "not selected (backend.name=mediapipe), shown for information" in report
+    code, report = doctor(config(tmp_path, "backend.name=mediapipe"), show_all=True)
+    assert "not selected (backend.name=mediapipe), for information" in report
     assert "[miss] model file hmr2_checkpoint" in report and "[FAIL] model file" not in report
     assert "import mediapipe" in report
     assert code == EXIT_READY and report.rstrip().endswith("READY for backend.name=mediapipe")
+
+
+def test_the_configured_backends_verdict_comes_first_and_the_other_backend_is_one_line(tmp_path):
+    code, report = doctor(config(tmp_path, "backend.name=mediapipe"))
+    lines = report.rstrip().splitlines()
+    assert code == EXIT_READY and lines[0] == "posed doctor: READY for backend.name=mediapipe"
+    assert "[  ok] import mediapipe" in report
+    [gpu] = [line for line in lines if line.startswith("GPU backend")]
+    assert "not selected (backend.name=mediapipe)" in gpu and "posed doctor --all lists them" in gpu
+    assert "model file" not in report and "[miss]" not in report and "fix:" not in report
+    assert len(lines) <= 20, report  # was 60+ with every GPU check and its fix
+
+
+def test_when_not_ready_the_first_line_says_so_and_names_the_problems(tmp_path):
+    (tmp_path / "outbox").write_text("a file, not a directory")
+    code, report = doctor(config(tmp_path, "backend.name=mediapipe"))
+    assert code == EXIT_NOT_READY
+    assert report.splitlines()[0] == "posed doctor: NOT READY for backend.name=mediapipe: 1 problem(s): outbox writable"
 
 
 def test_an_outbox_that_is_a_file_fails_with_a_fix(tmp_path):
@@ -202,7 +220,8 @@ def test_an_unquoted_numeric_checksum_in_the_model_list_is_a_config_error_naming
 
 def memory_line(report: str) -> list[str]:
     lines = report.splitlines()
-    index = next(i for i, line in enumerate(lines) if "host memory for loading the models" in line)
+    # The check's own line, not the verdict (first and last line), which names failed checks too.
+    index = next(i for i, line in enumerate(lines) if line.startswith("  [") and "host memory for loading the models" in line)
     return lines[index : index + 2]
 
 

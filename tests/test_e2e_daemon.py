@@ -59,7 +59,9 @@ def test_videos_and_broken_files_each_get_exactly_one_outcome(daemons, tmp_path)
 
 
 def test_a_file_still_being_written_is_not_claimed_early(daemons):
-    daemon = daemons(overrides=["inbox.settle_s=1.0"]).wait_ready()
+    # settle_s well above the 0.4 s gaps: a writer descheduled on a loaded machine must not
+    # make an unfinished copy look settled (that would be the daemon behaving correctly).
+    daemon = daemons(overrides=["inbox.settle_s=3.0"]).wait_ready()
     data = SHORT_CLIP.read_bytes()
     target = daemon.inbox / "slow.mp4"
     # Explorer-style: the final size is set first, then the data arrives over ~3 s.
@@ -164,3 +166,17 @@ def test_a_job_sidecar_names_the_outcome_and_is_echoed_back(daemons):
     kind, report = wait_outcome(daemon.outbox, "bad.mp4")
     assert kind == "error" and report["error"]["code"] == "E_BAD_SIDECAR" and "optoins" in report["error"]["message"]
     assert daemon.alive()
+
+
+def test_after_a_takeover_the_status_counts_attempts_as_the_claim_log_does(daemons, tmp_path):
+    inbox = tmp_path / "inbox"
+    drop(SHORT_CLIP, inbox, "orphan.mp4")
+    claimer = subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, str(inbox)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert claimer.returncode == 0, claimer.stderr
+    slow = ["backend.name=fault", "backend.fault.slow_ms_per_frame=100"]  # >= 6 s of work: time to look
+    daemon = daemons(overrides=slow)  # not wait_ready(): it may take the video before it says "ready"
+    busy = wait_until(lambda: (daemon.status().get("current_job") or {}).get("attempt"), 120, daemon.log_tail)
+    [takeover] = [e for e in daemon.log_events() if e.get("event") == "claim.takeover"]
+    starts = [e for e in daemon.log_events() if e.get("event") == "job.start"]
+    assert takeover["attempt"] == 2 == busy == starts[0]["attempt"]
+    assert wait_outcome(daemon.outbox, "orphan.mp4", timeout=120)[0] == "result"

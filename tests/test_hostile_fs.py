@@ -304,7 +304,8 @@ def test_a_sharing_violation_that_outlasts_the_deadline_is_raised():
     started = time.monotonic()
     with pytest.raises(OSError) as caught:
         publish.retry_transient(action, what="publish x", deadline_s=0.3)
-    assert caught.value.errno == errno.EBUSY and time.monotonic() - started < 2.0 and action.calls > 1
+    # It gives up (the elapsed bound is only a hang guard: a busy CI box may oversleep).
+    assert caught.value.errno == errno.EBUSY and action.calls > 1 and time.monotonic() - started < 60
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT], ids=["ENOSPC", "EROFS", "EDQUOT"])

@@ -56,7 +56,7 @@ MEDIA_CASES = [
 ]
 
 LIMITS = ["backend.name=fault", "limits.max_file_bytes=300000", "limits.max_width=200", "limits.max_height=200",
-          "limits.max_duration_s=3"]  # fmt: skip
+          "limits.max_duration_s=3", "limits.max_frames=200"]  # fmt: skip  (limits.max_fps: the default 240)
 LIMIT_CASES = [
     Case("big.avi", "mjpeg.avi", "E_TOO_LARGE", ("386212 bytes", "limits.max_file_bytes=300000"), before_worker=True),
     Case("wide.mp4", "short", "E_RESOLUTION_TOO_HIGH", ("320x182", "limits.max_width"), before_worker=True),
@@ -65,6 +65,11 @@ LIMIT_CASES = [
     # Matroska headers are not parsed by the supervisor: the worker's probe refuses it, before
     # any frame reaches the model.
     Case("wide.mkv", "wide.mkv", "E_RESOLUTION_TOO_HIGH", ("320x182", "limits.max_width")),
+    # Decode bombs: 2000 frames at 1000 fps in 53 KB; 480 frames at 240 fps (mp4 and avi headers).
+    Case("bomb.mp4", "bomb.mp4", "E_FRAME_RATE_TOO_HIGH", ("declares 1000 frames/s", "limits.max_fps=240"), before_worker=True),
+    Case("many.mp4", "many.mp4", "E_TOO_MANY_FRAMES", ("declares 480 frames", "limits.max_frames=200"), before_worker=True),
+    Case("many.avi", "many.avi", "E_TOO_MANY_FRAMES", ("declares 480 frames",), before_worker=True),
+    Case("bomb.mkv", "bomb.mkv", "E_FRAME_RATE_TOO_HIGH", ("decoder reports 1000 frames/s",)),
     Case("small.mp4", "small.mp4", None),
 ]
 
@@ -205,8 +210,10 @@ def test_the_media_daemon_ends_ready_with_every_case_counted(media_daemon):
 @pytest.mark.parametrize("case", LIMIT_CASES, ids=[c.name for c in LIMIT_CASES])
 def test_files_beyond_the_configured_limits_are_refused_before_the_model(limits_daemon, case):
     document = _check_case(limits_daemon, case)
-    if case.name == "wide.mkv":
+    if case.name in ("wide.mkv", "bomb.mkv"):
         assert document["error"]["stage"] == "probe" and document["error"]["frame_index"] is None
+    if case.name == "bomb.mkv":  # refused when the worker opened it: no frame reached the model
+        assert document["error"]["details"] == {"fps": 1000.0, "frames": 2000}
 
 
 def test_more_people_than_the_limit_fails_the_video_not_the_daemon(daemons):

@@ -134,6 +134,15 @@ def test_windows_reserved_names_are_escaped(names_daemon):
         assert published.startswith(name.rstrip(". ")) and published.endswith(".error.json")
 
 
+def test_an_nfd_name_from_macos_keeps_its_bytes_in_the_outcome_name(names_daemon):
+    nfd = "Cafe\u0301 NFD.mp4"  # "é" as e + combining acute, as macOS uploads write it
+    wait_until(lambda: _outcomes_for(names_daemon.outbox, nfd), 60)
+    [file_name] = _outcomes_for(names_daemon.outbox, nfd)
+    assert os.fsencode(file_name) == os.fsencode(nfd) + b".result.json", "a consumer polls for the name it wrote"
+    assert (names_daemon.outbox / (nfd + ".result.json")).is_file()
+    assert not (names_daemon.outbox / ("Caf\u00e9 NFD.mp4.result.json")).exists()
+
+
 def test_shell_metacharacters_in_names_execute_nothing(names_daemon):
     dangerous = [n for n in NAMES if isinstance(n, str) and PWNED in n]
     wait_until(lambda: all(_outcomes_for(names_daemon.outbox, n) for n in dangerous), 60)

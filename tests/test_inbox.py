@@ -445,7 +445,9 @@ def test_file_deleted_before_it_settles_is_never_reported(make_watcher: WatcherF
 
 
 def test_slow_writer_is_not_ready_until_writes_stop(make_watcher: WatcherFactory) -> None:
-    watcher = make_watcher("polling", settle_s=1.0)
+    # settle_s far above the writer's 0.25 s gaps: on a loaded machine the writer thread may be
+    # descheduled for a while, and a file quiet for settle_s is rightly offered.
+    watcher = make_watcher("polling", settle_s=3.0)
     video = watcher.path / "slow.mp4"
     finished = threading.Event()
 
@@ -472,7 +474,9 @@ def test_slow_writer_is_not_ready_until_writes_stop(make_watcher: WatcherFactory
 
 
 def test_preallocated_file_being_filled_is_not_ready_until_writes_stop(make_watcher: WatcherFactory) -> None:
-    watcher = make_watcher("polling", settle_s=1.0)
+    # settle_s far above the writer's 0.25 s gaps: on a loaded machine the writer thread may be
+    # descheduled for a while, and a file quiet for settle_s is rightly offered.
+    watcher = make_watcher("polling", settle_s=3.0)
     video = watcher.path / "explorer.mp4"
     chunk = 4096
     finished = threading.Event()

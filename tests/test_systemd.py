@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.daemon_harness import REPO, DaemonProcess
+from tests.daemon_harness import REPO, SHORT_CLIP, DaemonProcess, drop, wait_outcome
 from tests.helpers import wait_until
 
 UNIT = REPO / "systemd" / "posed.service"
@@ -86,3 +86,67 @@ def test_daemon_sends_ready_after_models_load_and_feeds_the_watchdog(tmp_path):
         if daemon.alive():
             daemon.stop()
         server.close()
+
+
+INSTALLER = REPO / "scripts" / "install-service.sh"
+
+
+def _verify_only(tmp_path, inbox, outbox, *extra):
+    """The installer's own render + verify step, as `sudo install-service.sh` runs it."""
+    out = tmp_path / "unit"
+    done = subprocess.run(
+        ["bash", str(INSTALLER), "--inbox", inbox, "--outbox", outbox, *extra, "--verify-only", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done, out / "posed.service"
+
+
+@needs_systemd_analyze
+def test_the_installer_verification_step_accepts_its_own_unit(tmp_path):
+    done, unit = _verify_only(tmp_path, "/mnt/c/posed/inbox", "/mnt/c/posed/outbox")
+    assert done.returncode == 0, done.stderr
+    assert "unit verified" in done.stderr and "posed.service:" not in done.stderr, done.stderr
+    text = unit.read_text()
+    assert str(REPO / ".venv" / "bin" / "posed") in text
+    # Missing at boot (/mnt/c not mounted yet) must not stop systemd from starting the service.
+    assert 'ReadWritePaths="-/mnt/c/posed/inbox" "-/mnt/c/posed/outbox"' in text
+
+
+@needs_systemd_analyze
+def test_the_installer_quotes_paths_that_systemd_would_otherwise_interpret(tmp_path):
+    inbox, outbox = "/mnt/c/Users/A B/100% in\\box", '/mnt/c/out "x"'
+    done, unit = _verify_only(tmp_path, inbox, outbox)
+    assert done.returncode == 0, done.stderr
+    line = next(row for row in unit.read_text().splitlines() if row.startswith("ReadWritePaths="))
+    assert line == 'ReadWritePaths="-/mnt/c/Users/A B/100%% in\\\\box" "-/mnt/c/out \\"x\\""'
+
+
+@needs_systemd_analyze
+def test_the_installer_verification_refuses_a_unit_systemd_would_partly_ignore(tmp_path):
+    done, unit = _verify_only(tmp_path, "/mnt/c/posed/../inbox", "/mnt/c/posed/outbox")
+    assert done.returncode != 0  # systemd-analyze itself exits 0 and only says "ignoring"
+    assert "not normalized" in done.stderr and "unit verified" not in done.stderr, done.stderr
+
+
+def test_the_installer_refuses_a_relative_outbox_after_an_absolute_inbox(tmp_path):
+    done, unit = _verify_only(tmp_path, "/mnt/c/posed/inbox", "var/outbox")
+    assert done.returncode == 2 and "must be absolute" in done.stderr
+    assert not unit.exists()
+
+
+def test_a_daemon_started_before_its_inbox_is_mounted_waits_and_then_processes(daemons, tmp_path):
+    """Boot order on WSL: the service may start before /mnt/c is mounted (hence the "-" in
+    ReadWritePaths). The drive is a dangling symlink here: the daemon cannot create the inbox
+    through it, so it must wait, and pick up the inbox once the "mount" appears."""
+    drive = tmp_path / "drive-c"
+    (tmp_path / "mnt-c").symlink_to(drive, target_is_directory=True)
+    inbox = tmp_path / "mnt-c" / "posed" / "inbox"
+    daemon = daemons(overrides=["backend.name=fault"], inbox=inbox)
+    wait_until(lambda: any(e.get("event") == "inbox.unavailable" for e in daemon.log_events()), 60, daemon.log_tail)
+    assert daemon.alive() and not drive.exists()
+
+    (drive / "posed" / "inbox").mkdir(parents=True)  # the mount arrives: the symlink now resolves
+    wait_until(lambda: any(e.get("event") == "inbox.available" for e in daemon.log_events()), 60, daemon.log_tail)
+    drop(SHORT_CLIP, inbox, "after-mount.mp4")
+    assert wait_outcome(daemon.outbox, "after-mount.mp4")[0] == "result"
+    assert daemon.stop() == 0

@@ -30,6 +30,7 @@ class ClaimedInput:
     ticket: Any = None  # the intake's own handle: a lock-file claim, a queue job
     input_info: dict[str, Any] = field(default_factory=dict)  # filled by the lifecycle
     moves_input: bool = True  # settling moves the input away (folder); publish receipts make that exactly-once
+    previous_attempts: int = 0  # started by daemons whose claim we took over: attempts count on
 
 
 class SettledInputs(Protocol):

@@ -129,7 +129,8 @@ class FolderIntake:
         if self.settled.finish_if_published(path, stat):  # its daemon died between publish and move
             self._drop(path, claim)
             return None
-        item = ClaimedInput(path=path, job_id=job_id, wanted_stem=path.name, input_stat=stat, ticket=claim)
+        item = ClaimedInput(path=path, job_id=job_id, wanted_stem=path.name, input_stat=stat, ticket=claim,
+                            previous_attempts=claim.attempt - 1)
         try:
             self._apply_sidecar(item)
         except JobError as exc:

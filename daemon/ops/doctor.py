@@ -1,9 +1,10 @@
 """``posed doctor``: is this machine ready to run the configured backend? Says what to fix.
 
-Readiness is judged for ``backend.name``. The GPU backend's checks (driver, VRAM, imports, CUDA,
-model files, SMPL) always run, so a CPU-only machine gets a useful list of what is missing for
-``phalp``; they only decide the exit code when ``phalp`` is configured. Each failed check prints
-its fix. Exit code 0 = ready, 1 = not ready.
+Readiness is judged for ``backend.name``, and that verdict is the first line. The GPU backend's
+checks (driver, VRAM, imports, CUDA, model files, SMPL) always run, so a CPU-only machine learns
+what is missing for ``phalp``; they only decide the exit code when ``phalp`` is configured, and
+otherwise collapse to one summary line (``posed doctor --all`` lists them). Each failed check
+prints its fix. Exit code 0 = ready, 1 = not ready.
 """
 
 from __future__ import annotations
@@ -28,38 +29,49 @@ GPU_PYTHON = (3, 10)  # what scripts/setup-gpu.sh installs; chumpy breaks on 3.1
 _LABELS = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn", Verdict.INFO: "info"}
 
 
-def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout, host: HostFiles | None = None) -> int:
-    """Print every check (with the fix for each failure) and return 0 if ready, else 1.
+def run_doctor(cfg: PosedConfig, out: TextIO = sys.stdout, host: HostFiles | None = None, *, show_all: bool = False) -> int:
+    """Print the verdict, then the checks for the configured backend (with the fix for each
+    failure), then the other backend collapsed unless ``show_all``; return 0 if ready, else 1.
 
     ``host`` says where /proc/meminfo and the Windows users folder are (tests pass their own)."""
-    backend = cfg.backend.name
-    out.write(f"posed doctor: is this machine ready for backend.name={backend}?\n")
-    problems: list[Check] = []
-    for title, checks in _sections(cfg, host):
-        out.write(f"\n{title}\n")
-        for check in checks:
-            _render(check, out)
-            if check.failed():
-                problems.append(check)
-    out.write("\n")
+    sections = [(title, list(checks), selected) for title, checks, selected in _sections(cfg, host)]
+    problems = [check for _, checks, _ in sections for check in checks if check.failed()]
+    verdict = _verdict(cfg.backend.name, problems)
+    out.write(f"posed doctor: {verdict}\n")
+    for title, checks, selected in sections:
+        if selected or show_all:
+            out.write(f"\n{title}\n")
+            for check in checks:
+                _render(check, out)
+        else:
+            out.write(f"\n{title}: {_tally(checks)}; posed doctor --all lists them\n")
+    out.write(f"\n{verdict}\n")
+    return EXIT_NOT_READY if problems else EXIT_READY
+
+
+def _verdict(backend: str, problems: list[Check]) -> str:
     if problems:
         names = ", ".join(check.name for check in problems)
-        out.write(f"NOT READY for backend.name={backend}: {len(problems)} problem(s): {names}\n")
-        return EXIT_NOT_READY
-    out.write(f"READY for backend.name={backend}\n")
-    return EXIT_READY
+        return f"NOT READY for backend.name={backend}: {len(problems)} problem(s): {names}"
+    return f"READY for backend.name={backend}"
 
 
-def _sections(cfg: PosedConfig, host: HostFiles | None) -> Iterator[tuple[str, Iterator[Check]]]:
+def _tally(checks: list[Check]) -> str:
+    ok = sum(1 for check in checks if check.verdict is Verdict.OK)
+    return f"{len(checks)} checks, {ok} ok, {len(checks) - ok} missing or not ok"
+
+
+def _sections(cfg: PosedConfig, host: HostFiles | None) -> Iterator[tuple[str, Iterator[Check], bool]]:
+    """(title, checks, whether they concern the configured backend)."""
     gpu_selected = cfg.backend.name == GPU_BACKEND
-    yield "System", _system_checks(cfg)
-    yield "Inbox and outbox", _folder_checks(cfg)
+    yield "System", _system_checks(cfg), True
+    yield "Inbox and outbox", _folder_checks(cfg), True
     if cfg.backend.name == "mediapipe":
-        yield "CPU backend (mediapipe)", _mediapipe_checks()
+        yield "CPU backend (mediapipe)", _mediapipe_checks(), True
     title = "GPU backend (phalp: PHALP + HMR 2.0)"
     if not gpu_selected:
-        title += f": not selected (backend.name={cfg.backend.name}), shown for information"
-    yield title, _gpu_checks(cfg, blocking=gpu_selected, host=host)
+        title += f": not selected (backend.name={cfg.backend.name}), for information"
+    yield title, _gpu_checks(cfg, blocking=gpu_selected, host=host), gpu_selected
 
 
 def _render(check: Check, out: TextIO) -> None:

@@ -1,26 +1,30 @@
 """The daemon's health, as a file the Node backend polls and ``posed status`` renders.
 
 ``<outbox>/.posed/status/<daemon name>.json`` is rewritten atomically every few seconds and on
-every state change. Its ``heartbeat_at`` tells a reader whether the daemon is alive at all.
+every state change. Whether the daemon is alive at all is decided by one rule,
+``daemon.ops.health.judge``; the document carries what it needs (the daemon's boot id, PID
+namespace, pid start time and ``status_interval_s``). ``last_error`` is dropped from the
+document ``daemon.last_error_ttl_s`` after it happened (default 1 h): an old error must not
+look current forever.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from daemon import __version__
 from daemon.clock import iso
+from daemon.intake.liveness import ProcessIdentity
+from daemon.ops.health import judge
 from daemon.publishing.publish import replace_json
 
 STATUS_SCHEMA = "posed.status"
-STATUS_SCHEMA_VERSION = "1.0"
+STATUS_SCHEMA_VERSION = "1.1"  # 1.1: liveness fields (daemon.boot_id, pid_namespace, start_time; status_interval_s)
 STATES = ("starting", "loading-models", "ready", "busy", "degraded", "stopping", "stopped")
 
 
@@ -54,6 +58,10 @@ class StatusBoard:
     loading: dict[str, Any] | None = None
     degraded_reason: str | None = None
     worker: dict[str, Any] | None = None
+    status_interval_s: float = 2.0
+    last_error_ttl_s: float = 3600.0
+    _last_error_at: float = 0.0  # monotonic: expiry must not follow wall-clock jumps
+    _me: ProcessIdentity = field(default_factory=ProcessIdentity.current)
 
     @property
     def path(self) -> Path:
@@ -61,20 +69,32 @@ class StatusBoard:
 
     def record_error(self, code: str, message: str) -> None:
         self.last_error = {"code": code, "message": message, "at": iso()}
+        self._last_error_at = time.monotonic()
+
+    def _current_error(self) -> dict[str, Any] | None:
+        if self.last_error is not None and time.monotonic() - self._last_error_at > self.last_error_ttl_s:
+            self.last_error = None
+        return self.last_error
 
     def document(self) -> dict[str, Any]:
         now = iso()
+        me = self._me
         return {
             "schema": STATUS_SCHEMA,
             "schema_version": STATUS_SCHEMA_VERSION,
             "daemon": {
                 "name": self.name,
                 "instance_id": self.instance_id,
-                "host": socket.gethostname(),
+                "host": me.host,
                 "pid": os.getpid(),
                 "version": __version__,
                 "started_at": self.started_at,
+                # For the liveness rule: a reader on this kernel can check the pid directly.
+                "boot_id": me.boot_id,
+                "pid_namespace": me.pid_ns,
+                "start_time": me.start_time,
             },
+            "status_interval_s": self.status_interval_s,
             "state": self.state,
             "backend": self.backend,
             "heartbeat_at": now,
@@ -82,7 +102,7 @@ class StatusBoard:
             "current_job": self.current_job,
             "queue_length": self.queue_length,
             "counters": vars(self.counters).copy(),
-            "last_error": self.last_error,
+            "last_error": self._current_error(),
             "loading": self.loading,
             "degraded_reason": self.degraded_reason,
             "worker": self.worker,
@@ -95,23 +115,29 @@ class StatusBoard:
 
 def read_statuses(outbox: Path) -> list[dict[str, Any]]:
     """Every daemon's status document in this outbox (unreadable files are skipped)."""
+    return [doc for doc, _ in read_status_files(outbox)]
+
+
+def read_status_files(outbox: Path) -> list[tuple[dict[str, Any], float]]:
+    """(document, file modification time) of every daemon's status file."""
     found = []
     directory = status_dir(outbox)
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
-            found.append(json.loads(path.read_text(encoding="utf-8")))
+            mtime = path.stat().st_mtime
+            found.append((json.loads(path.read_text(encoding="utf-8")), mtime))
         except (OSError, ValueError):
             continue
     return found
 
 
-def render(doc: dict[str, Any], *, now: float | None = None, width: int = 30) -> str:
-    """A few human lines for ``posed status``."""
-    now = time.time() if now is None else now
+def render(doc: dict[str, Any], *, file_mtime: float | None = None, now: float | None = None, width: int = 30) -> str:
+    """A few human lines for ``posed status``; the first says alive, stopped or down, and why."""
     daemon = doc.get("daemon", {})
-    age = now - _parse_iso(doc.get("heartbeat_at"))
-    alive = "alive" if age < 30 else f"NO HEARTBEAT for {age:.0f} s (daemon down?)"
-    lines = [f"{daemon.get('name')} [{doc.get('state')}] pid {daemon.get('pid')} on {daemon.get('host')}: {alive}"]
+    liveness = judge(doc, file_mtime=file_mtime, now=now)
+    verdict = {"alive": "alive", "stopped": "stopped", "down": "DOWN"}[liveness.verdict]
+    state = doc.get("state") if liveness.verdict == "alive" else f"last state {doc.get('state')}"
+    lines = [f"{daemon.get('name')} [{state}] pid {daemon.get('pid')} on {daemon.get('host')}: {verdict} ({liveness.reason})"]
     backend = doc.get("backend") or {}
     if backend:
         lines.append(f"  backend: {backend.get('name')} on {backend.get('device')} ({backend.get('model_version')})")
@@ -145,12 +171,3 @@ def _job_line(job: dict[str, Any], width: int) -> str:
     extra = f" {fps:.1f} fps" if fps else ""
     extra += f" ETA {eta:.0f} s" if eta is not None else ""
     return f"{job.get('input_name')} ({job.get('stage')}, attempt {job.get('attempt')}): {progress}{extra}"
-
-
-def _parse_iso(text: str | None) -> float:
-    if not text:
-        return 0.0
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0

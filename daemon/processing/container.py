@@ -3,15 +3,16 @@
 The supervisor runs these checks before a worker ever sees the file (issue 5), so a file whose
 header already says it cannot succeed costs no model time: an mp4/mov/m4v or avi that ends
 inside its last box or chunk (the upload was cut short), an mp4 without its index (``moov``),
-a container with no video track, a header that claims a frame size or a duration beyond the
-configured limits. The presented duration found here also lets the decoder notice when it
+a container with no video track, a header that claims a frame size, a duration, a frame count
+or a frame rate beyond the configured limits (a "decode bomb": a few hundred KB that decode to
+tens of thousands of frames). The presented duration found here also lets the decoder notice when it
 stops early (``daemon.processing.media``).
 
 Parsing is bounded (boxes visited, bytes read: a few hundred bytes for a normal file) and
 never trusts a size field beyond the file's end. What it does not understand (Matroska/WebM,
 malformed boxes) comes back as unknown, and the decoder in the worker has the final word.
 Box layouts: ISO/IEC 14496-12 (ISO BMFF) sections 4.2 (box), 8.2.2 (mvhd), 8.3.2 (tkhd),
-8.4.2 (mdhd), 8.4.3 (hdlr), 8.6.6 (elst); AVI: Microsoft "AVI RIFF File Reference" (avih, strh).
+8.4.2 (mdhd), 8.4.3 (hdlr), 8.5.2 (stsd), 8.6.6 (elst), 8.7.3.2 (stsz); AVI: Microsoft "AVI RIFF File Reference" (avih, strh).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class ContainerFacts:
     height: int | None = None
     rotation: int | None = None
     duration_s: float | None = None  # presented duration of the (first) video track
+    frames: int | None = None  # frames (samples) the video track declares
+    fourcc: str = ""  # the video codec's FourCC as stored (mp4 sample entry, avi strh handler)
+    fps: float | None = None  # mean frame rate: frames over the track's media duration
 
 
 class _Malformed(Exception):
@@ -152,7 +156,18 @@ def _moov_facts(reader: _Reader, start: int, end: int) -> dict:
             facts.update(width=height if swap else width, height=width if swap else height)
         facts["rotation"] = rotation
         facts["duration_s"] = _presented_duration(first, movie_timescale)
+        facts.update(_frame_facts(first))
+        facts["fourcc"] = first.get("fourcc", "")
     return facts
+
+
+def _frame_facts(track: dict) -> dict:
+    samples = track.get("samples")
+    if not samples:
+        return {}  # 0: a fragmented mp4 keeps its samples in 'moof' boxes; not counted here
+    timescale, duration = track.get("media_timescale"), track.get("media_duration")
+    fps = samples * timescale / duration if timescale and duration else None
+    return {"frames": samples, "fps": fps}
 
 
 _TRACK_NAMES = {"soun": "audio", "text": "text", "sbtl": "subtitles", "subt": "subtitles", "meta": "metadata",
@@ -178,7 +193,24 @@ def _track(reader: _Reader, start: int, end: int) -> dict:
                     track["handler"] = reader.read(child_payload + 8, 4).decode("latin-1")
                 elif child == b"mdhd":
                     track["media_timescale"], track["media_duration"] = _timescale_duration(reader.read(child_payload, 32))
+                elif child == b"minf":
+                    track.update(_sample_table(reader, child_payload, child_end))
     return track
+
+
+def _sample_table(reader: _Reader, start: int, end: int) -> dict:
+    """From minf/stbl: the sample (= frame, for video) count of stsz and the FourCC of the
+    first sample entry in stsd ('avc1', 'hvc1', 'mp4v', ...)."""
+    table: dict = {}
+    for kind, _, payload, box_end in _boxes(reader, start, end, MAX_CHILDREN):
+        if kind == b"stbl" and box_end <= end:
+            for child, _, child_payload, child_end in _boxes(reader, payload, box_end, MAX_CHILDREN):
+                if child == b"stsz" and child_end - child_payload >= 12:
+                    table["samples"] = struct.unpack(">I", reader.read(child_payload + 8, 4))[0]
+                elif child == b"stsd" and child_end - child_payload >= 16:
+                    entry = reader.read(child_payload + 12, 4)
+                    table["fourcc"] = entry.decode("latin-1") if _printable(entry) else ""
+    return table
 
 
 def _timescale_duration(payload: bytes) -> tuple[int, int]:
@@ -289,23 +321,39 @@ def _avi_header(reader: _Reader, start: int, end: int, *, single_riff: bool) -> 
 def _hdrl(reader: _Reader, start: int, end: int, *, single_riff: bool) -> ContainerFacts:
     avih: tuple[int, ...] | None = None
     kinds: list[str] = []
+    video_rate: tuple[int, int, int] | None = None  # strh scale, rate, length of the first video stream
+    facts_fourcc = ""
     for ident, _, payload, chunk_end in _chunks(reader, start, end, MAX_CHILDREN):
         if ident == b"avih":
             avih = struct.unpack("<10I", reader.read(payload, 40))
         elif ident == b"LIST" and reader.read(payload, 4) == b"strl":
             for child, _, child_payload, _ in _chunks(reader, payload + 4, min(chunk_end, end), MAX_CHILDREN):
                 if child == b"strh":
-                    kinds.append(reader.read(child_payload, 4).decode("latin-1"))
+                    strh = reader.read(child_payload, 36)
+                    kinds.append(strh[:4].decode("latin-1"))
+                    if strh[:4] == b"vids" and len(strh) == 36 and video_rate is None:
+                        video_rate = struct.unpack_from("<III", strh, 20)[:2] + struct.unpack_from("<I", strh, 32)
+                        facts_fourcc = strh[4:8].decode("latin-1") if _printable(strh[4:8]) else ""
                     break
     names = {"auds": "audio", "txts": "text", "mids": "midi"}
-    facts: dict = {"video_tracks": kinds.count("vids"), "other_tracks": tuple(sorted({names.get(k, k) for k in kinds if k != "vids"}))}
+    facts: dict = {"video_tracks": kinds.count("vids"), "other_tracks": tuple(sorted({names.get(k, k) for k in kinds if k != "vids"})),
+                   "fourcc": facts_fourcc}
     if avih is not None:
         us_per_frame, total_frames, width, height = avih[0], avih[4], avih[8], avih[9]
         if width and height:
             facts.update(width=width, height=height, rotation=0)
-        # OpenDML files continue in further RIFF chunks that avih does not count.
+        # OpenDML files continue in further RIFF chunks that avih does not count: there the
+        # count is a lower bound, still enough to refuse a file above the limit.
         if single_riff and us_per_frame and total_frames:
             facts["duration_s"] = total_frames * us_per_frame / 1e6
+        if total_frames:
+            facts["frames"] = total_frames
+        if us_per_frame:
+            facts["fps"] = 1e6 / us_per_frame  # rounded to whole microseconds: strh is exact
+    if video_rate is not None and video_rate[0] and video_rate[1]:
+        scale, rate, length = video_rate
+        facts["fps"] = rate / scale
+        facts["frames"] = max(length, facts.get("frames", 0)) or None
     return ContainerFacts(kind=RIFF, **facts)
 
 

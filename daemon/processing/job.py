@@ -120,7 +120,7 @@ def run_job(
             "motion": motion.summary(),
             "started_at": started_at,
             "finished_at": utc_now(),
-        }
+        } | backend.summary()
         files = exports.close()
         summary["exports"] = exports.summary(files)
         video = meta.to_json() | {

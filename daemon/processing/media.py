@@ -54,6 +54,10 @@ _NOT_VIDEO_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MZ", "a Windows program"),
     (b"<", "HTML or XML text"),
 )
+# OpenCV names some codecs rather than giving their FourCC (Matroska stores none): the
+# conventional FourCC for those, so video.codec is always a FourCC as the schema promises.
+_CODEC_NAME_FOURCC = {"h264": "avc1", "hevc": "hvc1", "h265": "hvc1", "av1": "av01", "vp8": "VP80", "vp9": "VP90",
+                      "mpeg4": "mp4v", "mjpeg": "MJPG"}
 # Tolerated gap between the last decoded frame and the end the container announces.
 DECODE_GAP_MIN_S = 0.25
 DECODE_GAP_FRAMES = 5
@@ -143,6 +147,25 @@ def _check_container(name: str, facts: ContainerFacts, limits: LimitsConfig) -> 
             stage="probe",
             details={"duration_s": round(facts.duration_s, 3)},
         )
+    _check_frames(name, facts.frames, facts.fps, limits, "its header declares")
+
+
+def _check_frames(name: str, frames: int | None, fps: float | None, limits: LimitsConfig, source: str) -> None:
+    """Decode bombs: a tiny file whose header announces thousands of frames per second."""
+    if fps is not None and fps > limits.max_fps:
+        raise JobError(
+            ErrorCode.FRAME_RATE_TOO_HIGH,
+            f"{name}: {source} {fps:.0f} frames/s, more than limits.max_fps={limits.max_fps:g}",
+            stage="probe",
+            details={"fps": round(fps, 3), "frames": frames},
+        )
+    if frames is not None and frames > limits.max_frames:
+        raise JobError(
+            ErrorCode.TOO_MANY_FRAMES,
+            f"{name}: {source} {frames} frames, more than limits.max_frames={limits.max_frames}",
+            stage="probe",
+            details={"frames": frames, "fps": round(fps, 3) if fps else None},
+        )
 
 
 def _open_nofollow(path: str, flags: int) -> int:
@@ -225,7 +248,7 @@ class VideoSource:
             path=str(self.path),
             file_bytes=file_bytes,
             container=self.path.suffix.lower(),
-            codec="".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc else "",
+            codec=self.container.fourcc or _codec_fourcc(fourcc),
             coded_width=coded_w,
             coded_height=coded_h,
             width=coded_h if swap else coded_w,
@@ -292,6 +315,14 @@ class VideoSource:
         self.close()
 
 
+def _codec_fourcc(opencv_fourcc: int) -> str:
+    """OpenCV's CAP_PROP_FOURCC as a FourCC: its codec names mapped to the usual tag."""
+    if not opencv_fourcc:
+        return ""
+    text = "".join(chr((opencv_fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ")
+    return _CODEC_NAME_FOURCC.get(text.lower(), text)
+
+
 def _check_limits(meta: VideoMeta, limits: LimitsConfig) -> None:
     if meta.width <= 0 or meta.height <= 0:
         raise JobError(ErrorCode.NO_VIDEO_STREAM, f"{Path(meta.path).name} reports a {meta.width}x{meta.height} video stream", stage="probe")
@@ -307,3 +338,5 @@ def _check_limits(meta: VideoMeta, limits: LimitsConfig) -> None:
             f"the video lasts about {meta.duration_estimate_s:.0f} s, more than limits.max_duration_s={limits.max_duration_s:.0f}",
             stage="probe",
         )
+    fps = meta.nominal_fps if meta.nominal_fps > 0 else None
+    _check_frames(Path(meta.path).name, meta.frame_count_estimate, fps, limits, "the decoder reports")

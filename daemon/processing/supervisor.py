@@ -1,7 +1,8 @@
 """Keeping one worker process alive: start, load, assign, watch for death and stalls, restart.
 
 "Alive" means "made progress recently", not "the PID exists": every worker message is a
-heartbeat, and a busy worker silent for ``stall_timeout_s`` is killed. Death by any cause
+heartbeat, and a busy worker silent for ``stall_timeout_s`` is killed, as is a worker still
+loading its models after ``load_timeout_s`` (a hung CUDA init or a blocked download). Death by any cause
 (exception, signal, OOM killer, ``os._exit``) is observed through ``Popen.poll`` and reported
 with the signal name, the stage, the last frame reached and the tail of the worker's stderr.
 Restarts back off exponentially. The service decides what a death means for the video.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import queue
 import signal
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import structlog
+
 from daemon.config import PosedConfig, to_dict
 from daemon.log import get_logger
 from daemon.processing.protocol import decode
@@ -29,6 +33,27 @@ from daemon.processing.worker import EXIT_LOAD_FAILED
 
 log = get_logger(__name__)
 STDERR_TAIL_LINES = 40
+# glog/absl prefixes (W0000 ..., E0000 ...) and plain WARNING:/ERROR: lines.
+_LEVEL_PREFIXES = (("E", logging.ERROR), ("F", logging.CRITICAL), ("W", logging.WARNING))
+
+
+def _is_json_object(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _native_level(line: str) -> int:
+    for word, level in (("ERROR", logging.ERROR), ("WARNING", logging.WARNING)):
+        if line.startswith(word):
+            return level
+    for prefix, level in _LEVEL_PREFIXES:
+        if line.startswith(prefix) and line[1:5].isdigit():
+            return level
+    return logging.INFO
 
 
 class WorkerState(str, Enum):
@@ -94,13 +119,19 @@ class WorkerProcess:
                     log.warning("worker.bad_message", line=line[:200].decode("utf-8", "replace"))
 
     def _read_stderr(self) -> None:
+        """Everything written to the worker's fd 2, by Python or by native code that bypasses
+        Python (MediaPipe's absl logging, FFmpeg, faulthandler): its own JSON log lines pass
+        through, anything else becomes a ``worker.output`` event, so the daemon's stderr stays
+        JSON lines. The tail keeps the raw text for crash reports."""
         assert self.proc.stderr is not None
+        passthrough = structlog.WriteLogger(sys.stderr)  # shares structlog's per-file lock
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.stderr_tail.append(line)
-            # Worker log lines are already structured; pass them through to our stderr/journald.
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+            if _is_json_object(line):
+                passthrough.msg(line)
+            elif line.strip():
+                log.log(_native_level(line), "worker.output", line=line, worker_pid=self.pid)
 
     def send(self, kind: str, **fields: Any) -> bool:
         try:
@@ -218,6 +249,8 @@ class WorkerSupervisor:
             events.append(self._on_message(message, now))
         if self.state == WorkerState.BUSY:
             self._check_stall(now)
+        elif self.state in (WorkerState.STARTING, WorkerState.LOADING):
+            self._check_load_time(now)
         returncode = worker.proc.poll()
         if returncode is not None:
             # Collect what the worker said and printed just before dying (e.g. a traceback).
@@ -256,16 +289,30 @@ class WorkerSupervisor:
         return WorkerEvent(kind, message)
 
     def _set_ceiling(self, video: dict[str, Any], now: float) -> None:
-        duration = video.get("duration_estimate_s")
-        if self._cfg.ceiling_base_s > 0 and duration:
-            self.job_deadline = now + self._cfg.ceiling_base_s + self._cfg.ceiling_factor * duration
+        """base + factor x the video's seconds at 30 fps: the work is per frame, and a high
+        frame rate must not buy a decode bomb hours of processing."""
+        if self._cfg.ceiling_base_s <= 0:
+            return
+        frames = video.get("frame_count_estimate")
+        seconds = frames / 30.0 if frames else video.get("duration_estimate_s")
+        if seconds:
+            self.job_deadline = now + self._cfg.ceiling_base_s + self._cfg.ceiling_factor * seconds
 
     def _check_stall(self, now: float) -> None:
         limit = self._cfg.stall_timeout_s if self._first_frame_seen else self._cfg.first_frame_timeout_s
         if now - self._last_activity > limit and self._kill_reason is None:
             self.kill(f"stalled: no progress for {now - self._last_activity:.0f} s (limit {limit:.0f} s)")
         elif self.job_deadline is not None and now > self.job_deadline and self._kill_reason is None:
-            self.kill("time_limit: processing exceeded the ceiling derived from the video's duration")
+            self.kill("time_limit: processing exceeded worker.ceiling_base_s + ceiling_factor x the video's frames at 30 fps")
+
+    def _check_load_time(self, now: float) -> None:
+        """Loading may send no message for minutes (a cold PHALP load), so the whole load is
+        timed from the worker's start, not from its last message."""
+        limit = self._cfg.load_timeout_s
+        if self.loading_since is not None and now - self.loading_since > limit and self._kill_reason is None:
+            what = self.loading_what or "the backend"
+            self.last_load_error = f"worker still loading {what} after {limit:.0f} s (worker.load_timeout_s): killed"
+            self.kill(f"load_timeout: {self.last_load_error}")
 
     def _on_exit(self, returncode: int, now: float) -> WorkerEvent:
         worker = self.worker

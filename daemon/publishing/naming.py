@@ -4,6 +4,16 @@ The outbox is read from Windows, where names are case-insensitive and some are r
 (``CON``, ``NUL.txt``, a trailing dot or space). A result name must open there, must not collide
 with another input's result that differs only in letter case, and must never replace a published
 file: a resubmitted video gets ``name~2.result.json``.
+
+The rule (README, "The folder protocol"; ``outcomeStem`` in scripts/node/posed-client.mjs is
+the same rule, checked against this one by tests/test_naming_rule.py): the stem is the job id
+or the input's name, byte for byte, except that characters NTFS cannot hold
+(``< > : " / \\ | ? *`` and control characters) become ``_``; trailing spaces and dots and leading
+spaces are removed; a Windows device name (``CON``, ``NUL``, ``COM1``, ...) before the first dot
+gets a leading ``_``, as does a leading dot (a hidden file); bytes that are not UTF-8 become
+U+FFFD; a stem over 236 UTF-8 bytes is cut at a character boundary to 225 bytes plus ``-`` and
+the first 10 hex digits of the SHA-1 of the whole stem. Unicode normalisation is never applied:
+macOS uploads arrive in NFD, and NTFS stores either form as given.
 """
 
 from __future__ import annotations
@@ -11,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import unicodedata
 from pathlib import Path
 
 RESULT_SUFFIX = ".result.json"  # the manifest: the one name a consumer polls for
@@ -46,9 +55,9 @@ def printable_name(name: str) -> str:
 
 
 def safe_stem(name: str) -> str:
-    """A name Windows can open: forbidden characters replaced, reserved names escaped, bounded."""
-    name = unicodedata.normalize("NFC", printable_name(name))
-    cleaned = _FORBIDDEN.sub("_", name).rstrip(" .")
+    """A name Windows can open: forbidden characters replaced, reserved names escaped, bounded.
+    No Unicode normalisation: a consumer looks for the exact name it gave (NFD from macOS)."""
+    cleaned = _FORBIDDEN.sub("_", printable_name(name)).rstrip(" .")
     cleaned = cleaned.lstrip(" ") or "_"
     # Windows reserves the device name even with an extension: "CON.mp4" opens the console.
     if cleaned.split(".")[0].rstrip(" ").upper() in _RESERVED:

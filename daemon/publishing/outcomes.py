@@ -22,6 +22,7 @@ from daemon.publishing.naming import OUTPUT_SUFFIXES, RESULT_SUFFIX, printable_n
 from daemon.publishing.publish import (
     FATAL,
     companion_tmp_path,
+    free_name_in,
     publish_document,
     publish_set,
     write_json_tmp,
@@ -160,6 +161,13 @@ class OutcomeWriter:
         if any(mark in message for mark in _OUTBOX_FAULT_MARKS):
             return message
         return None
+
+def destination(dest_dir: Path, path: Path) -> dict[str, Any]:
+    """Where ``path`` will be once its outcome is published and it is moved into ``dest_dir``
+    (done/ or failed/), for ``input.moved_to``: the document outlives the input's inbox place."""
+    moved_to = os.path.abspath(dest_dir / free_name_in(dest_dir, path.name))
+    return {"moved_to": printable_name(moved_to), "moved_to_windows_path": _windows_form(moved_to)}
+
 
 
 def _windows_form(path: str) -> str | None:

@@ -262,6 +262,15 @@ def move_to(source: Path, dest_dir: Path, *, deadline_s: float = 30.0) -> Path:
     return dest_dir / name
 
 
+def free_name_in(dest_dir: Path, name: str) -> str:
+    """The name ``move_to`` will give ``name`` in ``dest_dir`` if nothing arrives there first."""
+    candidate, n = name, 1
+    while os.path.lexists(dest_dir / candidate):
+        n += 1
+        candidate = numbered_name(name, n)
+    return candidate
+
+
 def numbered_name(name: str, n: int) -> str:
     """``clip~2.mp4`` for ``clip.mp4``; the stem is shortened so the name stays within 255 bytes."""
     path = Path(name)

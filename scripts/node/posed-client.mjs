@@ -21,7 +21,7 @@
 // is read again before it counts as broken.
 
 import { createHash } from 'node:crypto';
-import { createReadStream, constants as fsConstants, promises as fs, readFileSync } from 'node:fs';
+import { createReadStream, constants as fsConstants, promises as fs, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +44,16 @@ const DEVICE_NAMES = /^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])$/i;
 // refuses it otherwise: it could take another upload's outcome name).
 const VIDEO_EXTENSIONS = ['.mp4', '.mov', '.m4v', '.avi', '.mkv', '.webm'];
 const IGNORED_SUFFIXES = ['.part', '.tmp', '.crdownload', '.partial'];
+// The daemon's outcome-name rule (README, "The folder protocol"; daemon/publishing/naming.py).
+const NTFS_FORBIDDEN = /[<>:"/\\|?*\x00-\x1f\x7f]/g;
+const RESERVED_STEMS = new Set(['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$',
+  ...['COM', 'LPT'].flatMap((device) => [...'0123456789\u00b9\u00b2\u00b3'].map((digit) => device + digit))]);
+// Every file of an outcome shares the stem; the longest suffix decides how long it may be.
+const OUTCOME_SUFFIXES = ['.result.json', '.error.json', '.frames.jsonl', '.motion.glb', '.preview.mp4'];
+const MAX_STEM_BYTES = 255 - ('~9999'.length + Math.max(...OUTCOME_SUFFIXES.map((s) => s.length)) + 1);
+// The liveness rule (README, "Health"; daemon/ops/health.py): down after this many status intervals.
+export const DOWN_AFTER_INTERVALS = 5;
+const DEFAULT_STATUS_INTERVAL_S = 2;
 
 /** An error from the protocol: `.code` is E_* from an error report, or E_CLIENT_* from this client. */
 export class PosedError extends Error {
@@ -77,7 +87,7 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     const id = jobId ?? inboxName;
     const target = path.join(inbox, inboxName);
     if (await exists(target)) throw new PosedError('EEXIST', `${target} is already in the inbox; use another name`);
-    knownOutputs.set(id, new Set((await listOutputs(outbox, id)).map((o) => o.name)));
+    knownOutputs.set(id, new Set((await listOutputs(outbox, outcomeStem(id))).map((o) => o.name)));
     inboxNames.set(id, inboxName);
     const sidecar = path.join(inbox, `${inboxName}.job.json`);
     const wantsSidecar = jobId !== undefined || metadata !== undefined || options !== undefined;
@@ -106,7 +116,7 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     let lastProblem = '';
     for (;;) {
       signal?.throwIfAborted();
-      const output = (await listOutputs(outbox, id)).find((o) => !ignore.has(o.name));
+      const output = (await listOutputs(outbox, outcomeStem(id))).find((o) => !ignore.has(o.name));
       if (output) {
         const read = await readJson(path.join(outbox, output.name));
         if (read.ok) return settle(id, output, read.doc);
@@ -155,8 +165,11 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     const names = await readdirOrEmpty(dir);
     const docs = [];
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
-      const read = await readJson(path.join(dir, name), 3);
-      if (read.ok && !validate(read.doc)) docs.push(read.doc);
+      const file = path.join(dir, name);
+      const read = await readJson(file, 3);
+      if (!read.ok || validate(read.doc)) continue;
+      const mtimeMs = await fs.stat(file).then((s) => s.mtimeMs, () => undefined);
+      docs.push({ ...read.doc, liveness: liveness(read.doc, { mtimeMs }) });
     }
     return docs.sort((a, b) => a.daemon.name.localeCompare(b.daemon.name));
   }
@@ -206,9 +219,81 @@ export async function* readFrames(file, entry, validate = loadValidator()) {
   }
 }
 
-/** Milliseconds since a status document's heartbeat; a daemon silent for > ~10 s is gone. */
+/**
+ * The stem the daemon publishes `id` (a job id or an inbox file name) under: `<stem>.result.json`.
+ * Kept byte for byte (no Unicode normalisation: NFD names from macOS stay NFD) except what NTFS
+ * cannot hold: forbidden characters become `_`, trailing spaces and dots and leading spaces go,
+ * a device name (`CON`, `COM1`, ...) or a leading dot gets a leading `_`, and a stem over
+ * 236 UTF-8 bytes is cut to 225 bytes plus `-` and 10 hex digits of its SHA-1.
+ */
+export function outcomeStem(id) {
+  let stem = id.toWellFormed?.() ?? id; // lone surrogates: U+FFFD, as the daemon writes them
+  stem = stem.replace(NTFS_FORBIDDEN, '_').replace(/[ .]+$/, '').replace(/^ +/, '') || '_';
+  if (RESERVED_STEMS.has(stem.split('.')[0].replace(/ +$/, '').toUpperCase())) stem = `_${stem}`;
+  if (stem.startsWith('.')) stem = `_${stem.slice(1)}`;
+  const bytes = Buffer.from(stem, 'utf8');
+  if (bytes.length <= MAX_STEM_BYTES) return stem;
+  const digest = createHash('sha1').update(bytes).digest('hex').slice(0, 10);
+  let cut = MAX_STEM_BYTES - digest.length - 1;
+  while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--; // never split a character
+  return `${bytes.subarray(0, cut).toString('utf8')}-${digest}`;
+}
+
+/** Milliseconds since a status document's heartbeat (by the reader's clock; see liveness()). */
 export function heartbeatAgeMs(statusDoc, now = Date.now()) {
   return now - Date.parse(statusDoc.heartbeat_at);
+}
+
+/**
+ * Whether the daemon behind a status document runs: { verdict: 'alive' | 'stopped' | 'down', reason }.
+ * The rule (README, "Health"), the same as `posed status`: state "stopped" is a clean stop; a daemon
+ * on this kernel (same boot id and PID namespace) whose pid is gone is down at once; otherwise it is
+ * down when its heartbeat is older than DOWN_AFTER_INTERVALS x status_interval_s, the age being the
+ * smaller of now - heartbeat_at and now - the file's mtime (a skewed clock must not kill a live daemon).
+ */
+export function liveness(statusDoc, { now = Date.now(), mtimeMs } = {}) {
+  if (statusDoc.state === 'stopped') return { verdict: 'stopped', reason: `stopped cleanly at ${statusDoc.updated_at}` };
+  const gone = pidGone(statusDoc.daemon ?? {});
+  if (gone) return { verdict: 'down', reason: gone };
+  const interval = statusDoc.status_interval_s || DEFAULT_STATUS_INTERVAL_S;
+  const ages = [Date.parse(statusDoc.heartbeat_at), mtimeMs].filter(Number.isFinite).map((t) => (now - t) / 1000);
+  const age = ages.length ? Math.min(...ages) : Infinity;
+  if (age > DOWN_AFTER_INTERVALS * interval) {
+    return { verdict: 'down', reason: `no heartbeat for ${age.toFixed(0)} s (limit ${DOWN_AFTER_INTERVALS} x ${interval} s)` };
+  }
+  return { verdict: 'alive', reason: `heartbeat ${Math.max(age, 0).toFixed(0)} s ago` };
+}
+
+function pidGone({ pid, boot_id: bootId, pid_namespace: pidNamespace, start_time: startTime }) {
+  const here = thisKernel();
+  if (!Number.isInteger(pid) || !here.bootId || bootId !== here.bootId || pidNamespace !== here.pidNamespace) return null;
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    try {
+      process.kill(pid, 0); // hidden from /proc (hidepid=) but present
+      return null;
+    } catch (err) {
+      return err.code === 'ESRCH' ? `pid ${pid} is gone` : null;
+    }
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/);
+  if (fields[0] === 'Z' || fields[0] === 'X') return `pid ${pid} is gone`;
+  if (Number.isInteger(startTime) && Number(fields[19]) !== startTime) return `pid ${pid} now belongs to another process`;
+  return null;
+}
+
+let kernel;
+function thisKernel() {
+  if (!kernel) {
+    const read = (fn) => { try { return fn().trim(); } catch { return ''; } };
+    kernel = {
+      bootId: read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+      pidNamespace: read(() => readlinkSync('/proc/self/ns/pid')),
+    };
+  }
+  return kernel;
 }
 
 /** Returns a function doc -> null when valid, else a short description of what is wrong. */

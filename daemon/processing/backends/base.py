@@ -39,5 +39,9 @@ class Backend(ABC):
         """Flush held-back results at the end of the video."""
         return []
 
+    def summary(self) -> dict[str, int]:
+        """Counts about the video just finished, merged into the result's ``summary``."""
+        return {}
+
     def close(self) -> None:
         """Release models (process exit does it too)."""

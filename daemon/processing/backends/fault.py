@@ -38,6 +38,11 @@ class FaultBackend(Backend):
             self._die()
         if self._cfg.load_seconds:
             time.sleep(self._cfg.load_seconds)
+        hang_marker = self._cfg.hang_on_load_while_exists
+        if hang_marker and Path(hang_marker).exists():
+            log.error("fault.hang_on_load", marker=hang_marker)
+            while True:
+                time.sleep(3600)
         return BackendInfo(
             name="fault",
             version="0",

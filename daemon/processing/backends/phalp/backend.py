@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from daemon.errors import JobError
+from daemon.log import get_logger
 from daemon.processing.backends.base import Backend, LoadProgress
 from daemon.processing.backends.phalp.convert import ConvertSettings, PersonConverter
-from daemon.processing.backends.phalp.driver import StreamingDriver
+from daemon.processing.backends.phalp.driver import StreamingDriver, tracker_failure
 from daemon.processing.backends.phalp.loader import LoadedModels, load_models
 from daemon.processing.backends.phalp.precision import precision_of
 from daemon.processing.backends.phalp.skeleton import COCO_17, KEYPOINT_FORMAT, PHALP_45, SMPL_BODY_POSE_JOINTS
@@ -24,6 +26,7 @@ PREDICTED_STATE = (
 )
 
 ModelLoader = Callable[[PhalpConfig, LoadProgress], LoadedModels]
+log = get_logger(__name__)
 
 
 class PhalpBackend(Backend):
@@ -34,6 +37,7 @@ class PhalpBackend(Backend):
         self._load = load
         self._models: LoadedModels | None = None
         self._driver: StreamingDriver | None = None
+        self._converter: PersonConverter | None = None
 
     def load(self, progress: LoadProgress) -> BackendInfo:
         self._models = self._load(self._cfg, progress)
@@ -49,9 +53,10 @@ class PhalpBackend(Backend):
             max_age=int(phalp_cfg.phalp.max_age_track),
             include_mesh=self._cfg.include_mesh or options.include_mesh,
         )
+        self._converter = PersonConverter(models.smpl_model, settings)
         self._driver = StreamingDriver(
             models.phalp,
-            PersonConverter(models.smpl_model, settings),
+            self._converter,
             batch_frames=self._cfg.batch_frames,
             detect_every_n=self._cfg.detect_every_n,
             oom_errors=models.runtime.oom_errors,
@@ -60,12 +65,30 @@ class PhalpBackend(Backend):
         self._driver.start()
 
     def process(self, frame: Frame) -> list[FrameResult]:
-        return self._started().step(frame)
+        driver = self._started()
+        try:
+            return driver.step(frame)
+        except JobError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+                raise  # the driver's own OOM handling, or the worker's, reports those
+            raise tracker_failure(exc, frame.index) from exc
 
     def finish(self) -> list[FrameResult]:
         results = self._started().finish()
         self._driver = None
+        counts = self.summary()
+        if counts.get("people_dropped") or counts.get("people_predicted_from_location"):
+            log.warning("phalp.predictions_unplaceable", **counts)
         return results
+
+    def summary(self) -> dict[str, int]:
+        counts = self._converter.counts if self._converter is not None else {}
+        return {
+            "people_dropped": int(counts.get("people_dropped", 0)),
+            "people_predicted_from_location": int(counts.get("predicted_from_location", 0)),
+        }
 
     def close(self) -> None:
         if self._models is not None:

@@ -7,7 +7,12 @@ A confirmed track is read on a frame in one of two states:
 - **predicted**: the track was not matched (a PHALP "ghost"). PHALP's own readout repeats the
   stale last detection; we use the tracker's prediction instead
   (``track_data['prediction']['pose'][-1]``: SMPL pose, shape and camera translation for this
-  frame), evaluate SMPL on it for 3D joints, and project those with the same camera.
+  frame), evaluate SMPL on it for 3D joints, and project those with the same camera. When the
+  pose predictor puts the person at a depth <= 0 (behind the camera: nothing to project), the
+  tracker's own location prediction places it instead (``['prediction']['loca'][-1]``, whose
+  elements 90-92 are the predicted camera translation; its depth is exp() of a regression, so
+  always > 0). A predicted person that still cannot be placed is dropped, and counted
+  (``counts``: the job summary and the log report them).
 
 Main keypoints are the 45 PHALP joints (the same names as ``joints_3d``, so 2D and 3D line up
 index by index and nothing the model produced is dropped); the COCO-17 subset is added as
@@ -17,6 +22,7 @@ JSON-ready and rounded.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +46,9 @@ BETAS_DECIMALS = 5
 ANGLE_DECIMALS = 2
 VERTEX_DECIMALS = 4  # 0.1 mm; 6890 vertices per person per frame add up
 COCO_17_INDEX = np.array(COCO_17_FROM_PHALP_45)
+LOCATION_TRANSLATION = slice(90, 93)  # PHALP's 99-d loca: 45 x 2 joints, then (tx, ty, tz), ...
+PREDICTED_FROM_POSE = "pose_predictor"
+PREDICTED_FROM_LOCATION = "location_predictor"
 
 
 class SmplModel(Protocol):
@@ -67,6 +76,7 @@ class TrackRecord:
     frames_since_detection: int  # Track.time_since_update; 0 = detected in this frame
     detection: Mapping[str, Any]  # a Track.track_data['history'] entry (PHALP's detection dict)
     predicted_pose: np.ndarray | None = None  # 229-d, for predicted records only
+    predicted_location: np.ndarray | None = None  # 99-d loca, for predicted records only
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,7 @@ class _Estimate:
     translation: np.ndarray  # (3,) camera-frame position of the SMPL origin, metres
     joints: np.ndarray | None = None  # (45, 3) model frame, origin last
     vertices: np.ndarray | None = None  # (6890, 3) model frame
+    predicted_from: str = PREDICTED_FROM_POSE
 
     @property
     def predicted(self) -> bool:
@@ -98,6 +109,9 @@ class PersonConverter:
     def __init__(self, smpl_model: SmplModel, settings: ConvertSettings) -> None:
         self._smpl_model = smpl_model
         self._settings = settings
+        # people_dropped: predictions that could not be placed; predicted_from_location: the
+        # pose predictor's depth was <= 0 and the location prediction placed the person.
+        self.counts: Counter[str] = Counter()
 
     def convert(self, records: Sequence[TrackRecord]) -> list[Person | None]:
         """One entry per record, in order; None for a prediction that cannot be placed."""
@@ -118,7 +132,13 @@ class PersonConverter:
         if record.predicted_pose is None:
             raise ValueError(f"track {record.track_id}: a predicted record needs the tracker's predicted pose")
         smpl, translation = pose_vector_to_smpl(record.predicted_pose)
-        return _Estimate(record, square, camera_model, smpl, translation)
+        if _in_front_of_camera(translation):
+            return _Estimate(record, square, camera_model, smpl, translation)
+        location = _location_translation(record.predicted_location)
+        if location is None:
+            return _Estimate(record, square, camera_model, smpl, translation)  # dropped in _person
+        self.counts["predicted_from_location"] += 1
+        return _Estimate(record, square, camera_model, smpl, location, predicted_from=PREDICTED_FROM_LOCATION)
 
     def _evaluate_smpl(self, estimates: list[_Estimate]) -> None:
         with_vertices = self._settings.include_mesh
@@ -148,7 +168,8 @@ class PersonConverter:
         mesh = () if estimate.vertices is None else (estimate.vertices,)
         if not _all_finite(joints_camera, keypoints_xy, estimate.translation, *estimate.smpl.values(), *mesh):
             if estimate.predicted:
-                return None  # the prediction left the scene (or went behind the camera)
+                self.counts["people_dropped"] += 1  # neither prediction can place it
+                return None
             raise NonFiniteOutput(f"track {record.track_id}: the model produced NaN or infinite values")
         confidence = self._confidence(record)
         keypoints = np.column_stack([keypoints_xy, np.full(len(keypoints_xy), confidence)])
@@ -218,9 +239,26 @@ class PersonConverter:
             },
             "joint_angles_3d": {name: round(value, ANGLE_DECIMALS) for name, value in joint_angles_deg(joints_camera).items()},
         }
+        if estimate.predicted:
+            extra["predicted_from"] = estimate.predicted_from
         if estimate.vertices is not None:
             extra["mesh_vertices"] = _rounded(estimate.vertices + estimate.translation, VERTEX_DECIMALS)
         return extra
+
+
+def _in_front_of_camera(translation: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(translation)) and translation[2] > 0)
+
+
+def _location_translation(location: np.ndarray | None) -> np.ndarray | None:
+    """The camera translation the tracker's location predictor expects, if it is usable."""
+    if location is None:
+        return None
+    vector = np.asarray(location, dtype=np.float64).reshape(-1)
+    if vector.size < LOCATION_TRANSLATION.stop:
+        return None
+    translation = vector[LOCATION_TRANSLATION].copy()
+    return translation if _in_front_of_camera(translation) else None
 
 
 def _all_finite(*arrays: np.ndarray) -> bool:

@@ -27,10 +27,12 @@ The driver only handles numpy arrays and Python objects; models are behind the P
 from __future__ import annotations
 
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from daemon.processing.backends.phalp.convert import NonFiniteOutput, PersonConv
 from daemon.processing.backends.phalp.geometry import PaddedSquare
 from daemon.processing.backends.phalp.window import (
     NO_ADDITIONAL_DATA,
+    WindowMismatch,
     PerceivedFrame,
     crop_people,
     replaying_detector,
@@ -154,6 +157,12 @@ class StreamingDriver:
             raise JobError(ErrorCode.OUT_OF_MEMORY, f"out of memory in PHALP/HMR2: {exc}", stage="inference", frame_index=frame_index) from exc
         except NonFiniteOutput as exc:
             raise JobError(ErrorCode.BACKEND, f"{exc} (frame {frame_index})", stage="inference", frame_index=frame_index) from exc
+        except (JobError, WindowMismatch):
+            raise  # already a report; a replay mismatch is posed's own bug and must stay one
+        except Exception as exc:  # inside PHALP: name the frame being tracked, not the one that arrived
+            if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+                raise  # the worker reports those
+            raise tracker_failure(exc, frame_index) from exc
 
     def _perceive(self, frames: list[Frame]) -> list[PerceivedFrame]:
         """Detector over the window's images, then HMR 2.0 over all their crops: one batch each."""
@@ -204,8 +213,9 @@ class StreamingDriver:
             history = track.track_data["history"]
             since = int(track.time_since_update)
             if since > 0:
-                predicted = track.track_data["prediction"]["pose"][-1]
-                records.append((current, TrackRecord(track.track_id, since, history[-1], predicted)))
+                prediction = track.track_data["prediction"]
+                record = TrackRecord(track.track_id, since, history[-1], prediction["pose"][-1], prediction["loca"][-1])
+                records.append((current, record))
                 continue
             records.append((current, TrackRecord(track.track_id, 0, history[-1])))
             if track.hits == self._n_init:
@@ -242,3 +252,18 @@ def _reject_invalid(detections: list[Any]) -> None:
         pose = np.asarray(detection.detection_data["pose"], dtype=np.float64)
         if not (np.all(np.isfinite(camera)) and np.all(np.isfinite(pose)) and camera[2] > 0):
             raise NonFiniteOutput(f"HMR2 returned an unusable camera {camera.tolist()} (depth must be finite and > 0)")
+
+
+def tracker_failure(exc: Exception, frame_index: int) -> JobError:
+    """An exception from inside PHALP (its pose predictor's ``predict_next`` crashes on short
+    tracks upstream) as an ``E_BACKEND`` report naming the frame and the function that raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].name} ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else "PHALP"
+    return JobError(
+        ErrorCode.BACKEND,
+        f"PHALP failed on frame {frame_index} in {where}: {type(exc).__name__}: {exc}",
+        stage="inference",
+        frame_index=frame_index,
+        details={"function": frames[-1].name if frames else None,
+                 "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])},
+    )
