@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from daemon.service import EXIT_NAME_IN_USE
+
 from tests.daemon_harness import REPO, SHORT_CLIP, DaemonProcess, drop, wait_outcome
 from tests.helpers import wait_until
 
@@ -52,6 +54,8 @@ def test_the_unit_has_the_settings_the_daemon_relies_on():
         assert line in text, line
     grace = 30  # worker.shutdown_grace_s default + kill_after_s must fit into TimeoutStopSec
     assert int(re.search(r"TimeoutStopSec=(\d+)", text).group(1)) > grace + 5
+    # A daemon refused because its name is taken must not be restarted over and over.
+    assert f"RestartPreventExitStatus={EXIT_NAME_IN_USE}" in text
 
 
 def test_daemon_sends_ready_after_models_load_and_feeds_the_watchdog(tmp_path):
