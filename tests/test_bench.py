@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.bench.runner import INSTALL_BENCH_EXTRA, BenchError, LoopedClip, held_frame_count, mark_frames
+from daemon.bench.runner import held_frame_count, mark_frames
+from daemon.bench.types import INSTALL_BENCH_EXTRA, BenchError, LoopedClip
 from daemon.bench.report import require_matplotlib
 from daemon.bench.stock import stock_loop
 from daemon.config import PosedConfig

@@ -399,7 +399,6 @@ def test_ten_thousand_frames_run_in_bounded_memory():
 
 def test_a_phalp_result_document_validates_and_carries_faces_only_when_meshes_are_wanted(tmp_path):
     """Through run_job, as the worker runs it: the document must satisfy the published schema."""
-    import json
 
     from daemon.config import load_config
     from daemon.publishing.contract import validate_document

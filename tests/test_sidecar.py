@@ -19,9 +19,9 @@ from daemon.intake.sidecar import (
     SidecarOptions,
     parse_sidecar,
     read_sidecar,
-    sidecar_path_for,
     video_name_for_sidecar,
 )
+from daemon.paths import sidecar_path_for
 
 ROOTS = ("C:\\Users\\coach\\uploads", "/home/posed/inbox")
 DISTRO = "Ubuntu"

@@ -13,7 +13,7 @@ import sys
 import time
 
 from daemon.ops.health import DOWN_AFTER_INTERVALS, judge
-from tests.daemon_harness import REPO, SHORT_CLIP, DaemonProcess, write_bytes
+from tests.daemon_harness import REPO, DaemonProcess, write_bytes
 from tests.helpers import wait_until
 
 

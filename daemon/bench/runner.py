@@ -21,8 +21,7 @@ import argparse
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,15 @@ import psutil
 from daemon.processing.backends import create_backend
 from daemon.processing.backends.base import Backend
 from daemon.config import PosedConfig
-from daemon.errors import PosedError
 from daemon.clock import utc_now
 from daemon.log import get_logger
-from daemon.processing.media import VideoSource
 from daemon.bench.memory import MemorySampler, peak_rss_bytes, reset_peak_rss
 from daemon.processing.pipeline import PipelineStats, run_pipeline
 from daemon.bench.types import (
     EARLY_MARK_FRACTION,
-    EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     FLOOR_MAX_HELD_BYTES,
     FLOOR_MAX_HELD_FRAMES,
-    INSTALL_BENCH_EXTRA,
     SEQUENTIAL_MAX_FRAMES,
     BenchError,
     EndToEnd,

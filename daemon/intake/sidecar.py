@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import ErrorCode, JobError
-from daemon.paths import SIDECAR_SUFFIX, BadPath, sidecar_path_for, to_wsl, to_windows
+from daemon.paths import SIDECAR_SUFFIX, BadPath, to_wsl, to_windows
 from daemon.records import OPTIONAL_OUTPUTS, JobOptions
 
 MAX_SIDECAR_BYTES = 256 * 1024
