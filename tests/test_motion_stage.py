@@ -40,7 +40,7 @@ def person(t: float, track_id: int = 1, state: str = "detected", **kwargs) -> Pe
         bbox_xywh=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
         keypoints=keypoints,
         joints_3d=keypoints[:, :3] / 1000.0,
-        extra={"detector_score": 0.9, "keypoints_coco17": [], "joint_angles_3d": {}},
+        extra={"detector_score": 0.9, "joint_angles_3d": {}},
     )
 
 
@@ -110,7 +110,7 @@ def test_a_short_miss_is_filled_by_linear_interpolation_between_the_two_detectio
         assert np.allclose(filled.bbox_xywh, (1 - fraction) * np.array(before.bbox_xywh) + fraction * np.array(after.bbox_xywh))
         assert filled.frames_since_detection == i - 9
         assert filled.raw is None  # the backend reported nobody here
-        assert "keypoints_coco17" not in filled.extra and "detector_score" not in filled.extra
+        assert "joint_angles_3d" not in filled.extra and "detector_score" not in filled.extra
 
 
 def test_interpolation_follows_timestamps_on_variable_frame_rate_video():
@@ -184,8 +184,8 @@ def test_smoothed_people_carry_the_backends_person_as_raw_unless_switched_off():
     frames = [frame(i, [person(i / FPS, noise=3.0, rng=rng)]) for i in range(10)]
     with_raw = track(run_stage(MotionStage(settings(), FPS), frames))
     assert all(with_raw[i].raw is frames[i].people[0] for i in range(10))
-    assert "keypoints_coco17" not in with_raw[5].extra and with_raw[5].extra["detector_score"] == 0.9
-    assert with_raw[5].raw.extra["keypoints_coco17"] == []  # derived fields stay with the raw values
+    assert "joint_angles_3d" not in with_raw[5].extra and with_raw[5].extra["detector_score"] == 0.9
+    assert with_raw[5].raw.extra["joint_angles_3d"] == {}  # derived fields stay with the raw values
     without_raw = track(run_stage(MotionStage(settings(include_raw=False), FPS), frames))
     assert all(p.raw is None for p in without_raw.values())
     assert np.allclose(without_raw[5].keypoints, with_raw[5].keypoints)

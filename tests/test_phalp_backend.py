@@ -126,7 +126,7 @@ def test_detected_keypoints_equal_the_projection_of_the_3d_joints():
     camera = PinholeCamera(person.extra["camera_intrinsics"]["focal_length_px"], tuple(person.extra["camera_intrinsics"]["principal_point_px"]))
     projected = camera.project(person.joints_3d)
     assert np.allclose(projected, person.keypoints[:, :2], atol=0.05)
-    assert np.allclose(person.joints_3d[SMPL_ORIGIN_INDEX], person.extra["camera_translation"], atol=1e-4)
+    assert np.allclose(person.joints_3d[SMPL_ORIGIN_INDEX], person.camera_translation, atol=1e-4)
 
 
 def test_person_serialises_to_a_compact_frame_line_in_the_manifest_order():
@@ -203,9 +203,9 @@ def test_a_confirmed_person_missed_by_the_detector_is_predicted_from_the_tracker
         ghost = people[t]
         pose, stale = predictions[t]
         smpl_params, camera = pose_vector_to_smpl(pose)
-        assert np.allclose(ghost.extra["camera_translation"], camera, atol=1e-4)  # the prediction...
-        assert not np.allclose(ghost.extra["camera_translation"], stale["camera"], atol=1e-3)  # ...not the stale copy
-        assert np.allclose(ghost.extra["smpl"]["body_pose"], smpl_params["body_pose"], atol=1e-4)
+        assert np.allclose(ghost.camera_translation, camera, atol=1e-4)  # the prediction...
+        assert not np.allclose(ghost.camera_translation, stale["camera"], atol=1e-3)  # ...not the stale copy
+        assert np.allclose(ghost.smpl.body_pose, np.asarray(smpl_params["body_pose"]).reshape(23, 3, 3), atol=1e-4)
         assert ghost.confidence < people[19].confidence * 0.5 + 1e-9
         assert ghost.keypoints[0, 2] == pytest.approx(ghost.confidence)
     confidences = [people[t].confidence for t in range(20, 25)]
@@ -219,12 +219,12 @@ def test_a_predicted_person_is_placed_where_its_predicted_pose_projects():
     people = people_of(run(driver, scene, 23), 1)
     ghost = people[21]
     joints, _ = smpl(
-        np.array(ghost.extra["smpl"]["global_orient"])[None],
-        np.array(ghost.extra["smpl"]["body_pose"])[None],
-        np.array(ghost.extra["smpl"]["betas"])[None],
+        ghost.smpl.global_orient[None],
+        ghost.smpl.body_pose[None],
+        ghost.smpl.betas[None],
         with_vertices=False,
     )
-    expected = np.concatenate([joints[0], np.zeros((1, 3))]) + ghost.extra["camera_translation"]
+    expected = np.concatenate([joints[0], np.zeros((1, 3))]) + ghost.camera_translation
     assert np.allclose(ghost.joints_3d, expected, atol=1e-3)
     camera = PinholeCamera(ghost.extra["camera_intrinsics"]["focal_length_px"], tuple(ghost.extra["camera_intrinsics"]["principal_point_px"]))
     assert np.allclose(ghost.keypoints[:, :2], camera.project(ghost.joints_3d), atol=1e-6)

@@ -95,7 +95,7 @@ def test_a_prediction_behind_the_camera_is_placed_by_the_trackers_location_predi
         [ghost] = people[t]
         assert ghost.state == "predicted" and ghost.frames_since_detection == t - MISSED.start + 1
         assert ghost.extra["predicted_from"] == "location_predictor"
-        assert np.allclose(ghost.extra["camera_translation"], locations[t], atol=1e-4)
+        assert np.allclose(ghost.camera_translation, locations[t], atol=1e-4)
         assert np.all(np.isfinite(ghost.keypoints)) and ghost.joints_3d[:, 2].min() > 0
     assert people[19][0].extra.get("predicted_from") is None  # detected people carry no such field
     assert backend.summary() == {"people_dropped": 0, "people_predicted_from_location": len(MISSED)}

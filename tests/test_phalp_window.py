@@ -67,8 +67,8 @@ def fingerprint(person: Person) -> tuple:
         tuple(person.bbox_xywh),
         person.keypoints.tobytes(),
         person.joints_3d.tobytes(),
-        repr(person.extra["smpl"]),
-        repr(person.extra["camera_translation"]),
+        repr([person.smpl.global_orient.tolist(), person.smpl.body_pose.tolist(), person.smpl.betas.tolist()]),
+        repr(person.camera_translation.tolist()),
     )
 
 

@@ -33,8 +33,8 @@ PRECISION = {
     "betas": 10**-BETAS_DECIMALS,
     "confidence": 10**-CONFIDENCE_DECIMALS,
 }
-# Person.extra keys that v2 writes as first-class numeric fields (or derives from them).
-_SUPERSEDED_EXTRAS = frozenset({"smpl", "camera_translation", "keypoints_coco17", "joint_angles_3d"})
+# Person.extra keys only the legacy fields carry (v2 frames leave angles to the consumer).
+_LEGACY_ONLY_EXTRAS = frozenset({"joint_angles_3d"})
 
 
 def dumps_line(value: dict[str, Any]) -> bytes:
@@ -70,7 +70,7 @@ class FrameEncoder:
             "confidence": round(float(person.confidence), CONFIDENCE_DECIMALS),
         }
         record.update(_measurements(person))
-        extra = {key: value for key, value in person.extra.items() if key not in _SUPERSEDED_EXTRAS}
+        extra = {key: value for key, value in person.extra.items() if key not in _LEGACY_ONLY_EXTRAS}
         if extra:
             record["extra"] = extra
         if self._include_raw and person.raw is not None:

@@ -18,13 +18,12 @@ from daemon.records import Person, SmplParams
 
 STATE_INTERPOLATED = "interpolated"
 
-# Person.extra entries computed from the geometry the motion stage rewrites (PHALP: the COCO
-# subset of the keypoints, angles from the joints, the rounded SMPL block and translation). Left
-# on a rewritten person they would contradict its main fields, so they stay only in ``raw``; the
-# writer writes ``smpl`` and ``camera_translation`` from the person's numbers instead, and the
-# legacy fields recompute joint angles from the joints. The mesh is kept on a smoothed person
-# (the model's mesh of that very frame; re-posing it would need the SMPL model here).
-DERIVED_EXTRA_KEYS = frozenset({"smpl", "camera_translation", "keypoints_coco17", "joint_angles_3d"})
+# Person.extra entries computed from the geometry the motion stage rewrites (PHALP: angles from
+# the joints). Left on a rewritten person they would contradict its main fields, so they stay
+# only in ``raw``; the legacy fields recompute joint angles from the joints. The mesh is kept on
+# a smoothed person (the model's mesh of that very frame; re-posing it would need the SMPL model
+# here). SMPL and the camera translation are Person fields, rewritten by the stage itself.
+DERIVED_EXTRA_KEYS = frozenset({"joint_angles_3d"})
 # An interpolated person is built from the detection before the gap: what described only that
 # frame (its mesh, its detector score) does not describe the interpolated one.
 FRAME_ONLY_EXTRA_KEYS = frozenset({"mesh_vertices", "detector_score"})

@@ -15,9 +15,10 @@ A confirmed track is read on a frame in one of two states:
   (``counts``: the job summary and the log report them).
 
 Main keypoints are the 45 PHALP joints (the same names as ``joints_3d``, so 2D and 3D line up
-index by index and nothing the model produced is dropped); the COCO-17 subset is added as
-``keypoints_coco17`` for consumers that speak COCO. Everything put into ``Person.extra`` is
-JSON-ready and rounded.
+index by index and nothing the model produced is dropped; the COCO-17 subset is a selection of
+those names, ``backend.keypoints_coco17_names`` in the result). SMPL parameters and the camera
+translation go into ``Person.smpl`` / ``camera_translation`` as numbers; ``Person.extra`` holds
+only what has no field of its own, JSON-ready and rounded.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from daemon.processing.backends.phalp.angles import joint_angles_deg
-from daemon.processing.backends.phalp.geometry import PaddedSquare, PinholeCamera, pose_vector_to_smpl, rotmat_to_axis_angle
-from daemon.processing.backends.phalp.skeleton import COCO_17, COCO_17_FROM_PHALP_45, PHALP_45, SMPL_ORIGIN_INDEX
+from daemon.processing.backends.phalp.geometry import PaddedSquare, PinholeCamera, pose_vector_to_smpl
+from daemon.processing.backends.phalp.skeleton import PHALP_45, SMPL_ORIGIN_INDEX
 from daemon.records import Person, SmplParams
-from daemon.publishing.encoding import CONFIDENCE_DECIMALS, METRE_DECIMALS, PIXEL_DECIMALS
+from daemon.publishing.encoding import CONFIDENCE_DECIMALS, PIXEL_DECIMALS
 
 STATE_DETECTED = "detected"
 STATE_PREDICTED = "predicted"
@@ -41,11 +42,8 @@ STATE_PREDICTED = "predicted"
 # predicted person below every detected one (the detector threshold is 0.5 or more), and the
 # linear fade reaches 0 when PHALP would delete the track (time_since_update > max_age).
 PREDICTED_CONFIDENCE_SCALE = 0.5
-ROTATION_DECIMALS = 5
-BETAS_DECIMALS = 5
 ANGLE_DECIMALS = 2
 VERTEX_DECIMALS = 4  # 0.1 mm; 6890 vertices per person per frame add up
-COCO_17_INDEX = np.array(COCO_17_FROM_PHALP_45)
 LOCATION_TRANSLATION = slice(90, 93)  # PHALP's 99-d loca: 45 x 2 joints, then (tx, ty, tz), ...
 PREDICTED_FROM_POSE = "pose_predictor"
 PREDICTED_FROM_LOCATION = "location_predictor"
@@ -182,7 +180,7 @@ class PersonConverter:
             keypoints=keypoints,
             joints_3d=joints_camera,
             frames_since_detection=int(record.frames_since_detection),
-            extra=self._extra(estimate, keypoints, joints_camera),
+            extra=self._extra(estimate, joints_camera),
             smpl=SmplParams(
                 global_orient=estimate.smpl["global_orient"].reshape(1, 3, 3),
                 body_pose=estimate.smpl["body_pose"].reshape(23, 3, 3),
@@ -217,26 +215,14 @@ class PersonConverter:
             float(scale * h),
         )
 
-    def _extra(self, estimate: _Estimate, keypoints: np.ndarray, joints_camera: np.ndarray) -> dict[str, Any]:
-        smpl = estimate.smpl
-        rotations = np.concatenate([smpl["global_orient"].reshape(1, 3, 3), smpl["body_pose"].reshape(23, 3, 3)])
-        matrices = _rounded(rotations, ROTATION_DECIMALS)  # one tolist for all 24: fewer allocations
-        axis_angles = _rounded(rotmat_to_axis_angle(rotations), ROTATION_DECIMALS)
+    def _extra(self, estimate: _Estimate, joints_camera: np.ndarray) -> dict[str, Any]:
         extra: dict[str, Any] = {
             "detector_score": round(float(estimate.record.detection["conf"]), CONFIDENCE_DECIMALS),
-            "keypoints_coco17": _named_keypoints(keypoints[COCO_17_INDEX], COCO_17),
-            "camera_translation": _rounded(estimate.translation, METRE_DECIMALS),
             "camera_intrinsics": {
                 "focal_length_px": round(estimate.camera_model.focal_length_px, PIXEL_DECIMALS),
                 "principal_point_px": [round(v, PIXEL_DECIMALS) for v in estimate.camera_model.principal_point_px],
             },
-            "smpl": {
-                "global_orient": matrices[:1],
-                "body_pose": matrices[1:],
-                "betas": _rounded(smpl["betas"].reshape(-1), BETAS_DECIMALS),
-                "global_orient_axis_angle": axis_angles[:1],
-                "body_pose_axis_angle": axis_angles[1:],
-            },
+            # Only the legacy fields write these (they include PHALP's trunk_lean).
             "joint_angles_3d": {name: round(value, ANGLE_DECIMALS) for name, value in joint_angles_deg(joints_camera).items()},
         }
         if estimate.predicted:
@@ -268,11 +254,6 @@ def _all_finite(*arrays: np.ndarray) -> bool:
 def _rounded(values: Any, decimals: int) -> Any:
     return np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
 
-
-def _named_keypoints(points: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    rows = np.round(points[:, :2], PIXEL_DECIMALS).tolist()
-    confidences = np.round(points[:, 2], CONFIDENCE_DECIMALS).tolist()
-    return [{"name": name, "x": x, "y": y, "confidence": c} for name, (x, y), c in zip(names, rows, confidences)]
 
 
 __all__ = [
