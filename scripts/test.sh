@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: install the Debian packages the tests drive (scripts/system-deps.sh), set up
+# README command 2: install the Debian packages the tests drive (chromium, redis-server, faketime,
+# bindfs: scripts/system-deps.sh, apt-get when missing), set up
 # .venv with the test extras and the Node packages, then run every test: the Python suite
 # (including the browser checks) and the Node client's `node --test` suite.
 set -euo pipefail
