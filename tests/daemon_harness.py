@@ -184,23 +184,31 @@ class OutboxReader(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
-            for name, path in outcomes(self.outbox).items():
-                try:
-                    document = json.loads(path.read_bytes())
-                    if self.validate is not None:
-                        self.validate(document)
-                    if document.get("schema") == "posed.result":  # a manifest: its frames must be complete
-                        entry = document["files"]["frames"]
-                        for frame in iter_verified_frames(path.with_name(entry["name"]), entry):
-                            if self.validate is not None:
-                                validate_frame(frame)
-                    self.reads += 1
-                except FileNotFoundError:
-                    continue
-                except Exception as exc:  # noqa: BLE001 - any failure is a partial/invalid read
-                    self.partial.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            self.scan()
             time.sleep(0.01)
 
+    def scan(self) -> None:
+        """Read every outcome in the outbox once, as a consumer would."""
+        for name, path in outcomes(self.outbox).items():
+            try:
+                document = json.loads(path.read_bytes())
+                if self.validate is not None:
+                    self.validate(document)
+                if document.get("schema") == "posed.result":  # a manifest: its frames must be complete
+                    entry = document["files"]["frames"]
+                    for frame in iter_verified_frames(path.with_name(entry["name"]), entry):
+                        if self.validate is not None:
+                            validate_frame(frame)
+                self.reads += 1
+            except FileNotFoundError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure is a partial/invalid read
+                self.partial.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+
     def stop(self) -> None:
+        """Stop polling, then read the outbox once more: on a busy machine the thread may not
+        have been scheduled since the last outcome was published, and every published outcome
+        must have been read at least once for ``reads`` to mean anything."""
         self._halt.set()
         self.join(timeout=10)
+        self.scan()
