@@ -142,6 +142,7 @@ class JobOptions:
     # Optional outputs; None = the daemon's ``output.*`` default.
     legacy_fields: bool | None = None
     motion_glb: bool | None = None
+    motion_mesh: bool | None = None  # the user's SMPL body in the motion GLB (PHALP)
     preview: bool | None = None
     motion: dict[str, Any] | None = field(default=None, hash=False)  # motion.* overrides, e.g. {"smoothing": False}
 
@@ -153,6 +154,7 @@ class JobOptions:
             "end_frame": self.end_frame,
             "legacy_fields": self.legacy_fields,
             "motion_glb": self.motion_glb,
+            "motion_mesh": self.motion_mesh,
             "preview": self.preview,
             "motion": self.motion,
         }
@@ -163,4 +165,4 @@ class JobOptions:
                                             for key in OPTIONAL_OUTPUTS})
 
 
-OPTIONAL_OUTPUTS = ("legacy_fields", "motion_glb", "preview")
+OPTIONAL_OUTPUTS = ("legacy_fields", "motion_glb", "motion_mesh", "preview")

@@ -51,3 +51,15 @@ def test_an_export_that_cannot_be_made_is_a_warning_in_a_published_result(daemon
     assert not (daemon.outbox / "empty-room.mp4.motion.glb").exists()
     assert list(outcomes(daemon.outbox)) == ["empty-room.mp4.result.json"]
     assert sorted(p.name for p in (daemon.outbox / ".tmp").iterdir()) == []  # the failed export left nothing behind
+
+
+def test_a_body_mesh_asked_of_a_backend_without_smpl_is_a_warning_beside_a_made_glb(daemons):
+    """motion_mesh needs PHALP's SMPL output: on MediaPipe the GLB still comes, skeletons only."""
+    daemon = daemons().wait_ready()
+    write_bytes(daemon.inbox, "run.mp4.job.json", json.dumps({"options": {"motion_glb": True, "motion_mesh": True}}).encode())
+    drop(SHORT_CLIP, daemon.inbox, "run.mp4")
+    kind, result = wait_outcome(daemon.outbox, "run.mp4", 120)
+    validate_document(result)
+    assert kind == "result" and result["options"]["motion_mesh"] is True
+    assert result["files"]["motion"]["details"]["mesh"] is None and result["summary"]["exports"] == {"made": ["motion"], "failed": 0}
+    assert result["warnings"] == ["the motion export has no body mesh: backend 'mediapipe' has no SMPL output"]

@@ -58,6 +58,7 @@ class OutputConfig:
 
     legacy_fields: bool = False
     motion_glb: bool = False
+    motion_mesh: bool = False  # with motion_glb: each track's SMPL body from backend.phalp.smpl_path (PHALP)
     preview: bool = False
 
 

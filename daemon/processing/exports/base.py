@@ -45,6 +45,7 @@ class Exporter(ABC):
 
     def __init__(self, target: Path) -> None:
         self.target = Path(target)  # the finished file; the caller picks a temporary folder
+        self.warnings: list[str] = []  # parts left out of a file that was still made
 
     @abstractmethod
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:

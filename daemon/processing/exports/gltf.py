@@ -9,6 +9,9 @@ Layout, per track (``<id>`` is the track id, also in each node's ``extras.posed`
 - ``track_<id>_skeleton``: a LINES mesh skinned to those joints, one vertex per joint, bones as
   segments. Blender skins it; three.js's GLTFLoader skins only triangles, so
   examples/viewer.html draws the segments between the joints itself (``followSkinnedLines``).
+- ``track_<id>_body`` (PHALP, ``output.motion_mesh`` with the user's SMPL file): the SMPL body
+  for the track's shape, a triangle mesh skinned to the same joints (``smpl_mesh``). Every
+  player skins it, three.js included. Faces and skin weights are shared by all tracks.
 
 Names use ``_`` only: three.js strips ``/ . : [ ]`` from node names (animation binding syntax).
 
@@ -33,6 +36,7 @@ from daemon.processing.exports.base import ExportError, Exporter, ExportedFile, 
 from daemon.processing.exports.channels import RecordFile
 from daemon.processing.exports.glb_writer import StreamedGlb
 from daemon.processing.exports.motion_tracks import MotionTrack, SmplTrack, track_class_for
+from daemon.processing.exports.smpl_mesh import SmplBody, load_smpl_body, vertex_normals
 from daemon.records import BackendInfo, FrameResult, VideoMeta
 
 KIND = "motion-gltf"
@@ -48,8 +52,10 @@ class GltfExporter(Exporter):
 
     kind = KIND
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, smpl_model: Path | None = None) -> None:
         super().__init__(target)
+        self._smpl_model = smpl_model  # the user's SMPL file when a body mesh is asked for
+        self._body: SmplBody | None = None
         self._folder: Path | None = None
         self._tracks: dict[int, MotionTrack] = {}
         self._last_times: list[float] = []
@@ -61,7 +67,20 @@ class GltfExporter(Exporter):
         except ValueError as exc:
             raise ExportError(f"cannot export motion: {exc}") from exc
         self._meta, self._info = meta, info
+        if self._smpl_model is not None:
+            self._body = self._load_body(self._smpl_model)
         self._folder = Path(tempfile.mkdtemp(prefix=".motion-", dir=self.target.parent))
+
+    def _load_body(self, path: Path) -> SmplBody | None:
+        """The body mesh is a part of the export: without it the skeletons still go out, with a warning."""
+        if self._track_class is not SmplTrack:
+            self.warnings.append(f"the motion export has no body mesh: backend {self._info.name!r} has no SMPL output")
+            return None
+        try:
+            return load_smpl_body(path)
+        except ExportError as exc:
+            self.warnings.append(f"the motion export has no body mesh: {exc}")
+            return None
 
     def write(self, result: FrameResult) -> None:
         if self._folder is None:
@@ -73,11 +92,15 @@ class GltfExporter(Exporter):
             self._video_start_s = result.timestamp_s
         for track_id, person in present.items():
             if track_id not in self._tracks and self._track_class.usable(person):
-                self._tracks[track_id] = self._track_class(track_id, self._frames, self._video_start_s, self._folder, self._info)
+                self._tracks[track_id] = self._new_track(track_id)
         for track_id, track in self._tracks.items():
             track.write(present.get(track_id), result.timestamp_s)
         self._last_times = (self._last_times + [result.timestamp_s])[-2:]
         self._frames += 1
+
+    def _new_track(self, track_id: int) -> MotionTrack:
+        arguments = (track_id, self._frames, self._video_start_s, self._folder, self._info)
+        return SmplTrack(*arguments, body=self._body) if self._track_class is SmplTrack else self._track_class(*arguments)
 
     def close(self) -> ExportedFile:
         if self._folder is None or self._frames == 0:
@@ -90,7 +113,7 @@ class GltfExporter(Exporter):
             end = self._end_time()
             for track in self._tracks.values():
                 track.finish(end)
-            document = _Document(self._frames, end)
+            document = _Document(self._frames, end, self._body)
             for number, track in enumerate(self._tracks.values()):
                 document.add_track(track, TRACK_COLOURS[number % len(TRACK_COLOURS)], self._info.name)
             document.finish(self._info, self._meta)
@@ -102,6 +125,7 @@ class GltfExporter(Exporter):
                 "tracks": sorted(self._tracks),
                 "rig": self._track_class.rig if self._track_class is SmplTrack else self._info.keypoint_format,
                 "axes": AXES,
+                "mesh": "smpl" if document.has_bodies else None,
             }
             return describe_file(self.target, KIND, details)
         except BaseException:
@@ -136,8 +160,11 @@ class GltfExporter(Exporter):
 class _Document:
     """The glTF mapping: nodes, skins, line meshes and animation channels for each track."""
 
-    def __init__(self, frames: int, end_time_s: float) -> None:
+    def __init__(self, frames: int, end_time_s: float, body: SmplBody | None = None) -> None:
         self.glb = StreamedGlb()
+        self._body = body
+        self._body_shared: dict[str, int] | None = None  # accessors every track's body mesh reuses
+        self.has_bodies = False
         self._frames = frames
         self._channels: list[pygltflib.AnimationChannel] = []
         self._samplers: list[pygltflib.AnimationSampler] = []
@@ -154,6 +181,10 @@ class _Document:
         mesh = self._line_mesh(track, colour)
         skeleton = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}_skeleton", mesh=mesh, skin=skin, extras=tag))
         self._scene_nodes += [group, skeleton]
+        if track.body_vertices is not None:
+            body = self._body_mesh(track, colour)
+            self._scene_nodes.append(self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}_body", mesh=body, skin=skin, extras=tag)))
+            self.has_bodies = True
         self._animate(track, group, joints)
 
     def _joint_nodes(self, track: MotionTrack) -> list[int]:
@@ -204,6 +235,38 @@ class _Document:
         primitive = pygltflib.Primitive(attributes=attributes, indices=index_accessor, mode=pygltflib.LINES, material=material_index)
         self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}_skeleton", primitives=[primitive]))
         return len(self.glb.gltf.meshes) - 1
+
+    def _body_mesh(self, track: MotionTrack, colour: tuple[float, float, float]) -> int:
+        """The track's SMPL body in the bind pose (its pelvis at the root's bind position), skinned by SMPL's weights."""
+        vertices = track.body_vertices + _bind_positions(track)[0]
+        shared = self._shared_body_accessors()
+        attributes = pygltflib.Attributes(
+            POSITION=self._vertex_accessor(vertices.astype("<f4"), FLOAT, pygltflib.VEC3, with_range=True),
+            NORMAL=self._vertex_accessor(vertex_normals(vertices, self._body.faces).astype("<f4"), FLOAT, pygltflib.VEC3),
+            JOINTS_0=shared["joints"],
+            WEIGHTS_0=shared["weights"],
+        )
+        material = pygltflib.Material(
+            name=f"track_{track.track_id}_body",
+            pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[*colour, 1.0], metallicFactor=0.0, roughnessFactor=0.8),
+        )
+        self.glb.gltf.materials.append(material)
+        primitive = pygltflib.Primitive(attributes=attributes, indices=shared["faces"], mode=pygltflib.TRIANGLES,
+                                        material=len(self.glb.gltf.materials) - 1)  # fmt: skip
+        self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}_body", primitives=[primitive]))
+        return len(self.glb.gltf.meshes) - 1
+
+    def _shared_body_accessors(self) -> dict[str, int]:
+        if self._body_shared is None:
+            faces = self._body.faces.astype("<u2" if len(self._body.template) < 65536 else "<u4").reshape(-1)
+            view = self.glb.add_bytes(faces.tobytes(), target=pygltflib.ELEMENT_ARRAY_BUFFER)
+            kind = USHORT if faces.dtype == np.dtype("<u2") else pygltflib.UNSIGNED_INT
+            self._body_shared = {
+                "faces": self.glb.add_accessor(pygltflib.Accessor(bufferView=view, componentType=kind, count=len(faces), type=pygltflib.SCALAR)),
+                "joints": self._vertex_accessor(self._body.skin_joints, UBYTE, pygltflib.VEC4),
+                "weights": self._vertex_accessor(self._body.skin_weights.astype("<f4"), FLOAT, pygltflib.VEC4),
+            }
+        return self._body_shared
 
     def _vertex_accessor(self, values: np.ndarray, component: int, kind: str, *, with_range: bool = False) -> int:
         view = self.glb.add_bytes(values.tobytes(), target=pygltflib.ARRAY_BUFFER)

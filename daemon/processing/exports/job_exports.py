@@ -13,6 +13,7 @@ from typing import Any
 
 from daemon.config import PosedConfig
 from daemon.log import get_logger
+from daemon.processing.backends.phalp.manifest import resolve_path
 from daemon.processing.exports.base import Exporter, ExportError
 from daemon.processing.exports.gltf import GltfExporter
 from daemon.processing.exports.preview import PreviewExporter
@@ -26,14 +27,18 @@ FORMATS = {"motion": "glb", "preview": "mp4"}
 class JobExports:
     def __init__(self, exporters: dict[str, Exporter]) -> None:
         self._live = dict(exporters)  # kind -> exporter still being fed
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []  # failed exports, and parts left out of exports that were made
+        self.failed = 0
 
     @classmethod
     def for_job(cls, options: JobOptions, result_tmp: Path, cfg: PosedConfig) -> JobExports:
         """The exports this job asked for; their temp files sit beside the result's."""
         exporters: dict[str, Exporter] = {}
         if options.motion_glb:
-            exporters["motion"] = GltfExporter(companion_tmp_path(result_tmp, "motion"))
+            smpl_model = resolve_path(cfg.backend.phalp, cfg.backend.phalp.smpl_path) if options.motion_mesh else None
+            exporters["motion"] = GltfExporter(companion_tmp_path(result_tmp, "motion"), smpl_model)
+        elif options.motion_mesh:
+            log.info("export.mesh_ignored", reason="motion_mesh is a part of the motion export, which this job did not ask for")
         if options.preview:
             exporters["preview"] = PreviewExporter(companion_tmp_path(result_tmp, "preview"), cfg.limits, cfg.inbox.extensions)
         return cls(exporters)
@@ -51,6 +56,9 @@ class JobExports:
         files = {}
         for kind, exporter in list(self._live.items()):
             finished = self._guarded(kind, exporter.close)
+            for warning in exporter.warnings:
+                log.warning("export.partial", kind=kind, warning=warning)
+            self.warnings.extend(exporter.warnings)
             if finished is not None:
                 files[kind] = {"name": None, "format": FORMATS[kind], "bytes": finished.bytes, "sha256": finished.sha256,
                                "details": finished.details}
@@ -63,7 +71,7 @@ class JobExports:
         self._live.clear()
 
     def summary(self, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        return {"made": sorted(files), "failed": len(self.warnings)}
+        return {"made": sorted(files), "failed": self.failed}
 
     def _guarded(self, kind: str, action):
         """Run one exporter step; a failure drops that export with a warning, never the result."""
@@ -73,6 +81,7 @@ class JobExports:
             exporter = self._live.pop(kind)
             exporter.abort()
             message = f"the {kind} export was not made: {exc}"
+            self.failed += 1
             self.warnings.append(message)
             log.warning("export.failed", kind=kind, error=str(exc))
             return None

@@ -19,6 +19,7 @@ import numpy as np
 from daemon.processing.backends.phalp.skeleton import SMPL_24
 from daemon.processing.exports.channels import RecordFile
 from daemon.processing.exports.skeletons import skeleton_edges
+from daemon.processing.exports.smpl_mesh import SmplBody
 from daemon.processing.exports.smpl_rig import (
     GLTF_FROM_CAMERA,
     SMPL_PARENTS,
@@ -39,6 +40,7 @@ class MotionTrack:
     rig = ""
     joint_names: tuple[str, ...] = ()
     parents: tuple[int, ...] = ()  # -1: child of the track's group node
+    body_vertices: np.ndarray | None = None  # a skinned body's rest vertices (SMPL with the user's model)
 
     def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, width: int) -> None:
         self.track_id = track_id
@@ -93,9 +95,12 @@ class SmplTrack(MotionTrack):
     joint_names = SMPL_24
     parents = SMPL_PARENTS
 
-    def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, info: BackendInfo) -> None:
+    def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, info: BackendInfo,
+                 body: SmplBody | None = None) -> None:  # fmt: skip
         super().__init__(track_id, start_frame, video_start_s, folder, 3 + 4 * len(SMPL_24))
         self._names = info.joint_names_3d
+        self._body = body
+        self.body_vertices: np.ndarray | None = None  # (V, 3) the body's rest pose, relative to its pelvis
         self._offsets: np.ndarray | None = None
         self._offsets_from_detection = False
         self._pelvis_offset = np.zeros(3)  # SMPL pelvis minus SMPL origin, camera frame
@@ -123,12 +128,20 @@ class SmplTrack(MotionTrack):
         return np.concatenate([root, quaternions.reshape(-1)])
 
     def _measure_rest_pose(self, person: Person, rotations: np.ndarray) -> None:
-        """Bone offsets from the first detected frame (or the first frame, until one is detected)."""
+        """Bone offsets from the first detected frame (or the first frame, until one is detected).
+
+        With the user's SMPL model the offsets are the model's own rest joints for this person's
+        shape, so its mesh and the rig agree; without it they are measured on the person."""
         detected = person.state == "detected"
         if self._offsets is not None and (self._offsets_from_detection or not detected):
             return
         positions = smpl_joint_positions(np.asarray(person.joints_3d, dtype=np.float64), self._names)
-        self._offsets = rest_offsets(positions @ GLTF_FROM_CAMERA.T, rotations)
+        if self._body is None:
+            self._offsets = rest_offsets(positions @ GLTF_FROM_CAMERA.T, rotations)
+        else:
+            vertices, joints = self._body.shaped(person.smpl.betas)
+            self._offsets = model_offsets(joints)
+            self.body_vertices = vertices - joints[0]
         self._pelvis_offset = positions[0] - np.asarray(person.camera_translation, dtype=np.float64)
         self._offsets_from_detection = detected
 
@@ -166,6 +179,15 @@ class PointTrack(MotionTrack):
 
     def bone_pairs(self) -> list[tuple[int, int]]:
         return skeleton_edges(self.joint_names)
+
+
+def model_offsets(joints: np.ndarray) -> np.ndarray:
+    """Each SMPL joint's rest offset from its parent (24, 3), from a body model's rest joints."""
+    offsets = np.zeros((len(SMPL_PARENTS), 3))
+    for joint, parent in enumerate(SMPL_PARENTS):
+        if parent >= 0:
+            offsets[joint] = joints[joint] - joints[parent]
+    return offsets
 
 
 def track_class_for(info: BackendInfo) -> type[MotionTrack]:
