@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from daemon.processing.backends.phalp.stand_in_smpl import write_body_model
 from daemon.processing.exports.gltf import GltfExporter
 from tests.daemon_harness import LONG_CLIP, REPO
 from tests.export_support import export, mediapipe_results, node_tool, phalp_results
@@ -88,7 +89,7 @@ def test_phalp_tracks_show_as_smpl_skeletons_and_an_absent_track_disappears(tmp_
     scene = FakeScene([ScriptedPerson(1, lambda t: True), ScriptedPerson(2, lambda t: 5 <= t < 20, center_x=90.0)])
     processed = phalp_results(scene, 45, max_age_track=3)
     assert not any(p.track_id == 2 for r in processed.results[24:] for p in r.people)
-    exported = export(GltfExporter(tmp_path / "two.motion.glb"), processed)
+    export(GltfExporter(tmp_path / "two.motion.glb"), processed)
     both_present, one_absent = 13 / 45, 25 / 45  # fractions of the 1.5 s clip: frames 13 and 25
     with serve(tmp_path) as base:
         report = node_tool("check-viewer.mjs", f"{base}/examples/viewer.html?src=/files/two.motion.glb", str(tmp_path), str(CHROMIUM),
@@ -97,3 +98,34 @@ def test_phalp_tracks_show_as_smpl_skeletons_and_an_absent_track_disappears(tmp_
     together, alone = report["shots"]
     assert together["box"]["joints"] == 2 * 24 and alone["box"]["joints"] == 24
     assert {name.split("_")[1] for name in together["joints"]} == {"1", "2"}
+
+
+def test_smpl_bodies_are_skinned_by_three_js_and_follow_their_tracks(tmp_path):
+    """With the user's SMPL file (here the generated stand-in) each track carries a body mesh;
+    three.js skins it itself: on screen around the track's joints, moving, gone while absent."""
+    scene = FakeScene([ScriptedPerson(1, lambda t: True, sway_px=40.0), ScriptedPerson(2, lambda t: 5 <= t < 20, center_x=90.0)])
+    processed = phalp_results(scene, 45, max_age_track=3)
+    smpl = write_body_model(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl")
+    export(GltfExporter(tmp_path / "bodies.motion.glb", smpl), processed)
+    both_present, one_absent = 13 / 45, 33 / 45
+    with serve(tmp_path) as base:
+        report = node_tool("check-viewer.mjs", f"{base}/examples/viewer.html?src=/files/bodies.motion.glb", str(tmp_path), str(CHROMIUM),
+                           f"{both_present},{one_absent}")  # fmt: skip
+    assert report["error"] is None and report["errors"] == []
+    together, alone = report["shots"]
+    assert {b["name"]: b["shown"] for b in together["bodies"]} == {"track_1_body": True, "track_2_body": True}
+    assert {b["name"]: b["shown"] for b in alone["bodies"]} == {"track_1_body": True, "track_2_body": False}
+    for shot in (together, alone):
+        shown = [b["screen"] for b in shot["bodies"] if b["shown"]]
+        x0, x1 = min(b["x0"] for b in shown), max(b["x1"] for b in shown)
+        y0, y1 = min(b["y0"] for b in shown), max(b["y1"] for b in shown)
+        joints = shot["box"]  # every shown joint on screen
+        assert x0 <= joints["x0"] + 1 and x1 >= joints["x1"] - 1 and y0 <= joints["y0"] + 1 and y1 >= joints["y1"] - 1  # bodies wrap their skeletons
+        assert all(b["x1"] - b["x0"] > 20 and b["x0"] >= 0 and b["x1"] <= 960 for b in shown)  # and are on screen
+    first = np.array(next(b for b in together["bodies"] if b["name"] == "track_1_body")["min"])
+    later = np.array(next(b for b in alone["bodies"] if b["name"] == "track_1_body")["min"])
+    assert np.abs(first - later).max() > 0.01  # skinned by the animation, not standing in its bind pose
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(together["path"], ARTEFACTS / "viewer-smpl-bodies.png")
+    image = cv2.imread(together["path"]).astype(int)
+    assert (np.abs(image - BACKGROUND_BGR).sum(axis=2) > 60).sum() > 5000  # filled bodies, not only lines

@@ -31,7 +31,7 @@ try {
     for (const [i, fraction] of fractions.split(',').map(Number).entries()) {
       const label = String.fromCharCode(97 + i);
       const at = report.duration * fraction;
-      const state = await page.evaluate((t) => ({ time: posedViewer.seek(t), joints: posedViewer.joints(), box: posedViewer.screenBox() }), at);
+      const state = await page.evaluate((t) => ({ time: posedViewer.seek(t), joints: posedViewer.joints(), box: posedViewer.screenBox(), bodies: posedViewer.bodies() }), at);
       const path = join(outDir, `viewer-${label}.png`);
       await page.screenshot({ path });
       report.shots.push({ at, ...state, path });
