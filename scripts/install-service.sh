@@ -1,56 +1,102 @@
 #!/usr/bin/env bash
 # Install posed as a systemd service inside WSL2.
 #   sudo ./scripts/install-service.sh --inbox /mnt/c/posed/inbox --outbox /mnt/c/posed/outbox [--user NAME]
-#   ./scripts/install-service.sh --inbox DIR --outbox DIR --verify-only OUTDIR   (no root, no changes)
+#   sudo ./scripts/install-service.sh --queue redis://USER:PASS@HOST:6379/0 --input-root /mnt/share/uploads --outbox DIR
+#   ./scripts/install-service.sh ... --verify-only OUTDIR   (no root, no changes)
 # Checks that systemd runs in this distro, writes /etc/posed/posed.yaml, installs
 # systemd/posed.service with your paths, verifies it, enables and starts it, and prints the
 # .wslconfig settings that keep WSL from idle-terminating a distro that only runs services.
-# --verify-only renders the unit into OUTDIR/posed.service and runs the same verification only.
+# --queue (BullMQ on Redis, docs/queue.md): the config names the queue (its password stays out of
+# the unit and of ps), --input-root (repeatable) bounds the paths jobs may name, and the unit's
+# network sandbox lets the daemon reach that Redis host and nothing else.
+# --verify-only writes OUTDIR/posed.service and OUTDIR/posed.yaml and runs the same checks only.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-inbox="" outbox="" user="posed" config="/etc/posed/posed.yaml" dry_run=0 verify_dir=""
+inbox="" outbox="" user="posed" config="/etc/posed/posed.yaml" dry_run=0 verify_dir="" queue=""
+input_roots=()
 
-usage() { sed -n '2,8p' "$0" >&2; exit 2; }
+usage() { sed -n '2,12p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --inbox) inbox="$2"; shift 2 ;;
     --outbox) outbox="$2"; shift 2 ;;
+    --queue) queue="$2"; shift 2 ;;
+    --input-root) input_roots+=("$2"); shift 2 ;;
     --user) user="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --verify-only) verify_dir="$2"; shift 2 ;;
     *) usage ;;
   esac
 done
-[ -n "$inbox" ] && [ -n "$outbox" ] || usage
-for dir in "$inbox" "$outbox"; do
-  case "$dir" in /*) ;; *) echo "posed: --inbox and --outbox must be absolute paths" >&2; exit 2 ;; esac
+[ -n "$outbox" ] || usage
+if [ -n "$queue" ]; then
+  [ -z "$inbox" ] || { echo "posed: --queue takes jobs from Redis: drop --inbox" >&2; exit 2; }
+  [ "${#input_roots[@]}" -gt 0 ] || { echo "posed: --queue needs --input-root DIR: the folder(s) job inputs must lie in (job data names paths; posed refuses others)" >&2; exit 2; }
+else
+  [ -n "$inbox" ] || usage
+  [ "${#input_roots[@]}" -eq 0 ] || { echo "posed: --input-root is for --queue; the folder intake reads its inbox" >&2; exit 2; }
+fi
+for dir in ${inbox:+"$inbox"} "$outbox" ${input_roots[@]+"${input_roots[@]}"}; do
+  case "$dir" in /*) ;; *) echo "posed: --inbox, --outbox and --input-root must be absolute paths" >&2; exit 2 ;; esac
 done
 
 say() { printf 'posed: %s\n' "$*" >&2; }
 fail() { say "$*"; exit 1; }
 
-# The unit with the paths filled in (done in Python: paths are data, not sed code). Each path is
-# quoted for systemd: backslash and double quote escaped, "%" doubled so it is no specifier.
-# ReadWritePaths gets the "-" prefix: at boot /mnt/c may not be mounted yet, and without it
-# systemd refuses to start the service; the daemon itself waits for a missing inbox.
-render_unit() {  # render_unit OUT_FILE
-  WSL_DISTRO_NAME="${WSL_DISTRO_NAME:-}" "$root/.venv/bin/python" - "$root" "$inbox" "$outbox" "$user" "$config" "$1" <<'PY'
-import os, pathlib, sys
-root, inbox, outbox, user, config, out = sys.argv[1:]
+# The unit and the config with the paths filled in (done in Python: paths are data, not sed code).
+# Each unit path is quoted for systemd: backslash and double quote escaped, "%" doubled so it is no
+# specifier. ReadWritePaths gets the "-" prefix: at boot /mnt/c may not be mounted yet, and without
+# it systemd refuses to start the service; the daemon itself waits for a missing inbox. The config
+# is loaded with posed's own loader before anything is installed, so a bad URL fails here.
+render() {  # render UNIT_FILE CONFIG_FILE
+  WSL_DISTRO_NAME="${WSL_DISTRO_NAME:-}" POSED_QUEUE_URL="$queue" "$root/.venv/bin/python" - "$root" "$inbox" "$outbox" "$user" "$config" "$1" "$2" \
+    ${input_roots[@]+"${input_roots[@]}"} <<'PY'
+import ipaddress, os, pathlib, socket, sys, urllib.parse
+import yaml
+root, inbox, outbox, user, config, unit_out, config_out, *input_roots = sys.argv[1:]
+queue = os.environ["POSED_QUEUE_URL"]  # not in argv: it may hold the Redis password
 
 def quoted(path, prefix=""):
     escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
     return f'"{prefix}{escaped}"'
 
+def redis_addresses(url):
+    """IPAddressAllow= for the Redis host: its addresses now (re-run the installer if they change)."""
+    host = urllib.parse.urlsplit(url).hostname or "localhost"
+    port = urllib.parse.urlsplit(url).port or 6379
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except OSError as exc:
+        sys.exit(f"posed: cannot resolve the Redis host {host!r} ({exc}); the unit's firewall needs its address")
+    return " ".join("localhost" if ipaddress.ip_address(a).is_loopback else a for a in sorted(found))
+
+settings = {"outbox": {"path": outbox}}
+if queue:
+    settings["intake"] = {"kind": "bullmq", "url": queue, "input_roots": input_roots}
+else:
+    settings["inbox"] = {"path": inbox}
+pathlib.Path(config_out).write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+sys.path.insert(0, root)
+from daemon.config import load_config
+from daemon.errors import ConfigError
+try:
+    load_config(config_out)
+except ConfigError as exc:
+    sys.exit(f"posed: the config would not load: {exc}")
+
 text = pathlib.Path(root, "systemd", "posed.service").read_text()
 text = text.replace("/opt/posed/.venv/bin/posed", f"{root}/.venv/bin/posed")
 text = text.replace("--config /etc/posed/posed.yaml", f"--config {quoted(config)}")
-text = text.replace("ReadWritePaths=-/mnt/c/posed/inbox -/mnt/c/posed/outbox", f"ReadWritePaths={quoted(inbox, '-')} {quoted(outbox, '-')}")
+writable = [quoted(inbox, "-")] if inbox else []
+text = text.replace("ReadWritePaths=-/mnt/c/posed/inbox -/mnt/c/posed/outbox", f"ReadWritePaths={' '.join(writable + [quoted(outbox, '-')])}")
 text = text.replace("User=posed", f"User={user}").replace("Group=posed", f"Group={user}")
+if queue:  # Redis over TCP, to that host only
+    text = text.replace("RestrictAddressFamilies=AF_UNIX\n", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n")
+    text = text.replace("IPAddressDeny=any\n", f"IPAddressDeny=any\nIPAddressAllow={redis_addresses(queue)}\n")
 distro = os.environ.get("WSL_DISTRO_NAME")  # systemd services do not inherit it
 if distro:
     text = text.replace("Environment=PYTHONUNBUFFERED=1", f"Environment=PYTHONUNBUFFERED=1\nEnvironment=WSL_DISTRO_NAME={distro}")
-pathlib.Path(out).write_text(text)
+pathlib.Path(unit_out).write_text(text)
 PY
 }
 
@@ -68,9 +114,9 @@ verify_unit() {  # verify_unit UNIT_FILE
 
 if [ -n "$verify_dir" ]; then
   mkdir -p "$verify_dir"
-  render_unit "$verify_dir/posed.service"
+  render "$verify_dir/posed.service" "$verify_dir/posed.yaml"
   verify_unit "$verify_dir/posed.service"
-  say "unit verified: $verify_dir/posed.service"
+  say "unit verified: $verify_dir/posed.service (config: $verify_dir/posed.yaml)"
   exit 0
 fi
 
@@ -92,7 +138,7 @@ if ! id "$user" >/dev/null 2>&1; then
   [ "$dry_run" -eq 1 ] || useradd --system --home-dir /var/lib/posed --shell /usr/sbin/nologin "$user"
   say "created system user $user"
 fi
-for dir in "$inbox" "$outbox"; do
+for dir in ${inbox:+"$inbox"} "$outbox"; do
   mkdir -p "$dir"
   if [ "$dry_run" -eq 0 ] && ! runuser -u "$user" -- test -w "$dir"; then
     fail "user $user cannot write $dir. On /mnt/c the files belong to your WSL user: either install with
@@ -106,14 +152,18 @@ done
 unit_dir="$(mktemp -d)"
 unit_tmp="$unit_dir/posed.service"
 trap 'rm -rf "$unit_dir"' EXIT
-render_unit "$unit_tmp"
+render "$unit_tmp" "$unit_dir/posed.yaml"
 verify_unit "$unit_tmp"
 if [ "$dry_run" -eq 1 ]; then cat "$unit_tmp"; exit 0; fi
 
 mkdir -p "$(dirname "$config")"
 if [ ! -f "$config" ]; then
-  printf 'inbox:\n  path: "%s"\noutbox:\n  path: "%s"\n' "$inbox" "$outbox" > "$config"
+  # Readable by the service's group only: in queue mode it holds the Redis password.
+  install -m 0640 -g "$user" "$unit_dir/posed.yaml" "$config"
   say "wrote $config"
+else
+  say "kept the existing $config; for these options it would read:"
+  cat "$unit_dir/posed.yaml" >&2
 fi
 install -m 0644 "$unit_tmp" /etc/systemd/system/posed.service
 systemctl daemon-reload

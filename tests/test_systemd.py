@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from daemon.config import load_config
 from daemon.service import EXIT_NAME_IN_USE
 
 from tests.daemon_harness import REPO, SHORT_CLIP, DaemonProcess, drop, wait_outcome
@@ -136,6 +137,60 @@ def test_the_installer_refuses_a_relative_outbox_after_an_absolute_inbox(tmp_pat
     done, unit = _verify_only(tmp_path, "/mnt/c/posed/inbox", "var/outbox")
     assert done.returncode == 2 and "must be absolute" in done.stderr
     assert not unit.exists()
+
+
+def _verify_queue(tmp_path, *arguments):
+    out = tmp_path / "unit"
+    done = subprocess.run(["bash", str(INSTALLER), *arguments, "--verify-only", str(out)], capture_output=True, text=True, timeout=120)
+    return done, out
+
+
+@needs_systemd_analyze
+def test_queue_mode_writes_the_queue_into_the_config_and_opens_the_sandbox_to_that_redis_only(tmp_path):
+    url = "redis://posed:pa%25ss@127.0.0.1:6390/2"
+    done, out = _verify_queue(tmp_path, "--queue", url, "--input-root", "/mnt/share/uploads", "--input-root", "/mnt/c/posed/up loads",
+                              "--outbox", "/mnt/share/outbox")  # fmt: skip
+    assert done.returncode == 0 and "unit verified" in done.stderr, done.stderr
+    cfg = load_config(out / "posed.yaml")  # what `posed run --config /etc/posed/posed.yaml` will read
+    assert (cfg.intake.kind, cfg.intake.url, cfg.outbox.path) == ("bullmq", url, "/mnt/share/outbox")
+    assert cfg.intake.input_roots == ["/mnt/share/uploads", "/mnt/c/posed/up loads"]
+    unit = (out / "posed.service").read_text()
+    assert "pa%25ss" not in unit and "6390" not in unit  # the URL (and its password) stays in the config
+    lines = unit.splitlines()
+    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in lines
+    assert lines.index("IPAddressDeny=any") + 1 == lines.index("IPAddressAllow=localhost")  # deny all but Redis
+    assert 'ReadWritePaths="-/mnt/share/outbox"' in lines  # inputs are only read
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(out / "posed.service")], capture_output=True, text=True)
+    score = float(re.search(r"Overall exposure level for posed.service: ([0-9.]+)", security.stdout).group(1))
+    print(f"systemd-analyze security, queue mode: {score}")
+    assert score <= 2.0
+
+
+@needs_systemd_analyze
+def test_folder_mode_config_is_the_inbox_and_outbox_and_keeps_the_network_closed(tmp_path):
+    done, out = _verify_queue(tmp_path, "--inbox", "/mnt/c/posed/inbox", "--outbox", "/mnt/c/posed/outbox")
+    assert done.returncode == 0, done.stderr
+    cfg = load_config(out / "posed.yaml")
+    assert (cfg.intake.kind, cfg.inbox.path, cfg.outbox.path) == ("folder", "/mnt/c/posed/inbox", "/mnt/c/posed/outbox")
+    lines = (out / "posed.service").read_text().splitlines()
+    assert "RestrictAddressFamilies=AF_UNIX" in lines and not any(line.startswith("IPAddressAllow=") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--queue", "redis://127.0.0.1:6379/0", "--outbox", "/o"], "needs --input-root"),
+        (["--queue", "redis://127.0.0.1:6379/0", "--input-root", "/i", "--inbox", "/in", "--outbox", "/o"], "drop --inbox"),
+        (["--inbox", "/in", "--input-root", "/i", "--outbox", "/o"], "--input-root is for --queue"),
+        (["--queue", "redis://127.0.0.1:6379/0", "--input-root", "uploads", "--outbox", "/o"], "must be absolute"),
+        (["--queue", "http://127.0.0.1:6379/0", "--input-root", "/i", "--outbox", "/o"], "the config would not load"),
+        (["--queue", "redis://no-such-host.invalid:6379/0", "--input-root", "/i", "--outbox", "/o"], "cannot resolve the Redis host"),
+    ],
+)
+def test_queue_mode_refuses_what_would_not_run(tmp_path, arguments, message):
+    done, out = _verify_queue(tmp_path, *arguments)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert not (out / "posed.service").exists()
 
 
 def test_a_daemon_started_before_its_inbox_is_mounted_waits_and_then_processes(daemons, tmp_path):
