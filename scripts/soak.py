@@ -55,7 +55,7 @@ NAME_FLAVOURS = ["", " läufer", " (1)", " $(x)", "-Ünïcödé", " ;x"]
 MAX_ATTEMPTS = 3
 
 
-def daemon_overrides(slow_ms: float) -> list[str]:
+def daemon_overrides(slow_ms: float, status_interval_s: float = 0.2) -> list[str]:
     return [
         "backend.name=fault",
         "backend.fault.trigger=crash",
@@ -63,7 +63,7 @@ def daemon_overrides(slow_ms: float) -> list[str]:
         f"backend.fault.slow_ms_per_frame={slow_ms}",
         f"worker.max_attempts={MAX_ATTEMPTS}",
         "inbox.settle_s=1.0",  # slow writers pause up to 0.12 s between chunks
-        "daemon.status_interval_s=0.2",
+        f"daemon.status_interval_s={status_interval_s}",  # short: liveness is judged in status intervals
         "outbox.publish_retry_s=2",
     ]
 
@@ -248,7 +248,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     names = {item["name"] for item in plan}
     started = time.monotonic()
 
-    overrides = daemon_overrides(args.slow_ms)
+    overrides = daemon_overrides(args.slow_ms, args.status_interval)
     daemons = {"A": DaemonProcess(root, "A", overrides).start(), "B": DaemonProcess(root, "B", overrides).start()}
     for daemon in daemons.values():
         daemon.wait_ready(120)
@@ -356,6 +356,8 @@ def tally(root, plan, outbox, inbox, reader, chaos, sampler, restarts, b_killed_
         "worker_sigkills_while_busy": chaos.kills_while_busy,
         "daemon_kill9": restarts,
         "max_heartbeat_age_s": round(sampler.max_heartbeat_age_s, 2),
+        "status_interval_s": args.status_interval,
+        "max_heartbeat_age_intervals": round(sampler.max_heartbeat_age_s / args.status_interval, 2),
         "daemon_kill9_while_busy": int(b_killed_busy),
         "daemon_restarts": restarts,
         "worker_deaths_logged": events.get("worker.died", 0),
@@ -405,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every-max", type=float, default=4.0)
     parser.add_argument("--daemon-kills", type=int, default=1, help="kill -9 daemon B this many times (restarted each time)")
     parser.add_argument("--rss-limit-mb", type=float, default=400.0)
+    parser.add_argument("--status-interval", type=float, default=0.2, help="daemon.status_interval_s of both daemons (the service default is 2.0)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole run (default 120 + 3 per video)")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a new temp dir)")
     parser.add_argument("--json", type=Path, help="also write the tally here")
