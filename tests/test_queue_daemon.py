@@ -7,12 +7,13 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from daemon.config import load_config
 from daemon.intake.queue_intake import QueueIntake
 from tests.daemon_harness import MEDIA, REPO, SHORT_CLIP
 from tests.helpers import wait_until
-from tests.test_queue_intake import QUEUE, bullmq_call
+from tests.test_queue_intake import QUEUE, bullmq_call, queue_validator
 
 
 def queue_mode(url: str, *extra: str) -> list[str]:
@@ -75,3 +76,24 @@ def test_an_outcome_published_before_a_crash_settles_the_job_without_rerunning_i
     state = bullmq_call(redis_server.url, "get", bull_id)
     assert state["attemptsMade"] == 1 and state["failedReason"].startswith("E_TRUNCATED: cut (report: ")
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".json") == ["once.error.json"]  # not redone
+
+
+def test_a_queue_job_runs_the_real_cpu_backend_and_returns_every_published_file(redis_server, daemons) -> None:
+    """The default backend (MediaPipe), not the fault stand-in: a job asking for the motion GLB
+    completes with a return value naming the manifest, the frames file and the GLB in both forms."""
+    daemon = start(daemons, "qm", redis_server.url, "backend.name=mediapipe")
+    data = {"input": str(SHORT_CLIP), "job_id": "runner-1", "options": {"motion_glb": True}}
+    bull_id = bullmq_call(redis_server.url, "add", data, {"attempts": 1})
+    wait_until(lambda: bullmq_call(redis_server.url, "get", bull_id)["state"] in ("completed", "failed"), 180, daemon.log_tail)
+    state = bullmq_call(redis_server.url, "get", bull_id)
+    assert state["state"] == "completed", state["failedReason"]
+    value = state["returnvalue"]
+    queue_validator("queue-result").validate(value)
+    assert value["summary"]["frames"] == 60 and value["summary"]["frames_with_person"] == 60
+    assert value["result"]["path"] == str(daemon.outbox / "runner-1.result.json")
+    assert {kind: Path(forms["path"]).name for kind, forms in value["files"].items()} == {
+        "frames": "runner-1.frames.jsonl", "motion": "runner-1.motion.glb"}
+    manifest = json.loads((daemon.outbox / "runner-1.result.json").read_text())
+    assert manifest["backend"]["name"] == "mediapipe" and manifest["files"]["motion"]["details"]["tracks"] == [1]
+    for forms in value["files"].values():
+        assert Path(forms["path"]).is_file()

@@ -275,3 +275,45 @@ def test_queue_schemas_and_their_examples(name: str) -> None:
     example = json.loads((SCHEMAS / "examples" / f"{name}.example.json").read_text())
     queue_validator(name).validate(example)
     assert not queue_validator(name).is_valid(example | {"unexpected": 1})  # unknown keys are refused
+
+
+def test_queue_jobs_take_exactly_the_sidecars_options() -> None:
+    """One list of options for both intakes: the job schema's and the sidecar parser's agree."""
+    from daemon.intake.sidecar import MOTION_SWITCHES, OPTION_KEYS
+
+    options = json.loads((SCHEMAS / "queue-job.schema.json").read_text())["properties"]["options"]["properties"]
+    assert set(options) == set(OPTION_KEYS)
+    assert set(options["motion"]["properties"]) == {*MOTION_SWITCHES, "max_gap_s"}
+
+
+def _job_data(options: dict[str, Any]):
+    from types import SimpleNamespace
+
+    from daemon.intake.queue_job import read_job
+
+    bull_job = SimpleNamespace(id="7", name="pose", timestamp=1, attemptsMade=0, failedReason=None, opts={},
+                               data={"input": str(SHORT_CLIP), "options": options})  # fmt: skip
+    return read_job(bull_job, "token", "posed", [str(MEDIA)])
+
+
+def test_queue_job_options_reach_the_job_as_a_sidecars_would() -> None:
+    job = _job_data({"motion_glb": True, "motion_mesh": True, "preview": False, "legacy_fields": True,
+                     "motion": {"smoothing": False, "max_gap_s": 0.25}, "start_frame": 3})  # fmt: skip
+    assert job.problem is None
+    options = job.options
+    assert (options.motion_glb, options.motion_mesh, options.preview, options.legacy_fields, options.start_frame) == (True, True, False, True, 3)
+    assert options.motion == {"smoothing": False, "max_gap_s": 0.25}
+
+
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"motion_glb": "yes"}, "options.motion_glb"),
+        ({"motion": {"max_gap_s": 30}}, "options.motion.max_gap_s"),
+        ({"start_frame": 10, "end_frame": 10}, "options.end_frame"),
+    ],
+)
+def test_bad_queue_job_options_are_the_queues_error_naming_the_field(options, field) -> None:
+    problem = _job_data(options).problem
+    assert problem is not None and problem.code == ErrorCode.BAD_JOB_DATA
+    assert field in problem.message and "sidecar" not in problem.message

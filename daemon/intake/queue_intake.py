@@ -158,9 +158,22 @@ class QueueIntake:
         value = {"schema": RESULT_SCHEMA, "schema_version": RESULT_SCHEMA_VERSION, "status": "ok", "job_id": job.job_id,
                  "result": published, "summary": facts.get("summary") or {"frames": 0},
                  "host": self.queue.host, "daemon": self.queue.daemon_name}
+        if (files := published_files(Path(facts["published"]))) is not None:
+            value["files"] = files
         if facts.get("client") is not None:
             value["client"] = facts["client"]
         return value
+
+
+def published_files(manifest: Path) -> dict[str, dict[str, Any]] | None:
+    """Both path forms of every file the published manifest lists (frames, motion, preview), so a
+    Node consumer can open them without reading the manifest first; None if it cannot be read."""
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        return {kind: path_forms(manifest.with_name(entry["name"])) for kind, entry in listed.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("queue.files_unlisted", manifest=manifest.name, error=str(exc))
+        return None
 
 
 def _claimed(job: QueueJob) -> ClaimedInput:

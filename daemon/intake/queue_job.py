@@ -22,7 +22,7 @@ from daemon.errors import ErrorCode, JobError
 from daemon.publishing.naming import safe_stem
 from daemon.paths import BadPath, to_windows, to_wsl
 from daemon.records import JobOptions
-from daemon.intake.sidecar import MAX_METADATA_BYTES, JobSidecar, SidecarOptions
+from daemon.intake.sidecar import MAX_METADATA_BYTES, JobSidecar, parse_options
 
 JOB_NAME = "pose"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "queue-job.schema.json"
@@ -105,8 +105,12 @@ def _parse(name: str, data: Any, roots: list[str], distro: str | None) -> dict[s
         raise _bad("job_id", f"is a Windows device name, which cannot be a file name: {client_id!r}")
     metadata = data.get("metadata")
     _check_metadata(metadata)
-    sidecar = JobSidecar(job_id=client_id, options=SidecarOptions(**data.get("options", {})), metadata=metadata)
-    options = sidecar.job_options(JobOptions())  # raises for end_frame <= start_frame
+    try:  # the sidecar's own rules, so both intakes take exactly the same options
+        sidecar = JobSidecar(job_id=client_id, options=parse_options(data.get("options")), metadata=metadata)
+        options = sidecar.job_options(JobOptions())  # raises for end_frame <= start_frame
+    except JobError as exc:  # reported as the queue's own error, not a sidecar's
+        field = (exc.details or {}).get("field")
+        raise _bad(field, exc.message.split(f"{field} ", 1)[-1] if field else exc.message) from None
     parsed: dict[str, Any] = dict(input_path=Path(input_path), input_windows_path=windows_path, options=options)
     if client_id is not None or metadata is not None:
         parsed["client"] = sidecar.client_echo()

@@ -169,7 +169,7 @@ def parse_sidecar(raw: bytes | str, roots: Iterable[str], *, distro: str | None 
     input_path, input_windows_path = _input_path(document.get("input_path"), roots, distro)
     return JobSidecar(
         job_id=_job_id(document.get("job_id")),
-        options=_options(document.get("options")),
+        options=parse_options(document.get("options")),
         metadata=_metadata(document.get("metadata")),
         input_path=input_path,
         input_windows_path=input_windows_path,
@@ -229,7 +229,8 @@ def _job_id(value: Any) -> str | None:
     return value
 
 
-def _options(value: Any) -> SidecarOptions:
+def parse_options(value: Any) -> SidecarOptions:
+    """``options`` of a sidecar (or of a queue job's data, which takes the same options)."""
     if value is None:
         return SidecarOptions()
     if not isinstance(value, dict):
