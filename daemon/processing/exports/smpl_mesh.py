@@ -3,7 +3,7 @@
 posed never ships SMPL (its licence requires registration and forbids redistribution): the mesh
 is made only when ``output.motion_mesh`` is on and ``backend.phalp.smpl_path`` names the user's
 file, the one PHALP and HMR 2.0 already load. The GLB that carries the mesh then contains SMPL
-geometry and falls under the SMPL licence too (docs/exports.md says so).
+geometry and falls under the SMPL licence too (the README says so).
 
 **What the mesh is.** SMPL's template plus its shape blend shapes for the track's ``betas`` (of
 the frame that fixes the rig's rest pose), skinned to the 24 joint nodes by SMPL's own blend
@@ -93,7 +93,8 @@ def _array(value) -> np.ndarray:
         value = value.toarray()
     elif hasattr(value, "r"):
         value = value.r
-    return np.asarray(value, dtype=np.float64) if not np.issubdtype(np.asarray(value).dtype, np.integer) else np.asarray(value)
+    array = np.asarray(value)
+    return array if np.issubdtype(array.dtype, np.integer) else array.astype(np.float64)
 
 
 def strongest_influences(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
