@@ -22,7 +22,7 @@ from daemon.errors import ErrorCode, JobError
 from daemon.publishing.naming import safe_stem
 from daemon.paths import BadPath, to_windows, to_wsl
 from daemon.records import JobOptions
-from daemon.intake.sidecar import MAX_METADATA_BYTES, JobSidecar, parse_options
+from daemon.intake.sidecar import MAX_METADATA_BYTES, MESSAGE_PREFIX, JobSidecar, parse_options
 
 JOB_NAME = "pose"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "queue-job.schema.json"
@@ -109,8 +109,8 @@ def _parse(name: str, data: Any, roots: list[str], distro: str | None) -> dict[s
         sidecar = JobSidecar(job_id=client_id, options=parse_options(data.get("options")), metadata=metadata)
         options = sidecar.job_options(JobOptions())  # raises for end_frame <= start_frame
     except JobError as exc:  # reported as the queue's own error, not a sidecar's
-        field = (exc.details or {}).get("field")
-        raise _bad(field, exc.message.split(f"{field} ", 1)[-1] if field else exc.message) from None
+        raise JobError(ErrorCode.BAD_JOB_DATA, f"queue job data: {exc.message.removeprefix(MESSAGE_PREFIX)}", stage="intake",
+                       details=exc.details) from None  # fmt: skip
     parsed: dict[str, Any] = dict(input_path=Path(input_path), input_windows_path=windows_path, options=options)
     if client_id is not None or metadata is not None:
         parsed["client"] = sidecar.client_echo()

@@ -44,6 +44,7 @@ BACKEND_HINT_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 TOP_LEVEL_KEYS = ("job_id", "options", "metadata", "input_path")
 OPTION_KEYS = ("start_frame", "end_frame", "include_mesh", "backend", "priority", "motion", *OPTIONAL_OUTPUTS)
 MOTION_SWITCHES = ("smoothing", "fill_gaps", "include_raw")  # options.motion booleans
+MESSAGE_PREFIX = "job sidecar: "  # every sidecar error message starts so; the queue intake swaps it for its own
 MAX_GAP_S_LIMIT = 10.0  # the gap filler holds max_gap_s of frames back: keep that bounded
 # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: never follow a symlink.
 READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -324,7 +325,7 @@ def _bad(field_name: str | None, problem: str, *, subject: str | None = None) ->
     """The error for one defect; ``field_name`` None means the document as a whole."""
     return JobError(
         ErrorCode.BAD_SIDECAR,
-        f"job sidecar: {subject or field_name or 'the document'} {problem}",
+        f"{MESSAGE_PREFIX}{subject or field_name or 'the document'} {problem}",
         stage="sidecar",
         details={"field": field_name},
     )
