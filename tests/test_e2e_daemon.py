@@ -42,8 +42,8 @@ def test_videos_and_broken_files_each_get_exactly_one_outcome(daemons, tmp_path)
     assert text["error"]["code"] == "E_NOT_A_VIDEO"
     assert "empty" in empty["error"]["message"] and empty["error"]["hint"]
 
-    # Inputs leave the inbox only after their outcome is published, to the right folder.
-    wait_until(lambda: not (daemon.inbox / "run.mp4").exists(), 10)
+    # Inputs leave the inbox only after their outcome is published (so a moment later), to the right folder.
+    wait_until(lambda: not any((daemon.inbox / name).exists() for name in ("run.mp4", "empty.mp4", "notes.mp4")), 10)
     assert (daemon.inbox / "done" / "run.mp4").is_file()
     assert (daemon.inbox / "failed" / "empty.mp4").is_file()
     assert (daemon.inbox / "failed" / "notes.mp4").is_file()
@@ -141,6 +141,7 @@ def test_a_resubmitted_name_gets_a_new_result_and_never_overwrites(daemons):
     kind, second = wait_outcome(daemon.outbox, "again.mp4~2")
     assert kind == "result"
     assert (daemon.outbox / "again.mp4.result.json").read_bytes() == first
+    wait_until(lambda: not (daemon.inbox / "again.mp4").exists(), 10)  # moved only after its outcome is published
     assert (daemon.inbox / "done" / "again.mp4").exists() and (daemon.inbox / "done" / "again~2.mp4").exists()
 
 

@@ -8,6 +8,7 @@ import json
 
 from daemon.publishing.contract import validate_document
 from tests.daemon_harness import SHORT_CLIP, drop, outcomes, wait_outcome, write_bytes
+from tests.helpers import wait_until
 from tests.hostile_corpus import ffmpeg
 
 
@@ -50,6 +51,8 @@ def test_an_export_that_cannot_be_made_is_a_warning_in_a_published_result(daemon
     assert len(result["warnings"]) == 1 and result["warnings"][0].startswith("the motion export was not made: ")
     assert not (daemon.outbox / "empty-room.mp4.motion.glb").exists()
     assert list(outcomes(daemon.outbox)) == ["empty-room.mp4.result.json"]
+    # The result's draft is linked to its final name, then unlinked: wait for that, then nothing may be left.
+    wait_until(lambda: not (daemon.inbox / "empty-room.mp4").exists(), 30)  # the job settled after publishing
     assert sorted(p.name for p in (daemon.outbox / ".tmp").iterdir()) == []  # the failed export left nothing behind
 
 
