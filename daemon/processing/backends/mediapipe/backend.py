@@ -74,13 +74,13 @@ class MediapipeBackend(Backend):
         ids = self._identities.assign(poses)
         self._tracked = poses
         height, width = rgb.shape[:2]
-        people = [_person(pose, track_id, width, height) for pose, track_id in zip(poses, ids)]
+        people = sorted((_person(pose, track_id, width, height) for pose, track_id in zip(poses, ids)), key=lambda p: p.track_id)
         self._counts["max_people_in_a_frame"] = max(self._counts["max_people_in_a_frame"], len(people))
         return [FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, people=people)]
 
     def _find_people(self, rgb: np.ndarray) -> list[Pose]:
         found = []
-        for tile in self._schedule.next_tiles():
+        for tile in self._schedule.next_tiles(searching=not self._tracked):
             found.extend(self._detector.detect(rgb, tile))
             self._counts["detector_runs"] += 1
         if found:  # one person seen by several overlapping tiles is one find

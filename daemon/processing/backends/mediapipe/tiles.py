@@ -41,7 +41,9 @@ def _starts(length: int, side: int) -> list[int]:
 class TileSchedule:
     """Which tiles the detector runs on for each frame: all of them on the first frame (so a
     still or the first frame of a clip finds everyone), then ``per_frame`` tiles in turn, so
-    the detector's cost per frame stays constant and every tile is revisited regularly."""
+    the detector's cost per frame stays constant and every tile is revisited regularly. While
+    nobody is tracked the whole frame is searched every frame too: someone who reappears after
+    everyone was lost is found at once if they are large."""
 
     def __init__(self, tiles: list[Tile], per_frame: int) -> None:
         self._tiles = tiles
@@ -49,10 +51,12 @@ class TileSchedule:
         self._next = 0
         self._first = True
 
-    def next_tiles(self) -> list[Tile]:
+    def next_tiles(self, *, searching: bool = False) -> list[Tile]:
         if self._first:
             self._first = False
             return list(self._tiles)
         chosen = [self._tiles[(self._next + i) % len(self._tiles)] for i in range(min(self._per_frame, len(self._tiles)))]
         self._next = (self._next + len(chosen)) % len(self._tiles)
+        if searching and self._tiles[0] not in chosen:
+            chosen.insert(0, self._tiles[0])
         return chosen
