@@ -13,7 +13,7 @@ from daemon.processing.backends.mediapipe.roi import Roi
 from daemon.processing.backends.mediapipe.tiles import TileSchedule, tile_pyramid
 from daemon.processing.media import VideoSource
 from daemon.publishing.reader import open_result
-from tests.crossing_clip import make_crossing_clip
+from scripts.make_crowd_clip import make_crowd_clip
 from tests.daemon_harness import REPO, drop, wait_outcome
 
 MEDIA = REPO.parent / "shared" / "media"
@@ -120,7 +120,7 @@ def test_max_people_may_not_exceed_the_frame_limit():
 
 @pytest.mark.slow
 def test_two_runners_crossing_keep_their_ids_through_a_real_daemon(daemons, tmp_path):
-    clip = make_crossing_clip(tmp_path / "crossing.mp4")
+    clip = make_crowd_clip(tmp_path / "crossing.mp4", people=2)
     daemon = daemons().wait_ready()
     drop(clip.path, daemon.inbox, "crossing.mp4")
     kind, _ = wait_outcome(daemon.outbox, "crossing.mp4", timeout=300)
@@ -132,25 +132,25 @@ def test_two_runners_crossing_keep_their_ids_through_a_real_daemon(daemons, tmp_
         """Which runner a person is: the one whose scripted centre is nearer."""
         x, _, w, _ = person["bbox"]
         centre = x + w / 2
-        return min("AB", key=lambda r: abs(clip.centre_x(r, frame["frame_index"]) - centre))
+        return min((0, 1), key=lambda r: abs(clip.centre_x(r, frame["frame_index"]) - centre))
 
     # Well before and well after the crossing both runners are seen, each under one id.
-    apart = [f for f in frames if abs(f["frame_index"] - clip.crossing_frame) > 15]
-    ids_of = {"A": set(), "B": set()}
+    apart = [f for f in frames if abs(f["frame_index"] - clip.crossing_frame()) > 15]
+    ids_of = {0: set(), 1: set()}
     for frame in apart:
         for person in frame["people"]:
             ids_of[runner_at(frame, person)].add(person["track_id"])
-    both_seen = sum(1 for f in apart if {runner_at(f, p) for p in f["people"]} == {"A", "B"})
+    both_seen = sum(1 for f in apart if {runner_at(f, p) for p in f["people"]} == {0, 1})
     assert both_seen >= 0.9 * len(apart)
-    assert len(ids_of["A"]) == 1 and len(ids_of["B"]) == 1, ids_of
-    assert ids_of["A"] != ids_of["B"]
+    assert len(ids_of[0]) == 1 and len(ids_of[1]) == 1, ids_of
+    assert ids_of[0] != ids_of[1]
     # Through the crossing too, an id never lands on the other runner.
-    owner = {next(iter(ids_of["A"])): "A", next(iter(ids_of["B"])): "B"}
+    owner = {next(iter(ids_of[0])): 0, next(iter(ids_of[1])): 1}
     for frame in frames:
         for person in frame["people"]:
             if person["track_id"] in owner and person["state"] == "detected":
                 centre = person["bbox"][0] + person["bbox"][2] / 2
-                other = "B" if owner[person["track_id"]] == "A" else "A"
+                other = 1 - owner[person["track_id"]]
                 mine = abs(clip.centre_x(owner[person["track_id"]], frame["frame_index"]) - centre)
                 theirs = abs(clip.centre_x(other, frame["frame_index"]) - centre)
                 assert mine <= theirs + 40, (frame["frame_index"], person["track_id"])

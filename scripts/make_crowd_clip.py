@@ -1,42 +1,60 @@
-"""A real multi-person clip made from the shared runner: two people who run towards each other
-and cross, one passing in front of the other.
+"""Real multi-person clips made from the shared runner: people who run past each other and
+cross, the nearer one hiding the other while they pass.
 
-Each copy of the runner is cut out of the shared 1080p clip with MediaPipe's selfie
-segmentation (bundled in the wheel) and pasted onto a running-track background: copy A runs
-left to right at the back, copy B (mirrored, a little larger, so nearer the camera) runs right to
-left in front and hides A while they pass. Deterministic for a given size and length.
+    python scripts/make_crowd_clip.py OUT.mp4 [--people 4] [--width 1920 --height 1080] [--frames 300]
+
+Each copy of the runner is cut out of ``../shared/media/running-1080p.mp4`` with MediaPipe's
+selfie segmentation (bundled in the wheel) and pasted onto a running-track background. Runner
+0 runs left to right at the back; each next runner is nearer the camera (lower, larger) and runs
+the other way, mirrored, so every pair crosses with the nearer one in front. Their scripted
+centres (``Crowd.centre_x``) say who is where in every frame: the identity ground truth of the
+multi-person tests and the 4-person clip of ``posed bench``. Deterministic for given arguments.
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+TRAVEL = 0.6  # of the width, over the clip
 RUNNER = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "running-1080p.mp4"
 
 
 @dataclass(frozen=True)
-class Crossing:
+class Crowd:
     path: Path
+    people: int
     frames: int
     width: int
     height: int
-    crossing_frame: int  # the frame where the two runners' centres pass each other
 
-    def centre_x(self, runner: str, frame: int) -> float:
-        """Where runner "A" (left to right) or "B" (right to left) is centred at ``frame``."""
-        start, end = self.width * 0.15, self.width * 0.85
-        t = frame / (self.frames - 1)
-        return start + (end - start) * t if runner == "A" else end - (end - start) * t
+    def centre_x(self, runner: int, frame: int) -> float:
+        """Where ``runner`` is centred at ``frame``: even ones run left to right, odd ones back,
+        each pair of the same direction a fifth of the width apart, so nobody runs inside
+        anybody but everyone crosses everyone going the other way."""
+        t = frame / max(self.frames - 1, 1)
+        lane = runner // 2
+        if runner % 2 == 0:
+            return self.width * (0.1 + 0.2 * lane + TRAVEL * t)
+        return self.width * (0.9 - 0.2 * lane - TRAVEL * t)
+
+    def crossing_frame(self, a: int = 0, b: int = 1) -> int:
+        """The frame where runners ``a`` and ``b`` are closest."""
+        return min(range(self.frames), key=lambda f: abs(self.centre_x(a, f) - self.centre_x(b, f)))
+
+    def depth(self, runner: int) -> float:
+        """0 at the back, 1 at the front."""
+        return runner / max(self.people - 1, 1)
 
 
-def make_crossing_clip(path: Path, *, frames: int = 90, width: int = 1280, height: int = 720) -> Crossing:
+def make_crowd_clip(path: Path, *, people: int = 2, frames: int = 90, width: int = 1280, height: int = 720) -> Crowd:
     import mediapipe as mp
 
-    clip = Crossing(path=path, frames=frames, width=width, height=height, crossing_frame=(frames - 1) // 2)
+    crowd = Crowd(path=path, people=people, frames=frames, width=width, height=height)
     background = _track_background(width, height)
     source = cv2.VideoCapture(str(RUNNER))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
@@ -48,13 +66,15 @@ def make_crossing_clip(path: Path, *, frames: int = 90, width: int = 1280, heigh
                 ok, bgr = source.read()
             runner, mask = _cut_out(bgr, segmenter)
             canvas = background.copy()
-            _paste(canvas, runner, mask, clip.centre_x("A", index), height * 0.78, scale=height * 0.42 / runner.shape[0])
-            _paste(canvas, runner[:, ::-1], mask[:, ::-1], clip.centre_x("B", index), height * 0.86,
-                   scale=height * 0.5 / runner.shape[0])
+            for number in range(people):  # back to front, so the nearer runner hides the farther
+                depth = crowd.depth(number)
+                crop, alpha = (runner, mask) if number % 2 == 0 else (runner[:, ::-1], mask[:, ::-1])
+                _paste(canvas, crop, alpha, crowd.centre_x(number, index), height * (0.72 + 0.16 * depth),
+                       scale=height * (0.36 + 0.16 * depth) / runner.shape[0])
             writer.write(canvas)
     writer.release()
     source.release()
-    return clip
+    return crowd
 
 
 def _track_background(width: int, height: int) -> np.ndarray:
@@ -92,3 +112,19 @@ def _paste(canvas: np.ndarray, runner: np.ndarray, mask: np.ndarray, centre_x: f
     region = canvas[cy0:cy1, cx0:cx1].astype(np.float32)
     blended = alpha * runner[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0].astype(np.float32) + (1 - alpha) * region
     canvas[cy0:cy1, cx0:cx1] = blended.astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--people", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
+    args = parser.parse_args()
+    crowd = make_crowd_clip(args.out, people=args.people, frames=args.frames, width=args.width, height=args.height)
+    print(f"{crowd.path}: {crowd.people} runners, {crowd.frames} frames, {crowd.width}x{crowd.height}")
+
+
+if __name__ == "__main__":
+    main()
