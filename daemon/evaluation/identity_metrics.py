@@ -9,6 +9,7 @@ person). MOTP here is the mean ``1 - OKS`` of matched pairs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,11 @@ def identity_summary(clips: Sequence[Sequence[EvaluatedFrame]], sigmas: np.ndarr
         return None
     host = motmetrics.metrics.create()
     names = [str(i) for i in range(len(accumulators))]
-    table = host.compute_many(accumulators, metrics=list(METRICS), names=names, generate_overall=True)
+    logging.disable(logging.INFO)  # motmetrics logs its timings on the root logger
+    try:
+        table = host.compute_many(accumulators, metrics=list(METRICS), names=names, generate_overall=True)
+    finally:
+        logging.disable(logging.NOTSET)
     overall = table.loc["OVERALL"]
     summary = {name: _plain(overall[name]) for name in METRICS}
     summary["clips"] = len(accumulators)
