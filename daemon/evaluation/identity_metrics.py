@@ -17,7 +17,8 @@ import numpy as np
 from daemon.errors import EvaluationError
 from daemon.evaluation.matching import MATCH_OKS, EvaluatedFrame, oks_matrix
 
-METRICS = ("num_switches", "num_fragmentations", "idf1", "idp", "idr", "mota", "motp", "mostly_tracked", "num_unique_objects")
+COUNTS = ("num_switches", "num_fragmentations", "mostly_tracked", "num_unique_objects")
+METRICS = (*COUNTS, "idf1", "idp", "idr", "mota", "motp")
 
 
 def identity_summary(clips: Sequence[Sequence[EvaluatedFrame]], sigmas: np.ndarray) -> dict | None:
@@ -37,7 +38,7 @@ def identity_summary(clips: Sequence[Sequence[EvaluatedFrame]], sigmas: np.ndarr
     finally:
         logging.disable(logging.NOTSET)
     overall = table.loc["OVERALL"]
-    summary = {name: _plain(overall[name]) for name in METRICS}
+    summary = {name: _plain(overall[name], name in COUNTS) for name in METRICS}
     summary["clips"] = len(accumulators)
     return summary
 
@@ -52,7 +53,7 @@ def _accumulate(clip: Sequence[EvaluatedFrame], sigmas: np.ndarray, motmetrics):
     return accumulator
 
 
-def _plain(value) -> float | int | None:
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    return None if value is None or np.isnan(value) else float(value)
+def _plain(value, count: bool) -> float | int | None:
+    if value is None or np.isnan(value):
+        return None  # e.g. MOTP without a single match
+    return int(round(float(value))) if count else float(value)  # the OVERALL row holds counts as floats
