@@ -124,3 +124,14 @@ def test_the_cli_reports_usage_and_unreadable_inputs(tmp_path, capsys):
     assert "RESULT ANNOTATIONS, or --batch" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "none.result.json"), str(DATA / "coco" / "test_coco.json")]) == 1
     assert "not a readable posed result" in capsys.readouterr().err
+
+
+def test_an_identity_in_attributes_track_id_is_read(tmp_path):
+    document = {"images": [{"id": i, "file_name": f"frame_{i:06d}.PNG"} for i in range(2)],
+                "annotations": [{"id": 5 + i, "image_id": i, "category_id": 1, "keypoints": [10, 10, 2],
+                                 "attributes": {"track_id": 3, "keyframe": True}} for i in range(2)],
+                "categories": [{"id": 1, "keypoints": ["nose"]}]}  # fmt: skip
+    path = tmp_path / "cvat.json"
+    path.write_text(json.dumps(document))
+    annotations = load_annotations(path)
+    assert annotations.has_identities and [image.people[0].identity for image in annotations.images] == [3, 3]

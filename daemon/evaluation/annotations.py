@@ -2,8 +2,8 @@
 
 Both formats are COCO-style documents (``images``, ``annotations``, ``categories``); PoseTrack adds
 ``vid_id``/``frame_id`` on images and ``track_id`` (the person's identity through the clip) on
-annotations. A CVAT or Label Studio "COCO Keypoints" export is read the same way; with a
-``track_id`` attribute per person it is a clip with identities.
+annotations. A CVAT "COCO Keypoints" export is read the same way; with a ``track_id`` per person
+(or ``attributes.track_id``) it is a clip with identities.
 
 Everything in the file is checked before use: it comes from outside.
 """
@@ -98,6 +98,7 @@ def parse_annotations(document: Any, path: Path) -> AnnotationSet:
             continue
         if raw.get("image_id") not in people:
             raise EvaluationError(f"{path.name}: annotation {raw.get('id')!r} points at unknown image {raw.get('image_id')!r}")
+        raw = _with_track_id(raw)
         has_identities |= _is_int(raw.get("track_id"))
         people[raw["image_id"]].append(_person(raw, len(names), path))
     ordered = sorted(images.values(), key=lambda image: (image["sequence"], image["file_name"], image["image_id"]))
@@ -107,6 +108,14 @@ def parse_annotations(document: Any, path: Path) -> AnnotationSet:
         images=tuple(AnnotatedImage(**image, people=tuple(people[image["image_id"]])) for image in ordered),
         has_identities=has_identities,
     )
+
+
+def _with_track_id(raw: dict) -> dict:
+    """CVAT's COCO export of tracked shapes puts the identity in ``attributes.track_id``."""
+    attributes = raw.get("attributes")
+    if "track_id" not in raw and isinstance(attributes, dict) and _is_int(attributes.get("track_id")):
+        return {**raw, "track_id": attributes["track_id"]}
+    return raw
 
 
 def _person_category(categories: list, path: Path) -> tuple[int, tuple[str, ...]]:
