@@ -117,3 +117,12 @@ def test_stills_without_track_ids_get_no_identity_figures(tmp_path):
     item = report["items"][0]
     assert not item["clip"] and item["smoothed"]["identity"] is None and report["aggregate"]["smoothed"]["identity"] is None
     assert item["smoothed"]["coverage"] == 1.0
+
+
+def test_acceleration_is_the_mean_second_difference_of_each_track(tmp_path):
+    # track 1 moves at constant speed (0), track 2 jitters +3/-3 px on every keypoint (|+3 - 2(-3) + 3| = 12)
+    jitter = [3.0, -3.0, 3.0, -3.0]
+    predicted = [[person(1, A + [5.0 * t, 0]), person(2, B + [jitter[t], 0])] for t in range(4)]
+    report = _score(tmp_path, [[(1, A), (2, B)] for _ in range(4)], predicted)
+    # triples: track 1 at t=1,2 (0 each), track 2 at t=1,2 (12 each) -> (0 + 0 + 12 + 12) / 4
+    assert report["items"][0]["smoothed"]["mean_acceleration_px"] == pytest.approx(6.0, abs=0.1)

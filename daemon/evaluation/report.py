@@ -13,6 +13,7 @@ ROWS = (
     ("COCO AP", "ap", "ratio"),
     ("COCO AP50", "ap50", "ratio"),
     ("COCO AR", "ar", "ratio"),
+    ("mean acceleration px/frame²", "mean_acceleration_px", "pixels2"),
 )
 IDENTITY_ROWS = (
     ("ID switches", "num_switches", "count"),
@@ -57,4 +58,6 @@ def _cell(value, kind: str) -> str:
         return f"{100 * value:.1f} %"
     if kind == "pixels":
         return f"{value:.1f}"
+    if kind == "pixels2":
+        return f"{value:.2f}"
     return f"{value:.3f}"

@@ -21,6 +21,7 @@ from daemon.evaluation.frame_map import check_frame_map, default_frame_map, load
 from daemon.evaluation.identity_metrics import identity_summary
 from daemon.evaluation.keypoint_metrics import keypoint_summary
 from daemon.evaluation.matching import MATCH_OKS, EvaluatedFrame, evaluate_frame
+from daemon.evaluation.motion_metrics import acceleration
 from daemon.evaluation.predictions import VIEWS, Predictions, read_predictions
 
 RULES = {
@@ -32,6 +33,7 @@ RULES = {
     "ap": "pycocotools COCOeval keypoints, every evaluated frame a COCO image, score = person confidence",
     "identity": "motmetrics on clips with identities: objects = annotated track_id, hypotheses = result track_id, distance 1 - OKS, no pair under OKS 0.1",
     "raw": "the backend's own output: person.raw where present (motion.include_raw), else the main fields; interpolated people left out",
+    "acceleration": "per track, |p[t+1] - 2 p[t] + p[t-1]| in px/frame^2 over every three consecutive frames of the result, mean over the shared keypoints, then over triples",
 }
 
 
@@ -48,6 +50,7 @@ class ItemFrames:
     names: tuple[str, ...]
     is_clip: bool
     frames: dict[str, list[EvaluatedFrame]]  # view -> frames in frame order
+    acceleration: dict[str, tuple[float, int]]  # view -> (sum, triples) over all of the result's frames
 
 
 def evaluate(items: list[EvalItem]) -> dict:
@@ -98,7 +101,8 @@ def _score_item(item: EvalItem) -> tuple[ItemFrames, Predictions]:
         for view in VIEWS
     }
     is_clip = annotations.has_identities and len(set(mapping.values())) > 1
-    return ItemFrames(names, is_clip, frames), predictions
+    steadiness = {view: acceleration(predictions.frames[view], predictions.keypoint_names, names) for view in VIEWS}
+    return ItemFrames(names, is_clip, frames, steadiness), predictions
 
 
 def _cut_image(image: AnnotatedImage, annotations: AnnotationSet, names: tuple[str, ...]) -> AnnotatedImage:
@@ -133,6 +137,8 @@ def _view_report(items: list[ItemFrames], view: str) -> dict:
         groups.setdefault(item.names, []).extend(item.frames[view])
     summaries = [keypoint_summary(frames, names, skeleton.sigmas(names)) for names, frames in groups.items()]
     report = _pool(summaries)
+    total, triples = (sum(values) for values in zip(*(item.acceleration[view] for item in items)))
+    report["mean_acceleration_px"] = total / triples if triples else None
     clips = [(item.frames[view], item.names) for item in items if item.is_clip]
     report["identity"] = _pooled_identity(clips)
     return report
