@@ -126,3 +126,15 @@ def test_acceleration_is_the_mean_second_difference_of_each_track(tmp_path):
     report = _score(tmp_path, [[(1, A), (2, B)] for _ in range(4)], predicted)
     # triples: track 1 at t=1,2 (0 each), track 2 at t=1,2 (12 each) -> (0 + 0 + 12 + 12) / 4
     assert report["items"][0]["smoothed"]["mean_acceleration_px"] == pytest.approx(6.0, abs=0.1)
+
+
+def test_unmatched_people_inside_posetrack_ignore_regions_are_not_false_positives(tmp_path):
+    bystander = body(520, 300, scale=0.4)  # someone in the crowd nobody labelled
+    document = annotation_document([[(1, A)]])
+    results = write_result(tmp_path / "out", [[person(1, A), person(9, bystander)]])
+    plain = evaluate([EvalItem(results, write_annotations(tmp_path / "plain.json", document))])["items"][0]["smoothed"]
+    document["images"][0].update({"ignore_regions_x": [[480, 640, 640, 480]], "ignore_regions_y": [[250, 250, 480, 480]]})
+    ignoring = evaluate([EvalItem(results, write_annotations(tmp_path / "ignore.json", document))])["items"][0]["smoothed"]
+    assert plain["predicted_people"] == 2 and plain["ap"] < 1.0
+    assert ignoring["predicted_people"] == 1 and ignoring["ap"] == pytest.approx(1.0)
+    assert ignoring["coverage"] == plain["coverage"] == 1.0

@@ -46,6 +46,7 @@ class AnnotatedImage:
     height: int
     sequence: str  # PoseTrack's vid_id; "" for stills
     labelled: bool  # PoseTrack's is_labeled: frames between labelled ones are in the clip, not scored
+    ignore_regions: tuple[np.ndarray, ...]  # PoseTrack's ignore_regions_x/_y: (N, 2) polygons of unlabelled crowds
     people: tuple[AnnotatedPerson, ...]
 
     @property
@@ -139,7 +140,21 @@ def _image_header(raw: Any, path: Path) -> tuple[int, dict]:
         "height": int(raw.get("height") or 0),
         "sequence": str(sequence) if sequence is not None else "",
         "labelled": raw.get("is_labeled", True) is not False,
+        "ignore_regions": _ignore_regions(raw, path),
     }
+
+
+def _ignore_regions(raw: dict, path: Path) -> tuple[np.ndarray, ...]:
+    xs, ys = raw.get("ignore_regions_x") or [], raw.get("ignore_regions_y") or []
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+        raise EvaluationError(f"{path.name}: image {raw['id']}: ignore_regions_x and _y must be lists of the same length")
+    regions = []
+    for x, y in zip(xs, ys):
+        if not isinstance(x, list) or not isinstance(y, list) or len(x) != len(y) or not all(_is_number(v) for v in (*x, *y)):
+            raise EvaluationError(f"{path.name}: image {raw['id']}: an ignore region needs as many numeric x as y")
+        if len(x) >= 3:
+            regions.append(np.column_stack([x, y]).astype(np.float32))
+    return tuple(regions)
 
 
 def _person(raw: dict, count: int, path: Path) -> AnnotatedPerson:
