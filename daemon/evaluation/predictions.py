@@ -51,19 +51,22 @@ def read_predictions(path: str | Path) -> Predictions:
             count += 1
             people = frame["people"]
             has_raw |= any("raw" in person for person in people)
-            views["smoothed"][frame["frame_index"]] = tuple(_person(person, person) for person in people)
+            views["smoothed"][frame["frame_index"]] = tuple(_person(person, person, len(names)) for person in people)
             views["raw"][frame["frame_index"]] = tuple(
-                _person(person, person.get("raw") or person) for person in people if person["state"] != "interpolated"
+                _person(person, person.get("raw") or person, len(names)) for person in people if person["state"] != "interpolated"
             )
     except (OSError, ValueError, KeyError, ResultFileError) as exc:
         raise EvaluationError(f"{path}: not a readable posed result: {exc}") from exc
     return Predictions(Path(path), names, count, has_raw, views)
 
 
-def _person(person: dict[str, Any], source: dict[str, Any]) -> PredictedPerson:
+def _person(person: dict[str, Any], source: dict[str, Any], count: int) -> PredictedPerson:
+    keypoints = np.asarray(source["keypoints"], dtype=float)
+    if keypoints.shape != (count, 3):
+        raise ValueError(f"track {person.get('track_id')}: keypoints of shape {keypoints.shape}, the manifest names {count}")
     return PredictedPerson(
         track_id=person["track_id"],
         state=person["state"],
         confidence=float(person.get("confidence") or 0.0),
-        keypoints=np.asarray(source["keypoints"], dtype=float).reshape(-1, 3),
+        keypoints=keypoints,
     )
