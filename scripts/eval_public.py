@@ -4,7 +4,7 @@
     python scripts/eval_public.py OUT_DIR [key=value ...]    # overrides go to posed process
 
 Builds the videos (``posed eval-video``: each still its own 10-frame video; the generated
-crossing clip, ``scripts/make_crossing_clip.py``, one 36-frame video), runs ``posed process`` on
+crossing clip, ``scripts/make_crossing_clip.py``, one 90-frame video at 30 frames/s), runs ``posed process`` on
 each with ``motion.include_raw=true`` (so raw and smoothed are compared) plus your overrides,
 then ``posed eval --batch`` twice: the clip(s), then the stills. Reports: OUT_DIR/clips.report.json
 and OUT_DIR/stills.report.json. Results already in OUT_DIR are reused (delete them to redo).

@@ -26,7 +26,7 @@ import numpy as np
 
 COCO_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "eval" / "coco"
 SOURCE_IMAGE_ID = 785
-WIDTH, HEIGHT, FRAMES = 960, 540, 36
+WIDTH, HEIGHT, FRAMES = 960, 540, 90  # 3 s at 30 frames/s: the 7 px a frame of a jogger
 CROP_MARGIN = 20
 SNOW = (0, 200, 200, 350)  # x0, x1, y0, y1: plain snow in image 785, stretched as the background
 PEOPLE = (  # far to near: track_id, scale, mirrored, (x, y) of the patch at the first and last frame

@@ -29,7 +29,7 @@ CRF = "12"
 BATCH_NAME = "eval-batch.json"
 
 
-def build_eval_videos(annotations_path: Path, images_dir: Path, out_dir: Path, *, fps: float = 10.0, still_frames: int = 10) -> list[Path]:
+def build_eval_videos(annotations_path: Path, images_dir: Path, out_dir: Path, *, fps: float = 30.0, still_frames: int = 10) -> list[Path]:
     if fps <= 0 or still_frames < 1:
         raise EvaluationError("--fps must be > 0 and --still-frames >= 1")
     annotations = load_annotations(annotations_path)
