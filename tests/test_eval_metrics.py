@@ -138,3 +138,12 @@ def test_unmatched_people_inside_posetrack_ignore_regions_are_not_false_positive
     assert plain["predicted_people"] == 2 and plain["ap"] < 1.0
     assert ignoring["predicted_people"] == 1 and ignoring["ap"] == pytest.approx(1.0)
     assert ignoring["coverage"] == plain["coverage"] == 1.0
+
+
+def test_errors_are_broken_down_by_keypoint(tmp_path):
+    moved = A.copy()
+    moved[COCO_17.index("right_ankle")] += (6.0, 8.0)  # 10 px off
+    by_keypoint = _score(tmp_path, [[(1, A)]], [[person(1, moved)]])["items"][0]["smoothed"]["median_error_px_by_keypoint"]
+    assert list(by_keypoint) == list(COCO_17)
+    assert by_keypoint["right_ankle"] == pytest.approx(10.0, abs=0.1)
+    assert all(value == pytest.approx(0.0, abs=0.1) for name, value in by_keypoint.items() if name != "right_ankle")

@@ -146,7 +146,8 @@ def _view_report(items: list[ItemFrames], view: str) -> dict:
 
 def _pool(summaries: list[dict]) -> dict:
     """One summary per keypoint set; sets differ (CrowdPose lacks the face) so AP cannot be pooled
-    across them: AP is then their mean weighted by annotated people."""
+    across them: AP is then their mean weighted by annotated people, and the other figures
+    (medians included) their mean weighted by matched people."""
     if len(summaries) == 1:
         return summaries[0]
     total = {key: sum(s[key] for s in summaries) for key in ("frames", "annotated_people", "predicted_people", "matched_people")}
@@ -156,7 +157,15 @@ def _pool(summaries: list[dict]) -> dict:
                         ("ap", "annotated_people"), ("ap50", "annotated_people"), ("ap75", "annotated_people"), ("ar", "annotated_people")):
         pairs = [(s[key], s[weight]) for s in summaries if s[key] is not None and s[weight]]
         total[key] = float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
+    names = {name for s in summaries for name in s["median_error_px_by_keypoint"]}
+    total["median_error_px_by_keypoint"] = {name: _weighted(summaries, name) for name in skeleton.COCO_17 if name in names}
     return total
+
+
+def _weighted(summaries: list[dict], name: str) -> float | None:
+    pairs = [(s["median_error_px_by_keypoint"][name], s["matched_people"]) for s in summaries
+             if s["median_error_px_by_keypoint"].get(name) is not None and s["matched_people"]]  # fmt: skip
+    return float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
 
 
 def _pooled_identity(clips: list[tuple[list[EvaluatedFrame], tuple[str, ...]]]) -> dict | None:
