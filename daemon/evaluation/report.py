@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from daemon.evaluation.matching import MATCH_OKS
+
 ROWS = (
     ("annotated person-frames", "annotated_people", "count"),
     ("predicted person-frames", "predicted_people", "count"),
@@ -26,7 +28,7 @@ IDENTITY_ROWS = (
 def render(report: dict) -> str:
     aggregate = report["aggregate"]
     items = report["items"]
-    lines = [f"posed eval: {len(items)} item(s); rules: posed eval --json (\"rules\")", ""]
+    lines = [f"posed eval: {len(items)} item(s); a person is matched at OKS >= {MATCH_OKS} (Hungarian per frame); every rule: --json", ""]
     lines.append(f"{'':30}{'smoothed':>12}{'raw':>12}")
     for label, key, kind in ROWS:
         lines.append(f"{label:30}{_cell(aggregate['smoothed'].get(key), kind):>12}{_cell(aggregate['raw'].get(key), kind):>12}")
