@@ -3,13 +3,13 @@
 
     python scripts/make_crossing_clip.py OUT_DIR     # writes OUT_DIR/frames/*.png and crossing.json
 
-Two copies of the skier in COCO val2017 image 785 (CC BY 2.0, tests/data/eval/coco/; the
-annotation is COCO's, CC BY 4.0) cross each other on a snow background: track 1 walks left to
-right, track 2 (mirrored, larger: nearer the camera) right to left in front of it; a third,
-small copy stands still at the top. Ground truth moves with the pixels (scaled, mirrored with
-left/right names swapped, shifted), so it is exact up to resampling (< 1 px). Keypoints of track 1
-under track 2's patch are marked unlabelled; a frame where all of them are hidden leaves track 1
-out of that frame's annotation (it is behind, not missed).
+Four copies of the skier in COCO val2017 image 785 (CC BY 2.0, tests/data/eval/coco/; the
+annotation is COCO's, CC BY 4.0) on a snow background: track 1 walks in from the left edge and
+out at the right, track 2 (mirrored, larger: nearer the camera) crosses right to left in front of
+it; two small ones in the distance, one standing, one strolling behind track 2. Ground truth moves with the pixels (scaled, mirrored with
+left/right names swapped, shifted), so it is exact up to resampling (< 1 px). Keypoints under a
+nearer person's patch or outside the frame are marked unlabelled; a person with none left is
+out of that frame's annotation (hidden or gone, not missed).
 
 The output is a PoseTrack-style document (vid_id, frame_id, track_id), so ``posed eval-video``
 turns it into a video and ``posed eval`` scores identities on it. Deterministic: same bytes every run.
@@ -30,9 +30,10 @@ WIDTH, HEIGHT, FRAMES = 960, 540, 90  # 3 s at 30 frames/s: the 7 px a frame of 
 CROP_MARGIN = 20
 SNOW = (0, 200, 200, 350)  # x0, x1, y0, y1: plain snow in image 785, stretched as the background
 PEOPLE = (  # far to near: track_id, scale, mirrored, (x, y) of the patch at the first and last frame
-    (3, 0.4, False, (440, 0), (440, 0)),
-    (1, 0.85, False, (20, 205), (680, 205)),
-    (2, 1.0, True, (700, 152), (30, 152)),
+    (3, 0.4, False, (440, 0), (440, 0)),  # stands still
+    (4, 0.5, True, (800, 20), (600, 20)),  # strolls left, passes behind track 2's head at the start
+    (1, 0.85, False, (-150, 205), (830, 205)),  # walks in from the left edge and out at the right
+    (2, 1.0, True, (700, 152), (30, 152)),  # nearest: crosses in front of track 1
 )
 SEQUENCE = "crossing"
 
@@ -108,9 +109,13 @@ def _compose(background: np.ndarray, people: list[dict], progress: float):
     for person in people:  # later people are nearer: drawn over the earlier ones
         x, y = np.round(person["start"] + (person["end"] - person["start"]) * progress).astype(int)
         h, w = person["pixels"].shape[:2]
-        canvas[y:y + h, x:x + w] = person["pixels"]
+        left, top, right, bottom = max(x, 0), max(y, 0), min(x + w, WIDTH), min(y + h, HEIGHT)
+        if left < right and top < bottom:  # the part inside the frame
+            canvas[top:bottom, left:right] = person["pixels"][top - y:bottom - y, left - x:right - x]
         points = person["points"].copy()
         points[:, :2] += (x, y)
+        outside = (points[:, 0] < 0) | (points[:, 0] >= WIDTH) | (points[:, 1] < 0) | (points[:, 1] >= HEIGHT)
+        points[outside, 2] = 0
         patches.append((x, y, w, h))
         placed.append([person["track_id"], points, person["area"]])
     for i, (_, points, _) in enumerate(placed):

@@ -34,7 +34,7 @@ def _make_crossing_clip(out: Path) -> Path:
 def test_a_processed_clip_is_scored_with_coverage_oks_and_identities(tmp_path):
     annotations = _make_crossing_clip(tmp_path / "clip")
     document = json.loads(annotations.read_text())
-    assert len({a["track_id"] for a in document["annotations"]}) == 3 and len(document["images"]) == 90
+    assert len({a["track_id"] for a in document["annotations"]}) == 4 and len(document["images"]) == 90
 
     videos = tmp_path / "videos"
     made = posed("eval-video", str(annotations), str(tmp_path / "clip"), str(videos), cwd=tmp_path)
