@@ -18,9 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "make_crossing_clip.py"
 
 
-def posed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+def posed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def _make_crossing_clip(out: Path) -> Path:
@@ -37,12 +36,12 @@ def test_a_processed_clip_is_scored_with_coverage_oks_and_identities(tmp_path):
     assert len({a["track_id"] for a in document["annotations"]}) == 4 and len(document["images"]) == 90
 
     videos = tmp_path / "videos"
-    made = posed("eval-video", str(annotations), str(tmp_path / "clip"), str(videos), cwd=tmp_path)
+    made = posed("eval-video", str(annotations), str(tmp_path / "clip"), str(videos))
     assert made.returncode == 0, made.stderr
-    processed = posed("process", str(videos / "crossing.mp4"), "motion.include_raw=true", "--out", str(videos / "crossing.mp4.result.json"), cwd=tmp_path)
+    processed = posed("process", str(videos / "crossing.mp4"), "motion.include_raw=true", "--out", str(videos / "crossing.mp4.result.json"))
     assert processed.returncode == 0, processed.stderr[-2000:]
 
-    scored = posed("eval", "--batch", str(videos / "eval-batch.json"), "--json", str(tmp_path / "report.json"), cwd=tmp_path)
+    scored = posed("eval", "--batch", str(videos / "eval-batch.json"), "--json", str(tmp_path / "report.json"))
     assert scored.returncode == 0, scored.stderr[-2000:]
     for label in ("coverage (OKS >= 0.1)", "mean OKS, matched people", "COCO AP", "ID switches", "IDF1", "crossing"):
         assert label in scored.stdout
