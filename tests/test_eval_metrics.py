@@ -147,3 +147,12 @@ def test_errors_are_broken_down_by_keypoint(tmp_path):
     assert list(by_keypoint) == list(COCO_17)
     assert by_keypoint["right_ankle"] == pytest.approx(10.0, abs=0.1)
     assert all(value == pytest.approx(0.0, abs=0.1) for name, value in by_keypoint.items() if name != "right_ankle")
+
+
+def test_a_frame_map_pointing_past_the_result_is_refused(tmp_path):
+    from daemon.errors import EvaluationError
+
+    annotations = write_annotations(tmp_path / "truth.json", annotation_document([[(1, A)] for _ in range(3)]))
+    result = write_result(tmp_path / "out", [[person(1, A)] for _ in range(2)])  # one frame short
+    with pytest.raises(EvaluationError, match=r"frames \[2\] are not in the result \(it holds frames 0..1"):
+        evaluate([EvalItem(result, annotations)])

@@ -89,7 +89,7 @@ def _score_item(item: EvalItem) -> tuple[ItemFrames, Predictions]:
     annotations = load_annotations(item.annotations)
     predictions = read_predictions(item.result)
     mapping = load_frame_map(item.frame_map) if item.frame_map else default_frame_map(annotations)
-    check_frame_map(mapping, annotations, predictions.frame_count, str(item.frame_map or "the default frame map"))
+    check_frame_map(mapping, annotations, predictions.frame_indexes, str(item.frame_map or "the default frame map"))
     names = skeleton.shared_names(annotations.keypoint_names, predictions.keypoint_names)
     sigmas = skeleton.sigmas(names)
     images = {image.image_id: _cut_image(image, annotations, names) for image in annotations.images}
