@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from daemon.cli import main
@@ -135,3 +136,18 @@ def test_an_identity_in_attributes_track_id_is_read(tmp_path):
     path.write_text(json.dumps(document))
     annotations = load_annotations(path)
     assert annotations.has_identities and [image.people[0].identity for image in annotations.images] == [3, 3]
+
+
+def test_eval_video_makes_one_clip_of_a_tracked_export_without_vid_id(tmp_path):
+    images = tmp_path / "export" / "images"
+    images.mkdir(parents=True)
+    document = {"images": [], "annotations": [], "categories": [{"id": 1, "keypoints": ["nose"]}]}
+    for i in range(3):
+        cv2.imwrite(str(images / f"frame_{i:06d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+        document["images"].append({"id": 7 + i, "file_name": f"frame_{i:06d}.png", "width": 64, "height": 48})
+        document["annotations"].append({"id": i + 1, "image_id": 7 + i, "category_id": 1, "keypoints": [30, 20, 2], "attributes": {"track_id": 1}})
+    path = tmp_path / "export" / "annotations.json"
+    path.write_text(json.dumps(document))
+    (video,) = build_eval_videos(path, images, tmp_path / "out")
+    assert video.name == "annotations.mp4"
+    assert load_frame_map(video.with_name(video.name + ".frame-map.json")) == {0: 7, 1: 8, 2: 9}
