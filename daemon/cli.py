@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("annotations", type=Path)
     video.add_argument("images", type=Path, help="folder the annotations' file_name paths are relative to")
     video.add_argument("out", type=Path, help="folder for the videos, frame maps and eval-batch.json")
-    video.add_argument("--fps", type=float, default=10.0, help="frame rate of a clip (default 10)")
+    video.add_argument("--fps", type=float, default=30.0, help="frame rate of the videos (default 30, a camera's)")
     video.add_argument("--still-frames", type=int, default=10, help="frames a still is repeated for (default 10)")
     return parser
 

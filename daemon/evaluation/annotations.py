@@ -2,8 +2,8 @@
 
 Both formats are COCO-style documents (``images``, ``annotations``, ``categories``); PoseTrack adds
 ``vid_id``/``frame_id`` on images and ``track_id`` (the person's identity through the clip) on
-annotations. A CVAT or Label Studio "COCO Keypoints" export is read the same way; with a
-``track_id`` attribute per person it is a clip with identities.
+annotations. A CVAT "COCO Keypoints" export is read the same way; with a ``track_id`` per person
+(or ``attributes.track_id``) it is a clip with identities.
 
 Everything in the file is checked before use: it comes from outside.
 """
@@ -46,6 +46,7 @@ class AnnotatedImage:
     height: int
     sequence: str  # PoseTrack's vid_id; "" for stills
     labelled: bool  # PoseTrack's is_labeled: frames between labelled ones are in the clip, not scored
+    ignore_regions: tuple[np.ndarray, ...]  # PoseTrack's ignore_regions_x/_y: (N, 2) polygons of unlabelled crowds
     people: tuple[AnnotatedPerson, ...]
 
     @property
@@ -98,6 +99,7 @@ def parse_annotations(document: Any, path: Path) -> AnnotationSet:
             continue
         if raw.get("image_id") not in people:
             raise EvaluationError(f"{path.name}: annotation {raw.get('id')!r} points at unknown image {raw.get('image_id')!r}")
+        raw = _with_track_id(raw)
         has_identities |= _is_int(raw.get("track_id"))
         people[raw["image_id"]].append(_person(raw, len(names), path))
     ordered = sorted(images.values(), key=lambda image: (image["sequence"], image["file_name"], image["image_id"]))
@@ -107,6 +109,14 @@ def parse_annotations(document: Any, path: Path) -> AnnotationSet:
         images=tuple(AnnotatedImage(**image, people=tuple(people[image["image_id"]])) for image in ordered),
         has_identities=has_identities,
     )
+
+
+def _with_track_id(raw: dict) -> dict:
+    """CVAT's COCO export of tracked shapes puts the identity in ``attributes.track_id``."""
+    attributes = raw.get("attributes")
+    if "track_id" not in raw and isinstance(attributes, dict) and _is_int(attributes.get("track_id")):
+        return {**raw, "track_id": attributes["track_id"]}
+    return raw
 
 
 def _person_category(categories: list, path: Path) -> tuple[int, tuple[str, ...]]:
@@ -130,7 +140,21 @@ def _image_header(raw: Any, path: Path) -> tuple[int, dict]:
         "height": int(raw.get("height") or 0),
         "sequence": str(sequence) if sequence is not None else "",
         "labelled": raw.get("is_labeled", True) is not False,
+        "ignore_regions": _ignore_regions(raw, path),
     }
+
+
+def _ignore_regions(raw: dict, path: Path) -> tuple[np.ndarray, ...]:
+    xs, ys = raw.get("ignore_regions_x") or [], raw.get("ignore_regions_y") or []
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+        raise EvaluationError(f"{path.name}: image {raw['id']}: ignore_regions_x and _y must be lists of the same length")
+    regions = []
+    for x, y in zip(xs, ys):
+        if not isinstance(x, list) or not isinstance(y, list) or len(x) != len(y) or not all(_is_number(v) for v in (*x, *y)):
+            raise EvaluationError(f"{path.name}: image {raw['id']}: an ignore region needs as many numeric x as y")
+        if len(x) >= 3:
+            regions.append(np.column_stack([x, y]).astype(np.float32))
+    return tuple(regions)
 
 
 def _person(raw: dict, count: int, path: Path) -> AnnotatedPerson:

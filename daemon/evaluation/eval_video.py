@@ -1,7 +1,7 @@
 """``posed eval-video``: videos built from annotated images, so ``posed eval`` can score them.
 
-A clip (several images of one PoseTrack ``vid_id``) becomes one video, its images in order, one
-frame each. Every other image (a still) becomes its own short video, the image repeated
+A clip (several images of one PoseTrack ``vid_id``, or of a file with ``track_id`` and no
+``vid_id``) becomes one video, its images in order, one frame each. Every other image (a still) becomes its own short video, the image repeated
 ``still_frames`` times: a tracker and the motion stage see a steady scene and never carry a
 person from one still into the next. Each video gets a frame map and all of them one
 ``eval-batch.json`` for ``posed eval --batch``.
@@ -29,15 +29,17 @@ CRF = "12"
 BATCH_NAME = "eval-batch.json"
 
 
-def build_eval_videos(annotations_path: Path, images_dir: Path, out_dir: Path, *, fps: float = 10.0, still_frames: int = 10) -> list[Path]:
+def build_eval_videos(annotations_path: Path, images_dir: Path, out_dir: Path, *, fps: float = 30.0, still_frames: int = 10) -> list[Path]:
     if fps <= 0 or still_frames < 1:
         raise EvaluationError("--fps must be > 0 and --still-frames >= 1")
     annotations = load_annotations(annotations_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     batch, videos = [], []
     for sequence, images in annotations.sequences().items():
-        if sequence and len(images) > 1:
-            plans = [(_safe(sequence), list(images), 1)]
+        # A clip: several images of one PoseTrack vid_id, or a file with identities and no vid_id
+        # at all (CVAT's COCO export of one video). Anything else is a set of stills.
+        if len(images) > 1 and (sequence or annotations.has_identities):
+            plans = [(_safe(sequence or annotations_path.stem), list(images), 1)]
         else:
             plans = [(_safe(Path(image.file_name).stem if not sequence else f"{sequence}_{Path(image.file_name).stem}"), [image], still_frames) for image in images]
         for stem, frames, repeat in plans:

@@ -56,15 +56,16 @@ def load_frame_map(path: Path) -> dict[int, int]:
     return mapping
 
 
-def check_frame_map(mapping: dict[int, int], annotations: AnnotationSet, frame_count: int, source: str) -> None:
+def check_frame_map(mapping: dict[int, int], annotations: AnnotationSet, frame_indexes: frozenset[int], source: str) -> None:
     """Every mapped frame must exist in the result and every image in the annotations."""
     known = {image.image_id for image in annotations.images}
     unknown = sorted({image_id for image_id in mapping.values() if image_id not in known})
     if unknown:
         raise EvaluationError(f"{source}: image ids not in {annotations.path.name}: {unknown[:5]}")
-    beyond = sorted(index for index in mapping if index >= frame_count)
-    if beyond:
+    absent = sorted(index for index in mapping if index not in frame_indexes)
+    if absent:
+        first, last = (min(frame_indexes), max(frame_indexes)) if frame_indexes else (None, None)
         raise EvaluationError(
-            f"{source}: frames {beyond[:5]} are past the result's {frame_count} frames "
-            "(was the result made from this video? was a frame range set?)"
+            f"{source}: frames {absent[:5]} are not in the result (it holds frames {first}..{last}; "
+            "was it made from this video? was a frame range set?)"
         )

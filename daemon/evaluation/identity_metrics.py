@@ -9,6 +9,7 @@ person). MOTP here is the mean ``1 - OKS`` of matched pairs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,8 @@ import numpy as np
 from daemon.errors import EvaluationError
 from daemon.evaluation.matching import MATCH_OKS, EvaluatedFrame, oks_matrix
 
-METRICS = ("num_switches", "num_fragmentations", "idf1", "idp", "idr", "mota", "motp", "mostly_tracked", "num_unique_objects")
+COUNTS = ("num_switches", "num_fragmentations", "mostly_tracked", "num_unique_objects")
+METRICS = (*COUNTS, "idf1", "idp", "idr", "mota", "motp")
 
 
 def identity_summary(clips: Sequence[Sequence[EvaluatedFrame]], sigmas: np.ndarray) -> dict | None:
@@ -30,9 +32,13 @@ def identity_summary(clips: Sequence[Sequence[EvaluatedFrame]], sigmas: np.ndarr
         return None
     host = motmetrics.metrics.create()
     names = [str(i) for i in range(len(accumulators))]
-    table = host.compute_many(accumulators, metrics=list(METRICS), names=names, generate_overall=True)
+    logging.disable(logging.INFO)  # motmetrics logs its timings on the root logger
+    try:
+        table = host.compute_many(accumulators, metrics=list(METRICS), names=names, generate_overall=True)
+    finally:
+        logging.disable(logging.NOTSET)
     overall = table.loc["OVERALL"]
-    summary = {name: _plain(overall[name]) for name in METRICS}
+    summary = {name: _plain(overall[name], name in COUNTS) for name in METRICS}
     summary["clips"] = len(accumulators)
     return summary
 
@@ -47,7 +53,7 @@ def _accumulate(clip: Sequence[EvaluatedFrame], sigmas: np.ndarray, motmetrics):
     return accumulator
 
 
-def _plain(value) -> float | int | None:
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    return None if value is None or np.isnan(value) else float(value)
+def _plain(value, count: bool) -> float | int | None:
+    if value is None or np.isnan(value):
+        return None  # e.g. MOTP without a single match
+    return int(round(float(value))) if count else float(value)  # the OVERALL row holds counts as floats

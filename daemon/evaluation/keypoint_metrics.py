@@ -36,6 +36,7 @@ def keypoint_summary(frames: Sequence[EvaluatedFrame], names: tuple[str, ...], s
         "pck_0.2_torso": _pck_torso(matched, names),
         "median_error_px": float(np.median(errors)) if len(errors) else None,
         "mean_error_px": float(np.mean(errors)) if len(errors) else None,
+        "median_error_px_by_keypoint": _errors_by_keypoint(matched, names),
         **coco_ap(frames, sigmas),
     }
 
@@ -43,6 +44,15 @@ def keypoint_summary(frames: Sequence[EvaluatedFrame], names: tuple[str, ...], s
 def _errors(matched: list) -> np.ndarray:
     rows = [np.linalg.norm(person.keypoints[:, :2] - guess.keypoints[:, :2], axis=1)[person.labelled] for person, guess, _ in matched]
     return np.concatenate(rows) if rows else np.zeros(0)
+
+
+def _errors_by_keypoint(matched: list, names: tuple[str, ...]) -> dict[str, float | None]:
+    """Which joints are off: smoothing lag shows first on the fast ones (wrists, ankles)."""
+    by_name: dict[str, float | None] = {}
+    for k, name in enumerate(names):
+        values = [float(np.linalg.norm(p.keypoints[k, :2] - g.keypoints[k, :2])) for p, g, _ in matched if p.labelled[k]]
+        by_name[name] = float(np.median(values)) if values else None
+    return by_name
 
 
 def _pckh(matched: list) -> float | None:

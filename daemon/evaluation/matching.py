@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -64,9 +65,17 @@ class EvaluatedFrame:
 
 
 def evaluate_frame(frame_index: int, image, predicted: tuple, sigmas: np.ndarray) -> EvaluatedFrame:
-    """``image`` and ``predicted`` already hold shared-name keypoints (see runner)."""
+    """``image`` and ``predicted`` already hold shared-name keypoints (see runner).
+
+    A prediction that matches nobody and is centred in one of the image's ignore regions
+    (PoseTrack marks unlabelled crowds so) is dropped, as PoseTrack's own evaluation does: finding
+    someone nobody labelled is not an error."""
     annotated = image.scored_people
     matrix = oks_matrix([(person.keypoints, person.area) for person in annotated], [person.keypoints for person in predicted], sigmas)
+    if image.ignore_regions and predicted:
+        best = matrix.max(axis=0) if len(annotated) else np.zeros(len(predicted))
+        keep = [i for i, person in enumerate(predicted) if best[i] >= MATCH_OKS or not _in_any(person.keypoints, image.ignore_regions)]
+        predicted, matrix = tuple(predicted[i] for i in keep), matrix[:, keep]
     return EvaluatedFrame(
         frame_index=frame_index,
         image_id=image.image_id,
@@ -76,3 +85,8 @@ def evaluate_frame(frame_index: int, image, predicted: tuple, sigmas: np.ndarray
         predicted=predicted,
         matches=tuple(match(matrix)),
     )
+
+
+def _in_any(keypoints: np.ndarray, regions: tuple[np.ndarray, ...]) -> bool:
+    centre = tuple(float(v) for v in keypoints[:, :2].mean(axis=0))
+    return any(cv2.pointPolygonTest(region, centre, False) >= 0 for region in regions)

@@ -32,7 +32,7 @@ class PredictedPerson:
 class Predictions:
     path: Path
     keypoint_names: tuple[str, ...]
-    frame_count: int
+    frame_indexes: frozenset[int]  # the result's frame_index values (a frame range need not start at 0)
     has_raw: bool  # some person carried "raw": the result was made with motion.include_raw
     frames: dict[str, dict[int, tuple[PredictedPerson, ...]]]  # view -> frame_index -> people
 
@@ -46,24 +46,25 @@ def read_predictions(path: str | Path) -> Predictions:
         names = tuple(result.manifest["backend"]["keypoint_names"])
         views: dict[str, dict[int, tuple[PredictedPerson, ...]]] = {view: {} for view in VIEWS}
         has_raw = False
-        count = 0
         for frame in result.frames():
-            count += 1
             people = frame["people"]
             has_raw |= any("raw" in person for person in people)
-            views["smoothed"][frame["frame_index"]] = tuple(_person(person, person) for person in people)
+            views["smoothed"][frame["frame_index"]] = tuple(_person(person, person, len(names)) for person in people)
             views["raw"][frame["frame_index"]] = tuple(
-                _person(person, person.get("raw") or person) for person in people if person["state"] != "interpolated"
+                _person(person, person.get("raw") or person, len(names)) for person in people if person["state"] != "interpolated"
             )
     except (OSError, ValueError, KeyError, ResultFileError) as exc:
         raise EvaluationError(f"{path}: not a readable posed result: {exc}") from exc
-    return Predictions(Path(path), names, count, has_raw, views)
+    return Predictions(Path(path), names, frozenset(views["smoothed"]), has_raw, views)
 
 
-def _person(person: dict[str, Any], source: dict[str, Any]) -> PredictedPerson:
+def _person(person: dict[str, Any], source: dict[str, Any], count: int) -> PredictedPerson:
+    keypoints = np.asarray(source["keypoints"], dtype=float)
+    if keypoints.shape != (count, 3):
+        raise ValueError(f"track {person.get('track_id')}: keypoints of shape {keypoints.shape}, the manifest names {count}")
     return PredictedPerson(
         track_id=person["track_id"],
         state=person["state"],
         confidence=float(person.get("confidence") or 0.0),
-        keypoints=np.asarray(source["keypoints"], dtype=float).reshape(-1, 3),
+        keypoints=keypoints,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from daemon.evaluation.matching import MATCH_OKS
+
 ROWS = (
     ("annotated person-frames", "annotated_people", "count"),
     ("predicted person-frames", "predicted_people", "count"),
@@ -13,6 +15,7 @@ ROWS = (
     ("COCO AP", "ap", "ratio"),
     ("COCO AP50", "ap50", "ratio"),
     ("COCO AR", "ar", "ratio"),
+    ("mean acceleration px/frame²", "mean_acceleration_px", "pixels2"),
 )
 IDENTITY_ROWS = (
     ("ID switches", "num_switches", "count"),
@@ -25,7 +28,7 @@ IDENTITY_ROWS = (
 def render(report: dict) -> str:
     aggregate = report["aggregate"]
     items = report["items"]
-    lines = [f"posed eval: {len(items)} item(s); rules: posed eval --json (\"rules\")", ""]
+    lines = [f"posed eval: {len(items)} item(s); a person is matched at OKS >= {MATCH_OKS} (Hungarian per frame); every rule: --json", ""]
     lines.append(f"{'':30}{'smoothed':>12}{'raw':>12}")
     for label, key, kind in ROWS:
         lines.append(f"{label:30}{_cell(aggregate['smoothed'].get(key), kind):>12}{_cell(aggregate['raw'].get(key), kind):>12}")
@@ -57,4 +60,6 @@ def _cell(value, kind: str) -> str:
         return f"{100 * value:.1f} %"
     if kind == "pixels":
         return f"{value:.1f}"
+    if kind == "pixels2":
+        return f"{value:.2f}"
     return f"{value:.3f}"

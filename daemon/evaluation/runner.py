@@ -21,6 +21,7 @@ from daemon.evaluation.frame_map import check_frame_map, default_frame_map, load
 from daemon.evaluation.identity_metrics import identity_summary
 from daemon.evaluation.keypoint_metrics import keypoint_summary
 from daemon.evaluation.matching import MATCH_OKS, EvaluatedFrame, evaluate_frame
+from daemon.evaluation.motion_metrics import acceleration
 from daemon.evaluation.predictions import VIEWS, Predictions, read_predictions
 
 RULES = {
@@ -32,6 +33,7 @@ RULES = {
     "ap": "pycocotools COCOeval keypoints, every evaluated frame a COCO image, score = person confidence",
     "identity": "motmetrics on clips with identities: objects = annotated track_id, hypotheses = result track_id, distance 1 - OKS, no pair under OKS 0.1",
     "raw": "the backend's own output: person.raw where present (motion.include_raw), else the main fields; interpolated people left out",
+    "acceleration": "per track, |p[t+1] - 2 p[t] + p[t-1]| in px/frame^2 over every three consecutive frames of the result, mean over the shared keypoints, then over triples",
 }
 
 
@@ -48,6 +50,7 @@ class ItemFrames:
     names: tuple[str, ...]
     is_clip: bool
     frames: dict[str, list[EvaluatedFrame]]  # view -> frames in frame order
+    acceleration: dict[str, tuple[float, int]]  # view -> (sum, triples) over all of the result's frames
 
 
 def evaluate(items: list[EvalItem]) -> dict:
@@ -86,7 +89,7 @@ def _score_item(item: EvalItem) -> tuple[ItemFrames, Predictions]:
     annotations = load_annotations(item.annotations)
     predictions = read_predictions(item.result)
     mapping = load_frame_map(item.frame_map) if item.frame_map else default_frame_map(annotations)
-    check_frame_map(mapping, annotations, predictions.frame_count, str(item.frame_map or "the default frame map"))
+    check_frame_map(mapping, annotations, predictions.frame_indexes, str(item.frame_map or "the default frame map"))
     names = skeleton.shared_names(annotations.keypoint_names, predictions.keypoint_names)
     sigmas = skeleton.sigmas(names)
     images = {image.image_id: _cut_image(image, annotations, names) for image in annotations.images}
@@ -98,7 +101,8 @@ def _score_item(item: EvalItem) -> tuple[ItemFrames, Predictions]:
         for view in VIEWS
     }
     is_clip = annotations.has_identities and len(set(mapping.values())) > 1
-    return ItemFrames(names, is_clip, frames), predictions
+    steadiness = {view: acceleration(predictions.frames[view], predictions.keypoint_names, names) for view in VIEWS}
+    return ItemFrames(names, is_clip, frames, steadiness), predictions
 
 
 def _cut_image(image: AnnotatedImage, annotations: AnnotationSet, names: tuple[str, ...]) -> AnnotatedImage:
@@ -133,6 +137,8 @@ def _view_report(items: list[ItemFrames], view: str) -> dict:
         groups.setdefault(item.names, []).extend(item.frames[view])
     summaries = [keypoint_summary(frames, names, skeleton.sigmas(names)) for names, frames in groups.items()]
     report = _pool(summaries)
+    total, triples = (sum(values) for values in zip(*(item.acceleration[view] for item in items)))
+    report["mean_acceleration_px"] = total / triples if triples else None
     clips = [(item.frames[view], item.names) for item in items if item.is_clip]
     report["identity"] = _pooled_identity(clips)
     return report
@@ -140,7 +146,8 @@ def _view_report(items: list[ItemFrames], view: str) -> dict:
 
 def _pool(summaries: list[dict]) -> dict:
     """One summary per keypoint set; sets differ (CrowdPose lacks the face) so AP cannot be pooled
-    across them: AP is then their mean weighted by annotated people."""
+    across them: AP is then their mean weighted by annotated people, and the other figures
+    (medians included) their mean weighted by matched people."""
     if len(summaries) == 1:
         return summaries[0]
     total = {key: sum(s[key] for s in summaries) for key in ("frames", "annotated_people", "predicted_people", "matched_people")}
@@ -150,7 +157,15 @@ def _pool(summaries: list[dict]) -> dict:
                         ("ap", "annotated_people"), ("ap50", "annotated_people"), ("ap75", "annotated_people"), ("ar", "annotated_people")):
         pairs = [(s[key], s[weight]) for s in summaries if s[key] is not None and s[weight]]
         total[key] = float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
+    names = {name for s in summaries for name in s["median_error_px_by_keypoint"]}
+    total["median_error_px_by_keypoint"] = {name: _weighted(summaries, name) for name in skeleton.COCO_17 if name in names}
     return total
+
+
+def _weighted(summaries: list[dict], name: str) -> float | None:
+    pairs = [(s["median_error_px_by_keypoint"][name], s["matched_people"]) for s in summaries
+             if s["median_error_px_by_keypoint"].get(name) is not None and s["matched_people"]]  # fmt: skip
+    return float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
 
 
 def _pooled_identity(clips: list[tuple[list[EvaluatedFrame], tuple[str, ...]]]) -> dict | None:
