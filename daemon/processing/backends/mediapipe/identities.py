@@ -1,62 +1,125 @@
-"""Who is who: a track id per person, kept through crossings and short occlusions.
+"""Who is who: a track id per person, kept through crossings, occlusions and short exits.
 
-Norfair (tryolabs, BSD-3) does the bookkeeping: a constant-velocity Kalman filter per keypoint
-of each person, greedy matching of this frame's poses to the predictions, and a grace period
-(``max_missing_frames``) during which a person nobody sees is still predicted, so that someone
-who reappears after an occlusion or a crossing gets their old id back. The distance is ours:
-the mean distance between a pose's confident keypoints and the prediction, in body sizes, so
-one threshold fits a child far away and an athlete filling the frame. A pose further than
-``max_distance`` body sizes from every prediction starts a new track: an id is never stretched
-onto someone elsewhere in the frame.
+Norfair (tryolabs, BSD-3) does the frame-to-frame bookkeeping: a constant-velocity Kalman
+filter per keypoint of each person and greedy matching of this frame's poses to the
+predictions, by our distance (the mean gap between confident keypoints, in body sizes, so one
+threshold fits a child far away and an athlete filling the frame).
+
+The Kalman prediction of someone unseen keeps their last velocity, which is wrong for anyone who
+stopped, or turned back, while hidden or out of the frame. So a pose norfair cannot place is
+offered to the people lost in the last ``max_missing_frames`` frames: it takes the id of the
+nearest one whose last sighting it could have reached since (``REACH_PER_FRAME``), else a new
+id. Only poses no live track claims are offered, so a lost id never takes someone who is being
+tracked, and an id never passes to someone elsewhere in the frame.
 """
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose
 
 CONFIDENT = CONFIDENT_VISIBILITY  # keypoints below this neither steer the filter nor count in the distance
+REACH_PER_FRAME = 0.05  # body sizes an unseen person may move per frame (~1.5 body sizes/s at 30 fps: a jog)
+
+
+@dataclass
+class _Sighting:
+    points: np.ndarray
+    scores: np.ndarray
+    frame: int
+    tracked: object  # norfair's TrackedObject that carries this id now
 
 
 class IdentityTracker:
     def __init__(self, *, max_distance: float, max_missing_frames: int) -> None:
         from norfair import Tracker
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # norfair suggests a vectorised distance; ours is cheap enough
+        self._max_distance = max_distance
+        self._max_missing = max(1, max_missing_frames)
+        with _quiet_norfair():  # it suggests a vectorised distance; ours is cheap at a few people
             self._tracker = Tracker(
                 distance_function=_body_size_distance,
                 distance_threshold=max_distance,
-                hit_counter_max=max(1, max_missing_frames),
+                hit_counter_max=self._max_missing,
                 initialization_delay=0,
                 detection_threshold=CONFIDENT,
                 past_detections_length=0,
             )
+        self._frame = 0
+        self._public: dict[int, int] = {}  # norfair's id -> the id we publish
+        self._seen: dict[int, _Sighting] = {}  # published id -> its last sighting
+        self._next_id = 1
 
     def assign(self, poses: Sequence[Pose]) -> list[int]:
         """A track id for each pose, in order. Call once per frame, with no poses too."""
         from norfair import Detection
 
+        self._frame += 1
         detections = [Detection(points=pose.keypoints[:, :2], scores=pose.keypoints[:, 2], data=i) for i, pose in enumerate(poses)]
         self._tracker.update(detections=detections)
         ids = [0] * len(poses)
-        for tracked in self._tracker.tracked_objects:
-            detection = tracked.last_detection
-            if tracked.id is not None and any(detection is d for d in detections):
-                ids[detection.data] = int(tracked.id)
+        matched = [(t, t.last_detection) for t in self._tracker.tracked_objects if any(t.last_detection is d for d in detections)]
+        # Tracks norfair already knew first, so their ids are taken before lost ones are offered.
+        for tracked, detection in sorted(matched, key=lambda pair: pair[0].id not in self._public):
+            public = self._public.get(tracked.id) or self._reidentify(detection) or self._new_id()
+            self._public[tracked.id] = public
+            self._seen[public] = _Sighting(detection.points, detection.scores, self._frame, tracked)
+            ids[detection.data] = public
         return ids
+
+    def _reidentify(self, detection) -> int | None:
+        """The id of the nearest person lost lately whose last sighting this pose could have reached."""
+        best, best_distance = None, None
+        for public, sighting in self._seen.items():
+            unseen = self._frame - sighting.frame - 1
+            if not 0 < unseen <= self._max_missing:
+                continue
+            distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
+            if distance <= self._max_distance + REACH_PER_FRAME * unseen and (best is None or distance < best_distance):
+                best, best_distance = public, distance
+        if best is not None:
+            # Norfair still predicts the old track; retire it so the id can never be on two people.
+            self._seen[best].tracked.hit_counter = -1
+        return best
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
 
 
 def _body_size_distance(detection, tracked) -> float:
-    points, scores = detection.points, detection.scores
-    confident = (scores >= CONFIDENT) & (tracked.last_detection.scores >= CONFIDENT)
+    """How far a pose is from a track's prediction, in body sizes."""
+    last = tracked.last_detection
+    return _gap(detection.points, detection.scores, tracked.estimate, last.scores, size_of=(last.points, last.scores))
+
+
+def _gap(points, scores, other_points, other_scores, size_of=None) -> float:
+    """Mean gap between keypoints both sides see confidently, in body sizes. The size is the
+    larger of the two poses': someone half out of the frame, or half hidden, is as large as
+    they were, not as large as what is left of them."""
+    confident = (scores >= CONFIDENT) & (other_scores >= CONFIDENT)
     if confident.sum() < 4:
-        confident = np.ones(len(points), bool)
+        confident = np.ones(len(scores), bool)
+    reference = size_of or (other_points, other_scores)
+    size = max(_size(points, scores), _size(*reference), 1.0)
+    return float(np.linalg.norm(points[confident] - other_points[confident], axis=1).mean() / size)
+
+
+def _size(points: np.ndarray, scores: np.ndarray) -> float:
     visible = points[scores >= CONFIDENT] if (scores >= CONFIDENT).sum() >= 2 else points
-    size = max(float(np.linalg.norm(visible.max(axis=0) - visible.min(axis=0))), 1.0)
-    gaps = np.linalg.norm(points[confident] - tracked.estimate[confident], axis=1)
-    return float(gaps.mean() / size)
+    return float(np.linalg.norm(visible.max(axis=0) - visible.min(axis=0)))
+
+
+class _quiet_norfair:
+    """Norfair logs a performance hint through the root logger when given a scalar distance."""
+
+    def __enter__(self) -> None:
+        logging.disable(logging.WARNING)
+
+    def __exit__(self, *exc) -> None:
+        logging.disable(logging.NOTSET)
