@@ -1,7 +1,7 @@
 """The BullMQ intake against a real redis-server: take, progress, settle, fencing, restarts.
 
 Producers here are BullMQ's own Queue (Python) and, in the last test, the Node producer
-``scripts/node/queue-producer.mjs`` with the npm package: the jobs a Windows backend adds.
+``node/queue-producer.mjs`` with the npm package: the jobs a Windows backend adds.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.daemon_harness import MEDIA, REPO, SHORT_CLIP
 from tests.helpers import wait_until
 
 QUEUE = "posed-test"
-NODE_DIR = REPO / "scripts" / "node"
+NODE_DIR = REPO / "node"
 
 
 def bullmq_call(url: str, action: str, *args: Any) -> Any:

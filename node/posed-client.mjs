@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-export const DEFAULT_SCHEMAS_DIR = fileURLToPath(new URL('../../daemon/schemas/', import.meta.url));
+export const DEFAULT_SCHEMAS_DIR = fileURLToPath(new URL('../daemon/schemas/', import.meta.url));
 export const TRANSIENT_CODES = new Set(['EBUSY', 'EPERM', 'EACCES', 'EAGAIN']);
 const SCHEMA_FILES = {
   'posed.result': 'result.schema.json',

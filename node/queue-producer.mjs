@@ -21,7 +21,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { Queue, QueueEvents } from 'bullmq';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const DEFAULT_SCHEMAS = path.resolve(HERE, '..', '..', 'daemon', 'schemas');
+const DEFAULT_SCHEMAS = path.resolve(HERE, '..', 'daemon', 'schemas');
 export const JOB_NAME = 'pose';
 export const DEFAULT_ATTEMPTS = 3; // crashes, stalls and OOM are retried by BullMQ; bad input never is
 export const DEFAULT_BACKOFF = { type: 'exponential', delay: 10_000 };

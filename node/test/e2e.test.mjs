@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createClient, loadValidator } from '../posed-client.mjs';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const POSED = path.join(REPO, '.venv', 'bin', 'posed');
 const PYTHON = path.join(REPO, '.venv', 'bin', 'python');
 const CLIP = path.join(REPO, '..', 'shared', 'media', 'running-2s-320.mp4');

@@ -10,7 +10,7 @@ import addFormats from 'ajv-formats';
 import { spawnSync } from 'node:child_process';
 import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError } from '../posed-client.mjs';
 
-const EXAMPLES = fileURLToPath(new URL('../../../daemon/schemas/examples/', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../daemon/schemas/examples/', import.meta.url));
 const example = (name) => JSON.parse(readFileSync(path.join(EXAMPLES, `${name}.example.json`), 'utf8'));
 
 let root, inbox, outbox, client, video;

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createClient, PosedError, readFrames } from '../posed-client.mjs';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = path.join(REPO, '.venv', 'bin', 'python');
 const FRAMES = 18_000;
 const skip = existsSync(PYTHON) ? false : `${PYTHON} does not exist: run ./scripts/test.sh (it creates .venv)`;

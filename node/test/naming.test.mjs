@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { outcomeStem } from '../posed-client.mjs';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = path.join(REPO, '.venv', 'bin', 'python');
 
 describe('outcomeStem', () => {
