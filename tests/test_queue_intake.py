@@ -205,7 +205,7 @@ def node_modules() -> Path:
 
 def test_jobs_from_the_node_producer(redis_server, intakes, node_modules) -> None:
     """Node enqueues with bullmq (npm), waits and watches progress; posed takes and completes."""
-    command = ["node", str(NODE_DIR / "queue-producer.mjs"), "--url", redis_server.url, "--queue", QUEUE,
+    command = ["node", str(NODE_DIR / "bin" / "queue-producer.mjs"), "--url", redis_server.url, "--queue", QUEUE,
                "--job-id", "from-node", "--metadata", '{"user": 7}', str(SHORT_CLIP)]
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { spawnSync } from 'node:child_process';
-import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError } from '../posed-client.mjs';
+import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError } from '../src/index.mjs';
 
 const EXAMPLES = fileURLToPath(new URL('../../daemon/schemas/examples/', import.meta.url));
 const example = (name) => JSON.parse(readFileSync(path.join(EXAMPLES, `${name}.example.json`), 'utf8'));
@@ -166,10 +166,10 @@ describe('wait', () => {
     await assert.rejects(client.wait('never', { timeoutMs: 5000, signal: controller.signal }), { name: 'AbortError' });
   });
 
-  test('reports progress from the daemon status while waiting, matching the video by its inbox name', async () => {
+  test('reports progress from the daemon status while waiting, matching the job by the client job id', async () => {
     const id = await client.submit(video, { jobId: 'job-7', name: 'seven.mp4' });
     const status = example('status');
-    status.current_job = { ...status.current_job, job_id: 'seven.mp4@d1-01', input_name: 'seven.mp4', frames_done: 10, frames_total: 60, percent: 16.7 };
+    status.current_job = { ...status.current_job, job_id: 'seven.mp4@d1-01', client_job_id: 'job-7', input_name: 'seven.mp4', frames_done: 10, frames_total: 60, percent: 16.7 };
     await fs.mkdir(path.join(outbox, '.posed', 'status'), { recursive: true });
     await fs.writeFile(path.join(outbox, '.posed', 'status', 'wsl-gpu-1.json'), JSON.stringify(status));
     const seen = [];
@@ -272,7 +272,7 @@ describe('liveness', () => {
     };
     const fresh = { ...doc, heartbeat_at: new Date().toISOString() };
     const gone = liveness({ ...fresh, daemon: { ...doc.daemon, ...here, pid: exited } });
-    assert.deepEqual(gone, { verdict: 'down', reason: `pid ${exited} is gone` });
+    assert.deepEqual(gone, { verdict: 'down', reason: `pid ${exited} is gone`, pidChecked: true });
     const self = liveness({ ...fresh, daemon: { ...doc.daemon, ...here, pid: process.pid, start_time: undefined } });
     assert.equal(self.verdict, 'alive');
   });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { createClient, loadValidator } from '../posed-client.mjs';
+import { createClient, loadValidator } from '../src/index.mjs';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const POSED = path.join(REPO, '.venv', 'bin', 'posed');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { createProducer, failureCode, JOB_NAME, PosedQueueError } from '../queue-producer.mjs';
+import { createProducer, failureCode, JOB_NAME, PosedQueueError } from '../src/queue.mjs';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
