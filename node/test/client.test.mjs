@@ -182,6 +182,34 @@ describe('wait', () => {
   });
 });
 
+describe('wait: the bad-sidecar rule', () => {
+  const badSidecar = () => ({ ...example('error'), error: { ...example('error').error, code: 'E_BAD_SIDECAR', message: 'abc.mp4.job.json: job sidecar: input_path is outside the roots', stage: 'sidecar', details: { field: 'input_path' } } });
+
+  test("a job id's bad-sidecar report published under the video's name answers wait(jobId)", async () => {
+    await publish('abc.mp4.error.json', badSidecar()); // an earlier upload's: not ours
+    const id = await client.submit(video, { jobId: 'j-9', name: 'abc.mp4' });
+    setTimeout(() => publish('abc.mp4~2.error.json', badSidecar()), 200);
+    const failure = await client.wait(id, { timeoutMs: 5000 }).then(() => assert.fail('resolved'), (err) => err);
+    assert.equal(failure.code, 'E_BAD_SIDECAR');
+    assert.equal(failure.published, 'abc.mp4~2.error.json');
+  });
+
+  test('and so does one published under the job id', async () => {
+    const id = await client.submit(video, { jobId: 'j-10', name: 'abc.mp4' });
+    await publish('j-10.error.json', badSidecar());
+    await assert.rejects(client.wait(id, { timeoutMs: 5000 }), { code: 'E_BAD_SIDECAR', published: 'j-10.error.json' });
+  });
+
+  test("under the video's name, anything but a bad-sidecar report is another upload's", async () => {
+    const id = await client.submit(video, { jobId: 'j-11', name: 'abc.mp4' });
+    await publish('abc.mp4.result.json', resultFor('abc.mp4'));
+    await publish('abc.mp4~2.error.json', example('error'));
+    await assert.rejects(client.wait(id, { timeoutMs: 600 }), { code: 'E_CLIENT_TIMEOUT' });
+    await publish('j-11.result.json', resultFor('j-11'));
+    assert.equal((await client.wait(id, { timeoutMs: 5000 })).job_id, 'j-11');
+  });
+});
+
 describe('status', () => {
   test('reads every daemon status file and skips temp and invalid ones', async () => {
     const dir = path.join(outbox, '.posed', 'status');
