@@ -1,5 +1,6 @@
-// The daemon's JSON Schemas, compiled once per folder. A packed tarball carries a copy in
-// schemas/ (npm pack's prepack step); in the repository they are read from daemon/schemas/.
+// The daemon's JSON Schemas, compiled once per folder. An installed package reads the copy its
+// tarball carries in schemas/ (npm pack's prepack step); in the repository they are read from
+// daemon/schemas/, the one source (a schemas/ left by a pack in progress is never read there).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,8 @@ import addFormats from 'ajv-formats';
 
 const PACKED = fileURLToPath(new URL('../schemas/', import.meta.url));
 const REPOSITORY = fileURLToPath(new URL('../../daemon/schemas/', import.meta.url));
-export const DEFAULT_SCHEMAS_DIR = existsSync(path.join(PACKED, 'result.schema.json')) ? PACKED : REPOSITORY;
+const INSTALLED = fileURLToPath(import.meta.url).split(path.sep).includes('node_modules');
+export const DEFAULT_SCHEMAS_DIR = !INSTALLED && existsSync(path.join(REPOSITORY, 'result.schema.json')) ? REPOSITORY : PACKED;
 
 const SCHEMA_FILES = {
   'posed.result': 'result.schema.json',
