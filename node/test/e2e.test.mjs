@@ -126,6 +126,7 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
     const failure = await client.wait(id, { timeoutMs: 80_000 }).then(() => assert.fail('resolved'), (err) => err);
     if (failure.code !== 'E_BAD_SIDECAR') throw explain(failure);
     assert.equal(failure.report.error.details.field, 'input_path');
+    assert.match(failure.message, /input_path/);
     assert.ok(['e2e-bad-sidecar.error.json', 'refused.mp4.error.json'].includes(failure.published), failure.published);
   });
 
