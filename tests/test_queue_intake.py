@@ -1,7 +1,7 @@
 """The BullMQ intake against a real redis-server: take, progress, settle, fencing, restarts.
 
 Producers here are BullMQ's own Queue (Python) and, in the last test, the Node producer
-``node/queue-producer.mjs`` with the npm package: the jobs a Windows backend adds.
+``node/bin/queue-producer.mjs`` (posed-client/queue) with the npm package: the jobs a Windows backend adds.
 """
 
 from __future__ import annotations

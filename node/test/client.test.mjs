@@ -305,3 +305,13 @@ describe('liveness', () => {
     assert.equal(self.verdict, 'alive');
   });
 });
+
+describe('Windows paths', () => {
+  test('a file given the Windows way or the POSIX way gets its base name in the inbox, on any OS', async () => {
+    const { baseName } = await import('../src/files.mjs');
+    assert.equal(baseName('C:\\uploads\\coach 1\\a.mov'), 'a.mov');
+    assert.equal(baseName('\\\\wsl$\\Ubuntu\\srv\\b.mp4'), 'b.mp4');
+    assert.equal(baseName('/mnt/c/uploads/c.mkv'), 'c.mkv');
+    assert.equal(baseName('C:/mixed\\d.webm'), 'd.webm');
+  });
+});
