@@ -202,3 +202,12 @@ def test_the_clients_job_id_is_in_status_current_job_and_in_the_jobs_log_lines(d
     assert wait_outcome(daemon.outbox, "plain.mp4", timeout=120)[0] == "result"
     plain = [e for e in daemon.log_events() if e.get("event") == "job.start" and e.get("input") == "plain.mp4"]
     assert plain and "client_job_id" not in plain[0]
+
+
+def test_posed_status_shows_the_clients_job_id_next_to_the_video() -> None:
+    from daemon.ops.status import render
+
+    doc = json.loads((REPO / "daemon" / "schemas" / "examples" / "status.example.json").read_text(encoding="utf-8"))
+    assert "abc123.mp4 [upload-4711] (inference, attempt 1)" in render(doc)
+    doc["current_job"]["client_job_id"] = None
+    assert "abc123.mp4 (inference, attempt 1)" in render(doc)
