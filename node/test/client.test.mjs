@@ -210,6 +210,31 @@ describe('wait: the bad-sidecar rule', () => {
   });
 });
 
+describe('progress', () => {
+  async function daemonIsOn(job) {
+    const status = example('status');
+    status.current_job = { ...status.current_job, ...job };
+    await fs.mkdir(path.join(outbox, '.posed', 'status'), { recursive: true });
+    await fs.writeFile(path.join(outbox, '.posed', 'status', 'wsl-gpu-1.json'), JSON.stringify(status));
+  }
+
+  test("maps a daemon's current job to the client's id: the job id, else the inbox name", async () => {
+    const withId = await client.submit(video, { jobId: 'job-8', name: 'same.mp4' });
+    await daemonIsOn({ client_job_id: 'job-8', input_name: 'same.mp4', frames_done: 7 });
+    assert.equal((await client.progress(withId)).frames_done, 7);
+    assert.equal(await client.progress('same.mp4'), null); // the video name is not the job's id here
+    await daemonIsOn({ client_job_id: 'other', input_name: 'same.mp4' });
+    assert.equal(await client.progress(withId), null);
+    await fs.rm(path.join(inbox, 'same.mp4'));
+    const byName = await client.submit(video, { name: 'plain.mp4' });
+    await daemonIsOn({ client_job_id: null, input_name: 'plain.mp4', frames_done: 3 });
+    const found = await client.progress(byName);
+    assert.equal(found.frames_done, 3);
+    assert.equal(found.daemon, 'wsl-gpu-1');
+    assert.ok(['alive', 'down'].includes(found.liveness.verdict));
+  });
+});
+
 describe('status', () => {
   test('reads every daemon status file and skips temp and invalid ones', async () => {
     const dir = path.join(outbox, '.posed', 'status');
@@ -280,6 +305,14 @@ describe('liveness', () => {
     const down = liveness(doc, { now: beat + 5.5 * interval * 1000 });
     assert.equal(down.verdict, 'down');
     assert.match(down.reason, /^no heartbeat for 11 s \(limit 5 x 2 s\)$/);
+    assert.equal(down.pidChecked, false); // as from Windows: only the heartbeat half applies
+  });
+
+  test('a dead pid of a daemon on another kernel (or seen from Windows) waits for the heartbeat rule', () => {
+    const exited = spawnSync(process.execPath, ['-e', '']).pid;
+    const fresh = { ...doc, heartbeat_at: new Date().toISOString(), daemon: { ...doc.daemon, pid: exited } };
+    const seen = liveness(fresh, { now: Date.parse(fresh.heartbeat_at) + 1000 });
+    assert.deepEqual(seen, { verdict: 'alive', reason: 'heartbeat 1 s ago', pidChecked: false });
   });
 
   test('a clock that lags does not kill a live daemon: a freshly written file counts', () => {
