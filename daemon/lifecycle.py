@@ -55,6 +55,11 @@ class Job:
         return self.item.job_id
 
     @property
+    def client_job_id(self) -> str | None:
+        """The producer's own id (sidecar or queue job data ``job_id``), if it gave one."""
+        return (self.item.client or {}).get("job_id")
+
+    @property
     def path(self) -> Path:
         return self.item.path
 
@@ -110,7 +115,7 @@ class JobLifecycle:
         job.started_at, job.started_iso, job.stage = now, iso(), "starting"
         job.frames_done = 0
         self.active = job
-        with job_context(job.job_id):
+        with job_context(job.job_id, job.client_job_id):
             log.info("job.start", input=job.path.name, attempt=job.attempt)
         item = job.item
         self.supervisor.assign(
@@ -155,7 +160,7 @@ class JobLifecycle:
             discard_tmp(job)
             job.item.options = replace(options, low_memory=True)
             self.status.counters.retries += 1
-            with job_context(job.job_id):
+            with job_context(job.job_id, job.client_job_id):
                 log.warning("job.retry_low_memory", attempt=job.attempt, error=error.get("message"))
             self.retry.append(job)
             return
@@ -184,7 +189,7 @@ class JobLifecycle:
         crash = JobError(ErrorCode.WORKER_CRASH, f"the worker {data['description']} during {data.get('stage')} at frame {data.get('last_frame')}", **where)
         if self._retried_by_intake(job, crash.to_dict()):
             return
-        with job_context(job.job_id):
+        with job_context(job.job_id, job.client_job_id):
             if job.attempt < self.cfg.worker.max_attempts:
                 self.status.counters.retries += 1
                 log.warning("job.retry", attempt=job.attempt, cause=data["description"], last_frame=data.get("last_frame"))
@@ -250,12 +255,12 @@ class JobLifecycle:
         if not self.intake.retry_later(job.item, error):
             return False
         self.status.counters.retries += 1
-        with job_context(job.job_id):
+        with job_context(job.job_id, job.client_job_id):
             log.warning("job.retry_by_intake", code=error.get("code"), error=error.get("message"))
         return True
 
     def _settle(self, job: Job, outcome: str, published: Path, details: dict[str, Any], **facts: Any) -> None:
-        with job_context(job.job_id):
+        with job_context(job.job_id, job.client_job_id):
             detail = {"summary": details} if outcome == "done" else {"error": details}
             moved = self.intake.settle(job.item, outcome, published=published, **detail)
             self.outbox_fault = None  # a published outcome proves the outbox works again
@@ -264,7 +269,7 @@ class JobLifecycle:
     def _defer(self, job: Job, reason: str, *, outbox: bool = True) -> None:
         """The outbox refused the outcome (or the inbox cannot be read): keep the input,
         release it, try again later."""
-        with job_context(job.job_id):
+        with job_context(job.job_id, job.client_job_id):
             log.error("job.deferred", reason=reason, retry_in_s=self.cfg.outbox.publish_retry_s)
         discard_tmp(job)
         self.intake.release(job.item, retry_after_s=self.cfg.outbox.publish_retry_s)
@@ -277,7 +282,7 @@ class JobLifecycle:
             self.active = None
         discard_tmp(job)
         self.intake.release(job.item)
-        with job_context(job.job_id):
+        with job_context(job.job_id, job.client_job_id):
             log.warning("job.released", reason=why, input=job.path.name)
 
     # -- periodic duties -----------------------------------------------------------------------
@@ -309,7 +314,7 @@ def claim_lost_before_publish(intake: Intake, job: Job) -> bool:
     would give it two outcomes: discard our work instead."""
     if intake.still_ours(job.item):
         return False
-    with job_context(job.job_id):
+    with job_context(job.job_id, job.client_job_id):
         log.error("job.discarded_claim_lost", input=job.path.name, attempt=job.attempt)
     discard_tmp(job)
     intake.release(job.item)  # forgets the input here; a lock that is not ours stays
@@ -342,6 +347,7 @@ def job_progress(job: Job, now: float) -> dict[str, Any]:
     eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
     return {
         "job_id": job.job_id,
+        "client_job_id": job.client_job_id,
         "input_name": job.path.name,
         "frames_done": job.frames_done,
         "frames_total": total,

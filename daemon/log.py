@@ -76,18 +76,24 @@ def get_logger(name: str = "posed") -> structlog.stdlib.BoundLogger:
 
 
 @contextmanager
-def job_context(job_id: str) -> Iterator[None]:
-    """Every log line inside carries ``job_id``; nesting restores the outer value."""
-    tokens = structlog.contextvars.bind_contextvars(job_id=job_id)
+def job_context(job_id: str, client_job_id: str | None = None) -> Iterator[None]:
+    """Every log line inside carries ``job_id`` (the daemon's) and, when the producer gave one,
+    ``client_job_id`` (the sidecar's or queue job's ``job_id``, the id the backend knows);
+    nesting restores the outer values."""
+    tokens = structlog.contextvars.bind_contextvars(**_job_fields(job_id, client_job_id))
     try:
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
 
 
-def bind_job(job_id: str) -> None:
-    structlog.contextvars.bind_contextvars(job_id=job_id)
+def bind_job(job_id: str, client_job_id: str | None = None) -> None:
+    structlog.contextvars.bind_contextvars(**_job_fields(job_id, client_job_id))
 
 
 def unbind_job() -> None:
-    structlog.contextvars.unbind_contextvars("job_id")
+    structlog.contextvars.unbind_contextvars("job_id", "client_job_id")
+
+
+def _job_fields(job_id: str, client_job_id: str | None) -> dict[str, str]:
+    return {"job_id": job_id} | ({"client_job_id": client_job_id} if client_job_id else {})

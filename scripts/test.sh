@@ -12,9 +12,9 @@ cd "$root"
 (cd "$root/tests/browser" && npm ci --silent --no-audit --no-fund)
 status=0
 "$root/.venv/bin/python" -m pytest "$@" || status=$?
-if [ -f "$root/scripts/node/package.json" ]; then
+if [ -f "$root/node/package.json" ]; then
   if command -v node >/dev/null 2>&1; then
-    (cd "$root/scripts/node" && npm ci --silent --no-audit --no-fund && npm test) || status=$?
+    (cd "$root/node" && npm ci --silent --no-audit --no-fund && npm test) || status=$?
   else
     echo "posed: node is not installed; the Node client tests need Node >= 18" >&2
     status=1

@@ -181,3 +181,33 @@ def test_after_a_takeover_the_status_counts_attempts_as_the_claim_log_does(daemo
     starts = [e for e in daemon.log_events() if e.get("event") == "job.start"]
     assert takeover["attempt"] == 2 == busy == starts[0]["attempt"]
     assert wait_outcome(daemon.outbox, "orphan.mp4", timeout=120)[0] == "result"
+
+
+def test_the_clients_job_id_is_in_status_current_job_and_in_the_jobs_log_lines(daemons):
+    slow = ["backend.name=fault", "backend.fault.slow_ms_per_frame=100"]  # >= 6 s of work: time to look
+    daemon = daemons(overrides=slow).wait_ready()
+    write_bytes(daemon.inbox, "abc.mp4.job.json", json.dumps({"job_id": "upload-9"}).encode())
+    drop(SHORT_CLIP, daemon.inbox, "abc.mp4")
+    current = wait_until(lambda: daemon.status().get("current_job"), 120, daemon.log_tail)
+    assert current["client_job_id"] == "upload-9" and current["input_name"] == "abc.mp4"
+    assert current["job_id"] != "upload-9"  # the daemon's own id: the manifest's job_id
+    kind, result = wait_outcome(daemon.outbox, "upload-9", timeout=120)
+    assert kind == "result" and result["client"]["job_id"] == "upload-9" and result["job_id"] == current["job_id"]
+    events = [e for e in daemon.log_events() if e.get("job_id") == current["job_id"]]
+    for name in ("job.start", "job.done"):  # the supervisor's line and the worker's
+        [line] = [e for e in events if e.get("event") == name]
+        assert line["client_job_id"] == "upload-9", line
+    wait_until(lambda: not (daemon.inbox / "abc.mp4").exists(), 10)
+    drop(SHORT_CLIP, daemon.inbox, "plain.mp4")
+    assert wait_outcome(daemon.outbox, "plain.mp4", timeout=120)[0] == "result"
+    plain = [e for e in daemon.log_events() if e.get("event") == "job.start" and e.get("input") == "plain.mp4"]
+    assert plain and "client_job_id" not in plain[0]
+
+
+def test_posed_status_shows_the_clients_job_id_next_to_the_video() -> None:
+    from daemon.ops.status import render
+
+    doc = json.loads((REPO / "daemon" / "schemas" / "examples" / "status.example.json").read_text(encoding="utf-8"))
+    assert "abc123.mp4 [upload-4711] (inference, attempt 1)" in render(doc)
+    doc["current_job"]["client_job_id"] = None
+    assert "abc123.mp4 (inference, attempt 1)" in render(doc)

@@ -41,7 +41,7 @@ def test_twenty_jobs_two_daemons_a_kill_and_a_redis_restart(tmp_path, redis_serv
     reader = OutboxReader(first.outbox)
     reader.start()
     producer = subprocess.Popen(
-        ["node", str(NODE_DIR / "queue-producer.mjs"), "--url", redis_server.url, "--queue", QUEUE, "--attempts", "3", *inputs],
+        ["node", str(NODE_DIR / "bin" / "queue-producer.mjs"), "--url", redis_server.url, "--queue", QUEUE, "--attempts", "3", *inputs],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

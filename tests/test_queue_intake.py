@@ -1,7 +1,7 @@
 """The BullMQ intake against a real redis-server: take, progress, settle, fencing, restarts.
 
 Producers here are BullMQ's own Queue (Python) and, in the last test, the Node producer
-``scripts/node/queue-producer.mjs`` with the npm package: the jobs a Windows backend adds.
+``node/bin/queue-producer.mjs`` (posed-client/queue) with the npm package: the jobs a Windows backend adds.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.daemon_harness import MEDIA, REPO, SHORT_CLIP
 from tests.helpers import wait_until
 
 QUEUE = "posed-test"
-NODE_DIR = REPO / "scripts" / "node"
+NODE_DIR = REPO / "node"
 
 
 def bullmq_call(url: str, action: str, *args: Any) -> Any:
@@ -205,7 +205,7 @@ def node_modules() -> Path:
 
 def test_jobs_from_the_node_producer(redis_server, intakes, node_modules) -> None:
     """Node enqueues with bullmq (npm), waits and watches progress; posed takes and completes."""
-    command = ["node", str(NODE_DIR / "queue-producer.mjs"), "--url", redis_server.url, "--queue", QUEUE,
+    command = ["node", str(NODE_DIR / "bin" / "queue-producer.mjs"), "--url", redis_server.url, "--queue", QUEUE,
                "--job-id", "from-node", "--metadata", '{"user": 7}', str(SHORT_CLIP)]
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

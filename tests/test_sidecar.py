@@ -14,6 +14,7 @@ from daemon.records import JobOptions
 from daemon.intake.sidecar import (
     MAX_JOB_ID_CHARS,
     MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
     MAX_SIDECAR_BYTES,
     JobSidecar,
     SidecarOptions,
@@ -175,6 +176,21 @@ def test_invalid_sidecars_are_refused_naming_the_field(document: object, field: 
 def test_metadata_just_under_the_cap_is_echoed_unchanged() -> None:
     metadata = {"blob": "é" * ((MAX_METADATA_BYTES - 20) // 2)}
     assert parse({"metadata": metadata}).metadata == metadata
+
+
+def _nested(depth: int) -> dict:
+    value: object = 1
+    for _ in range(depth):
+        value = {"k": value}
+    return value  # type: ignore[return-value]
+
+
+def test_metadata_nesting_has_a_stated_limit_the_node_client_checks_too() -> None:
+    assert parse({"metadata": _nested(MAX_METADATA_DEPTH)}).metadata == _nested(MAX_METADATA_DEPTH)
+    error = refused({"metadata": _nested(MAX_METADATA_DEPTH + 1)})
+    assert error.details == {"field": "metadata"} and f"more than {MAX_METADATA_DEPTH} levels" in error.message
+    error = refused({"metadata": {"a": [[[_nested(MAX_METADATA_DEPTH)]]]}})  # arrays count as levels too
+    assert error.details == {"field": "metadata"}
 
 
 def test_read_sidecar_names_the_file_in_the_message(tmp_path: Path) -> None:

@@ -163,6 +163,7 @@ class FolderIntake:
                 ErrorCode.BAD_SIDECAR,
                 f"{sidecar_path_for(item.path).name}: input_path names {sidecar.input_path}, but the sidecar sits beside {item.path}",
                 stage="sidecar",
+                details={"field": "input_path"},
             )
         item.options = sidecar.job_options(item.options)
 

@@ -90,7 +90,7 @@ class QueueIntake:
         if found is None:
             return False
         path, document = found
-        with job_context(job.job_id):
+        with job_context(job.job_id, (job.client or {}).get("job_id")):
             log.warning("queue.already_published", bullmq_id=job.id, published=path.name)
         if document.get("status") == "error":
             error = document.get("error", {})

@@ -22,7 +22,7 @@ from daemon.errors import ErrorCode, JobError
 from daemon.publishing.naming import safe_stem
 from daemon.paths import BadPath, to_windows, to_wsl
 from daemon.records import JobOptions
-from daemon.intake.sidecar import MAX_METADATA_BYTES, MESSAGE_PREFIX, JobSidecar, parse_options
+from daemon.intake.sidecar import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MESSAGE_PREFIX, JobSidecar, parse_options, too_deep
 
 JOB_NAME = "pose"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "queue-job.schema.json"
@@ -135,8 +135,11 @@ def _check_schema(data: Any) -> None:
 def _check_metadata(metadata: Any) -> None:
     if metadata is None:
         return
+    if too_deep(metadata):
+        raise _bad("metadata", f"is nested more than {MAX_METADATA_DEPTH} levels deep")
     try:
-        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        # Counted as the sidecar counts it (compact JSON), so one limit holds for both intakes.
+        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"))
     except (ValueError, UnicodeEncodeError):
         raise _bad("metadata", "holds a value JSON cannot carry back (Infinity, NaN or a lone surrogate)") from None
     if size > MAX_METADATA_BYTES:

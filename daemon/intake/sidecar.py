@@ -34,6 +34,7 @@ from daemon.records import OPTIONAL_OUTPUTS, JobOptions
 
 MAX_SIDECAR_BYTES = 256 * 1024
 MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 32  # the metadata object is level 1; a stated limit the Node client checks too
 MAX_JOB_ID_CHARS = 128
 MAX_FRAME_INDEX = 10**9
 PRIORITY_RANGE = (-1000, 1000)
@@ -295,6 +296,8 @@ def _metadata(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise _bad("metadata", f"must be a JSON object, got {_json_type(value)}")
+    if too_deep(value):
+        raise _bad("metadata", f"is nested more than {MAX_METADATA_DEPTH} levels deep")
     try:
         # allow_nan=False as in the result writer: 1e400 parses to inf, which JSON cannot carry back.
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -307,6 +310,16 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     if size > MAX_METADATA_BYTES:
         raise _bad("metadata", f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are echoed back")
     return value
+
+
+def too_deep(value: Any, limit: int = MAX_METADATA_DEPTH) -> bool:
+    """Whether parsed JSON nests objects/arrays more than ``limit`` levels (``value`` is level 1)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if limit <= 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(too_deep(child, limit - 1) for child in children)
 
 
 def _input_path(value: Any, roots: Iterable[str], distro: str | None) -> tuple[str | None, str | None]:

@@ -1,6 +1,6 @@
 """Is a daemon alive? One rule for ``posed status``, the Node client and anyone reading status files.
 
-The rule (README, "Health"; ``liveness()`` in scripts/node/posed-client.mjs is the same):
+The rule (README, "Health"; ``liveness()`` in node/src/liveness.mjs is the same):
 
 1. ``state`` is ``stopped``: the daemon stopped cleanly and said so ("stopped").
 2. The daemon ran on this kernel (same boot id and PID namespace in ``daemon``): it is down at

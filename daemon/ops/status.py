@@ -170,4 +170,5 @@ def _job_line(job: dict[str, Any], width: int) -> str:
     fps, eta = job.get("frames_per_second"), job.get("eta_seconds")
     extra = f" {fps:.1f} fps" if fps else ""
     extra += f" ETA {eta:.0f} s" if eta is not None else ""
-    return f"{job.get('input_name')} ({job.get('stage')}, attempt {job.get('attempt')}): {progress}{extra}"
+    client = f" [{job['client_job_id']}]" if job.get("client_job_id") else ""
+    return f"{job.get('input_name')}{client} ({job.get('stage')}, attempt {job.get('attempt')}): {progress}{extra}"

@@ -105,7 +105,7 @@ def _run_one(job: dict[str, Any], backend, info, cfg, messages: MessageWriter, c
         options=JobOptions(**job.get("options", {})),
         client=job.get("client"),
     )
-    bind_job(spec.job_id)
+    bind_job(spec.job_id, (spec.client or {}).get("job_id"))
     commands.cancel_requested.clear()
     messages.send("started", job_id=spec.job_id)
     throttle = _Throttle(cfg.worker.progress_interval_s)

@@ -5,7 +5,7 @@ The outbox is read from Windows, where names are case-insensitive and some are r
 with another input's result that differs only in letter case, and must never replace a published
 file: a resubmitted video gets ``name~2.result.json``.
 
-The rule (README, "The folder protocol"; ``outcomeStem`` in scripts/node/posed-client.mjs is
+The rule (README, "The folder protocol"; ``outcomeStem`` in node/src/naming.mjs is
 the same rule, checked against this one by tests/test_naming_rule.py): the stem is the job id
 or the input's name, byte for byte, except that characters NTFS cannot hold
 (``< > : " / \\ | ? *`` and control characters) become ``_``; trailing spaces and dots and leading

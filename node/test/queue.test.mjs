@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { createProducer, failureCode, JOB_NAME, PosedQueueError } from '../queue-producer.mjs';
+import { createProducer, failureCode, JOB_NAME, PosedQueueError } from '../src/queue.mjs';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -67,7 +67,11 @@ describe('queue producer', { timeout: 120_000 }, () => {
 
   test('data that breaks queue-job.schema.json is refused before it reaches Redis', async () => {
     const before = await producer.counts();
-    for (const [input, extra] of [['', {}], ['/x.mp4', { jobId: '../evil' }], ['/x.mp4', { options: { start_fame: 1 } }]]) {
+    let deep = 1;
+    for (let i = 0; i < 33; i++) deep = { k: deep }; // deeper than the daemon's 32 levels
+    const refused = [['', {}], ['/x.mp4', { jobId: '../evil' }], ['/x.mp4', { options: { start_fame: 1 } }], ['/x.mp4', { jobId: 'COM1' }],
+      ['/x.mp4', { metadata: deep }], ['/x.mp4', { metadata: { n: Infinity } }], ['/x.mp4', { options: { start_frame: 9, end_frame: 3 } }]];
+    for (const [input, extra] of refused) {
       await assert.rejects(producer.enqueue(input, extra), (err) => err instanceof PosedQueueError && err.code === 'E_CLIENT_BAD_JOB_DATA');
     }
     assert.deepEqual(await producer.counts(), before);

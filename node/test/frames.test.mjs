@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createClient, PosedError, readFrames } from '../posed-client.mjs';
+import { createClient, PosedError, readFrames } from '../src/index.mjs';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = path.join(REPO, '.venv', 'bin', 'python');
 const FRAMES = 18_000;
 const skip = existsSync(PYTHON) ? false : `${PYTHON} does not exist: run ./scripts/test.sh (it creates .venv)`;
@@ -65,6 +65,6 @@ describe('frames(): a long result, streamed', { skip, timeout: 300_000 }, () => 
     const entry = { ...manifest.files.frames, name: 'cut.frames.jsonl' };
     await assert.rejects(async () => {
       for await (const frame of readFrames(cut, entry)) void frame;
-    }, (err) => err instanceof PosedError && err.code === 'E_CLIENT_FRAMES' && /lines 17999/.test(err.message));
+    }, (err) => err instanceof PosedError && err.code === 'E_CLIENT_FRAMES_LINES' && /lines 17999/.test(err.message));
   });
 });

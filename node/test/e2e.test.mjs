@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { createClient, loadValidator } from '../posed-client.mjs';
+import { createClient, loadValidator } from '../src/index.mjs';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const POSED = path.join(REPO, '.venv', 'bin', 'posed');
 const PYTHON = path.join(REPO, '.venv', 'bin', 'python');
 const CLIP = path.join(REPO, '..', 'shared', 'media', 'running-2s-320.mp4');
@@ -118,6 +118,16 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
     if (failure.code !== 'E_NOT_A_VIDEO') throw explain(failure);
     assert.equal(failure.report.status, 'error');
     assert.equal(failure.report.input.name, 'x.mp4');
+  });
+
+  test('a sidecar the daemon refuses still answers wait(jobId), under whichever name the daemon used', { timeout: 90_000 }, async () => {
+    // input_path outside the daemon's roots: only the daemon knows its roots, so submit() lets it through.
+    const id = await client.submit(CLIP, { jobId: 'e2e-bad-sidecar', name: 'refused.mp4', inputPath: 'C:\\elsewhere\\a.mov' });
+    const failure = await client.wait(id, { timeoutMs: 80_000 }).then(() => assert.fail('resolved'), (err) => err);
+    if (failure.code !== 'E_BAD_SIDECAR') throw explain(failure);
+    assert.equal(failure.report.error.details.field, 'input_path');
+    assert.match(failure.message, /input_path/);
+    assert.ok(['e2e-bad-sidecar.error.json', 'refused.mp4.error.json'].includes(failure.published), failure.published);
   });
 
   test('status() is readable while a long video is processed', { timeout: 180_000 }, async (t) => {

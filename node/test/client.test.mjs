@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { spawnSync } from 'node:child_process';
-import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError } from '../posed-client.mjs';
+import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError } from '../src/index.mjs';
 
-const EXAMPLES = fileURLToPath(new URL('../../../daemon/schemas/examples/', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../daemon/schemas/examples/', import.meta.url));
 const example = (name) => JSON.parse(readFileSync(path.join(EXAMPLES, `${name}.example.json`), 'utf8'));
 
 let root, inbox, outbox, client, video;
@@ -166,10 +166,10 @@ describe('wait', () => {
     await assert.rejects(client.wait('never', { timeoutMs: 5000, signal: controller.signal }), { name: 'AbortError' });
   });
 
-  test('reports progress from the daemon status while waiting, matching the video by its inbox name', async () => {
+  test('reports progress from the daemon status while waiting, matching the job by the client job id', async () => {
     const id = await client.submit(video, { jobId: 'job-7', name: 'seven.mp4' });
     const status = example('status');
-    status.current_job = { ...status.current_job, job_id: 'seven.mp4@d1-01', input_name: 'seven.mp4', frames_done: 10, frames_total: 60, percent: 16.7 };
+    status.current_job = { ...status.current_job, job_id: 'seven.mp4@d1-01', client_job_id: 'job-7', input_name: 'seven.mp4', frames_done: 10, frames_total: 60, percent: 16.7 };
     await fs.mkdir(path.join(outbox, '.posed', 'status'), { recursive: true });
     await fs.writeFile(path.join(outbox, '.posed', 'status', 'wsl-gpu-1.json'), JSON.stringify(status));
     const seen = [];
@@ -179,6 +179,59 @@ describe('wait', () => {
     assert.equal(seen[0].frames_done, 10);
     assert.equal(seen[0].daemon, 'wsl-gpu-1');
     assert.equal(seen[0].state, 'busy');
+  });
+});
+
+describe('wait: the bad-sidecar rule', () => {
+  const badSidecar = () => ({ ...example('error'), error: { ...example('error').error, code: 'E_BAD_SIDECAR', message: 'abc.mp4.job.json: job sidecar: input_path is outside the roots', stage: 'sidecar', details: { field: 'input_path' } } });
+
+  test("a job id's bad-sidecar report published under the video's name answers wait(jobId)", async () => {
+    await publish('abc.mp4.error.json', badSidecar()); // an earlier upload's: not ours
+    const id = await client.submit(video, { jobId: 'j-9', name: 'abc.mp4' });
+    setTimeout(() => publish('abc.mp4~2.error.json', badSidecar()), 200);
+    const failure = await client.wait(id, { timeoutMs: 5000 }).then(() => assert.fail('resolved'), (err) => err);
+    assert.equal(failure.code, 'E_BAD_SIDECAR');
+    assert.equal(failure.published, 'abc.mp4~2.error.json');
+  });
+
+  test('and so does one published under the job id', async () => {
+    const id = await client.submit(video, { jobId: 'j-10', name: 'abc.mp4' });
+    await publish('j-10.error.json', badSidecar());
+    await assert.rejects(client.wait(id, { timeoutMs: 5000 }), { code: 'E_BAD_SIDECAR', published: 'j-10.error.json' });
+  });
+
+  test("under the video's name, anything but a bad-sidecar report is another upload's", async () => {
+    const id = await client.submit(video, { jobId: 'j-11', name: 'abc.mp4' });
+    await publish('abc.mp4.result.json', resultFor('abc.mp4'));
+    await publish('abc.mp4~2.error.json', example('error'));
+    await assert.rejects(client.wait(id, { timeoutMs: 600 }), { code: 'E_CLIENT_TIMEOUT' });
+    await publish('j-11.result.json', resultFor('j-11'));
+    assert.equal((await client.wait(id, { timeoutMs: 5000 })).job_id, 'j-11');
+  });
+});
+
+describe('progress', () => {
+  async function daemonIsOn(job) {
+    const status = example('status');
+    status.current_job = { ...status.current_job, ...job };
+    await fs.mkdir(path.join(outbox, '.posed', 'status'), { recursive: true });
+    await fs.writeFile(path.join(outbox, '.posed', 'status', 'wsl-gpu-1.json'), JSON.stringify(status));
+  }
+
+  test("maps a daemon's current job to the client's id: the job id, else the inbox name", async () => {
+    const withId = await client.submit(video, { jobId: 'job-8', name: 'same.mp4' });
+    await daemonIsOn({ client_job_id: 'job-8', input_name: 'same.mp4', frames_done: 7 });
+    assert.equal((await client.progress(withId)).frames_done, 7);
+    assert.equal(await client.progress('same.mp4'), null); // the video name is not the job's id here
+    await daemonIsOn({ client_job_id: 'other', input_name: 'same.mp4' });
+    assert.equal(await client.progress(withId), null);
+    await fs.rm(path.join(inbox, 'same.mp4'));
+    const byName = await client.submit(video, { name: 'plain.mp4' });
+    await daemonIsOn({ client_job_id: null, input_name: 'plain.mp4', frames_done: 3 });
+    const found = await client.progress(byName);
+    assert.equal(found.frames_done, 3);
+    assert.equal(found.daemon, 'wsl-gpu-1');
+    assert.ok(['alive', 'down'].includes(found.liveness.verdict));
   });
 });
 
@@ -252,6 +305,14 @@ describe('liveness', () => {
     const down = liveness(doc, { now: beat + 5.5 * interval * 1000 });
     assert.equal(down.verdict, 'down');
     assert.match(down.reason, /^no heartbeat for 11 s \(limit 5 x 2 s\)$/);
+    assert.equal(down.pidChecked, false); // as from Windows: only the heartbeat half applies
+  });
+
+  test('a dead pid of a daemon on another kernel (or seen from Windows) waits for the heartbeat rule', () => {
+    const exited = spawnSync(process.execPath, ['-e', '']).pid;
+    const fresh = { ...doc, heartbeat_at: new Date().toISOString(), daemon: { ...doc.daemon, pid: exited } };
+    const seen = liveness(fresh, { now: Date.parse(fresh.heartbeat_at) + 1000 });
+    assert.deepEqual(seen, { verdict: 'alive', reason: 'heartbeat 1 s ago', pidChecked: false });
   });
 
   test('a clock that lags does not kill a live daemon: a freshly written file counts', () => {
@@ -272,8 +333,18 @@ describe('liveness', () => {
     };
     const fresh = { ...doc, heartbeat_at: new Date().toISOString() };
     const gone = liveness({ ...fresh, daemon: { ...doc.daemon, ...here, pid: exited } });
-    assert.deepEqual(gone, { verdict: 'down', reason: `pid ${exited} is gone` });
+    assert.deepEqual(gone, { verdict: 'down', reason: `pid ${exited} is gone`, pidChecked: true });
     const self = liveness({ ...fresh, daemon: { ...doc.daemon, ...here, pid: process.pid, start_time: undefined } });
     assert.equal(self.verdict, 'alive');
+  });
+});
+
+describe('Windows paths', () => {
+  test('a file given the Windows way or the POSIX way gets its base name in the inbox, on any OS', async () => {
+    const { baseName } = await import('../src/files.mjs');
+    assert.equal(baseName('C:\\uploads\\coach 1\\a.mov'), 'a.mov');
+    assert.equal(baseName('\\\\wsl$\\Ubuntu\\srv\\b.mp4'), 'b.mp4');
+    assert.equal(baseName('/mnt/c/uploads/c.mkv'), 'c.mkv');
+    assert.equal(baseName('C:/mixed\\d.webm'), 'd.webm');
   });
 });
