@@ -1,13 +1,16 @@
 """The .preview.mp4 export on every shared clip: H.264, yuv420p, the input's frame count and
-duration, and the skeleton drawn where the backend reported the keypoints.
+duration, at most 720 lines by default, and the skeleton drawn where the backend reported the
+keypoints. Drawing and encoding run on the preview's own thread: a stopped encoder does not
+stop the writer (a real SIGSTOP to ffmpeg), and nothing is dropped.
 
 The imageio-ffmpeg binary has no ffprobe: streams are read from ``ffmpeg -i X -map 0:v -c copy
 -f null -`` (stream line, duration, packet count) and frames are decoded with OpenCV.
 """
-
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +25,7 @@ from daemon.processing.exports.base import ExportError
 from daemon.processing.exports.encoder import ffmpeg_binary
 from daemon.processing.exports.mp4_timing import stts_runs
 from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PREDICTED_BGR, colour_for, draw_people
-from daemon.processing.exports.preview import PreviewExporter
+from daemon.processing.exports.preview import QUEUE_RESULTS, PreviewExporter
 from daemon.records import Person
 from tests.daemon_harness import LONG_CLIP, SHORT_CLIP, STREET_CLIP
 from tests.export_support import Processed, export, mediapipe_results, node_tool
@@ -31,6 +34,9 @@ from tests.static_server import serve
 CLIPS = [LONG_CLIP, SHORT_CLIP, STREET_CLIP]
 CHROMIUM = Path("/usr/bin/chromium")
 CFG = PosedConfig()
+# Preview frame size by clip (width, height; odd sizes are padded to even by the encoder): the
+# 1920x1088 clip comes out at 720 lines, the others are no taller and keep their size.
+PREVIEW_SIZES = {LONG_CLIP.name: (1270, 720), SHORT_CLIP.name: (320, 182), STREET_CLIP.name: (960, 540)}
 
 
 def probe(path: Path) -> dict:
@@ -92,7 +98,7 @@ def test_the_preview_plays_in_chromium(clip_preview):
     with serve(exported.path.parent) as base:
         seen = node_tool("check-video.mjs", f"{base}/files/{exported.path.name}", str(CHROMIUM))
     assert seen["error"] is None, seen
-    assert (seen["width"], seen["height"]) == (processed.meta.width + processed.meta.width % 2, processed.meta.height + processed.meta.height % 2)
+    assert (seen["width"], seen["height"]) == PREVIEW_SIZES[Path(processed.meta.path).name] == tuple(exported.details["size"])
     assert seen["duration"] == pytest.approx(processed.results[-1].timestamp_s + 1 / processed.meta.nominal_fps, abs=0.01)
     assert seen["playedTo"] > 0 or seen["duration"] <= 0.2
 
@@ -119,6 +125,11 @@ def assert_skeleton_drawn(clip: Path, processed: Processed, exported) -> None:
     result = with_person[len(with_person) // 2]
     person = result.people[0]
     before, after = upright_frame(clip, result.index), decoded_frame(exported.path, result.index)
+    to_preview = after.shape[0] / before.shape[0]  # 720 / 1088 for the 1080p clip, else 1
+    if to_preview != 1:
+        before = cv2.resize(before, (after.shape[1], after.shape[0]), interpolation=cv2.INTER_AREA)
+        person = replace(person, keypoints=np.asarray(person.keypoints) * [to_preview, to_preview, 1],
+                         bbox_xywh=tuple(np.asarray(person.bbox_xywh) * to_preview))  # fmt: skip
     assert before.shape == after.shape
     changed = np.abs(after.astype(int) - before.astype(int)).sum(axis=2) > 90
     radius = max(3, round(min(before.shape[:2]) / 150))
@@ -169,10 +180,38 @@ def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path
     assert encoder.poll() is not None and list(tmp_path.iterdir()) == []
     exporter = PreviewExporter(tmp_path / "y.preview.mp4", CFG.limits, CFG.inbox.extensions)
     exporter.start(processed.meta, processed.info)
+    exporter.write(replace(processed.results[0], index=999))  # found out on the preview's thread...
     with pytest.raises(ExportError, match="no frame 999"):
-        exporter.write(replace(processed.results[0], index=999))
-    exporter.abort()
+        exporter.close()  # ...and reported at the next call, which cleans up
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("max_height", "size"), [(0, (320, 182)), (400, (320, 182)), (120, (210, 120))])
+def test_preview_max_height_scales_taller_videos_down_keeping_the_aspect(tmp_path, max_height, size):
+    processed = mediapipe_results(SHORT_CLIP)
+    exporter = PreviewExporter(tmp_path / "s.preview.mp4", CFG.limits, CFG.inbox.extensions, max_height)
+    exported = export(exporter, processed)
+    assert decoded_frame(exported.path, 0).shape[:2] == size[::-1] and exported.details["size"] == list(size)
+    assert probe(exported.path)["frames"] == len(processed.results)
+
+
+def test_writes_do_not_wait_on_a_stopped_encoder_and_nothing_is_dropped(tmp_path):
+    """ffmpeg is stopped with SIGSTOP: the writer still hands over every result of the clip (the
+    preview thread's queue holds them); after SIGCONT every frame reaches the file."""
+    processed = mediapipe_results(SHORT_CLIP)
+    assert len(processed.results) <= QUEUE_RESULTS
+    exporter = PreviewExporter(tmp_path / "q.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter.start(processed.meta, processed.info)
+    encoder = exporter._encoder._process
+    os.kill(encoder.pid, signal.SIGSTOP)
+    try:
+        for result in processed.results:
+            exporter.write(result)  # would block on the full pipe if the writer fed x264 itself
+        assert exporter._encoder.frames <= 1  # x264 took at most the frame in hand: the queue holds the rest
+    finally:
+        os.kill(encoder.pid, signal.SIGCONT)
+    exported = exporter.close()
+    assert exported.details["frames"] == probe(exported.path)["frames"] == len(processed.results)
 
 
 def test_a_variable_frame_rate_video_keeps_every_frame_at_its_own_time(tmp_path):

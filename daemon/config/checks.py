@@ -55,6 +55,7 @@ def validate(cfg: PosedConfig) -> None:
         "worker.ceiling_base_s": cfg.worker.ceiling_base_s,
         "worker.ceiling_factor": cfg.worker.ceiling_factor,
         "worker.progress_interval_s": cfg.worker.progress_interval_s,
+        "output.preview_max_height": cfg.output.preview_max_height,
     }
     for key, value in non_negative.items():
         if value < 0:

@@ -78,7 +78,7 @@ class H264Encoder:
             raise ExportError(f"frame {self.frames} is {image.shape[1]}x{image.shape[0]}, the preview is {self._size[0]}x{self._size[1]}")
         try:
             self._process.stdin.write(np.ascontiguousarray(image).data)
-        except (BrokenPipeError, ValueError) as exc:
+        except (BrokenPipeError, ValueError, OSError) as exc:
             raise ExportError(f"the preview encoder stopped at frame {self.frames}: {self._stderr_tail()}") from exc
         self.frames += 1
 
@@ -97,6 +97,11 @@ class H264Encoder:
         self._stderr.close()
         if code != 0:
             raise ExportError(f"the preview encoder failed (exit {code}): {tail}")
+
+    def kill(self) -> None:
+        """Stop the encoder process now (another thread may be writing to it); ``abort`` reaps it."""
+        if self._process.poll() is None:
+            self._process.kill()
 
     def abort(self) -> None:
         """Kill the encoder (it is ours alone) and reap it."""

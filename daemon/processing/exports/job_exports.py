@@ -40,7 +40,8 @@ class JobExports:
         elif options.motion_mesh:
             log.info("export.mesh_ignored", reason="motion_mesh is a part of the motion export, which this job did not ask for")
         if options.preview:
-            exporters["preview"] = PreviewExporter(companion_tmp_path(result_tmp, "preview"), cfg.limits, cfg.inbox.extensions)
+            exporters["preview"] = PreviewExporter(companion_tmp_path(result_tmp, "preview"), cfg.limits, cfg.inbox.extensions,
+                                                   cfg.output.preview_max_height)  # fmt: skip
         return cls(exporters)
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:

@@ -6,6 +6,11 @@ exporter does not get images from the pipeline: it opens its own decoder of the 
 lockstep with the results, one frame in memory at a time. Frames go to an H.264 encoder
 process (``encoder``).
 
+Cost (issue 22): all of that runs on the preview's own thread (``background``): ``write`` only
+queues the result, so the pipeline never waits on decoding, drawing or x264 unless the preview
+falls ``QUEUE_RESULTS`` frames behind. Frames taller than ``output.preview_max_height`` (720 by
+default) are scaled down before drawing and encoding: x264's cost grows with the pixels.
+
 Timing: frame *i* of the preview is frame *i* of the input, shown at the input frame's own
 timestamp (relative to the first processed frame): the frame times are kept on disk while
 encoding and written into the file at the end (``mp4_timing``), so variable frame rates stay
@@ -17,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+
 from daemon.config import LimitsConfig
 from daemon.errors import JobError
 from daemon.processing.media import VideoSource
+from daemon.processing.exports.background import BackgroundWork
 from daemon.processing.exports.base import ExportError, Exporter, ExportedFile, describe_file, fsync_file, remove_quietly
 from daemon.processing.exports.channels import RecordFile
 from daemon.processing.exports.encoder import H264Encoder, faststart, frame_rate
@@ -30,6 +38,15 @@ from daemon.records import BackendInfo, Frame, FrameResult, VideoMeta
 
 KIND = "preview-video"
 SUFFIX = ".preview.mp4"
+DEFAULT_MAX_HEIGHT = 720
+QUEUE_RESULTS = 64  # results (not images) waiting for the preview thread; the writer waits beyond
+
+
+def preview_size(width: int, height: int, max_height: int) -> tuple[int, int]:
+    """The preview's frame size: the input's, or scaled to ``max_height`` lines (0: no limit), widths even."""
+    if max_height <= 0 or height <= max_height:
+        return width, height
+    return max(2, 2 * round(width * max_height / height / 2)), max_height - max_height % 2
 
 
 class PreviewExporter(Exporter):
@@ -37,9 +54,10 @@ class PreviewExporter(Exporter):
 
     kind = KIND
 
-    def __init__(self, target: Path, limits: LimitsConfig, extensions: list[str]) -> None:
+    def __init__(self, target: Path, limits: LimitsConfig, extensions: list[str], max_height: int = DEFAULT_MAX_HEIGHT) -> None:
         super().__init__(target)
-        self._limits, self._extensions = limits, extensions
+        self._limits, self._extensions, self._max_height = limits, extensions, max_height
+        self._work: BackgroundWork | None = None
         self._source: VideoSource | None = None
         self._frames: Iterator[Frame] | None = None
         self._encoder: H264Encoder | None = None
@@ -59,20 +77,37 @@ class PreviewExporter(Exporter):
         self._frames = self._source.frames()
         self._edges = skeleton_edges(info.keypoint_names)
         self._fps = meta.nominal_fps
-        self._encoder = H264Encoder(self._partial, meta.width, meta.height, meta.nominal_fps)
+        self._size = preview_size(meta.width, meta.height, self._max_height)
+        self._scale = self._size[1] / meta.height
+        self._encoder = H264Encoder(self._partial, *self._size, meta.nominal_fps)
         self._times = RecordFile(self.target.parent, 1, prefix=f".{self.target.name}.times-", dtype="<f8")
         self._last_ts = 0.0
+        self._work = BackgroundWork(self._render, name="preview", capacity=QUEUE_RESULTS)
 
     def write(self, result: FrameResult) -> None:
-        if self._encoder is None:
+        if self._work is None:
             raise ExportError("PreviewExporter.write before start")
+        self._work.put(result)
+
+    def _render(self, result: FrameResult) -> None:
+        """On the preview thread: the result's frame, scaled, drawn on, into the encoder."""
         frame = self._frame_for(result)
         self._times.append([frame.timestamp_s])
         self._last_ts = frame.timestamp_s
-        draw_people(frame.image, result.people, self._edges)
-        self._encoder.write(frame.image)
+        image = frame.image
+        if self._scale != 1.0:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        draw_people(image, result.people, self._edges, scale=self._scale)
+        self._encoder.write(image)
 
     def close(self) -> ExportedFile:
+        try:
+            if self._work is not None:
+                self._work.finish()  # every queued frame drawn and handed to the encoder
+                self._work = None
+        except BaseException:
+            self.abort()
+            raise
         if self._encoder is None or self._encoder.frames == 0:
             self.abort()
             raise ExportError("no frames were written: there is no preview to encode")
@@ -89,13 +124,18 @@ class PreviewExporter(Exporter):
             self._indexed.replace(self.target)
             self._remove_temporaries()
             details = {"frames": frames, "codec": "h264", "pix_fmt": "yuv420p", "nominal_frame_rate": frame_rate(self._fps),
-                       "timing": "per-frame timestamps of the input"}  # fmt: skip
+                       "size": list(self._size), "timing": "per-frame timestamps of the input"}  # fmt: skip
             return describe_file(self.target, KIND, details)
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
+        if self._work is not None:
+            if self._encoder is not None:
+                self._encoder.kill()  # a thread blocked on the encoder's pipe gets an error, not a hang
+            self._work.cancel()
+            self._work = None
         if self._encoder is not None:
             self._encoder.abort()
             self._encoder = None
