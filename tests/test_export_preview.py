@@ -22,13 +22,13 @@ import pytest
 from daemon.config import PosedConfig
 from daemon.processing.media import VideoSource
 from daemon.processing.exports.base import ExportError
-from daemon.processing.exports.encoder import ffmpeg_binary
+from daemon.processing.exports.encoder import H264Encoder, ffmpeg_binary
 from daemon.processing.exports.mp4_timing import stts_runs
 from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PREDICTED_BGR, colour_for, draw_people
-from daemon.processing.exports.preview import QUEUE_RESULTS, PreviewExporter
+from daemon.processing.exports.preview import QUEUE_ITEMS, PreviewExporter
 from daemon.records import Person
 from tests.daemon_harness import LONG_CLIP, SHORT_CLIP, STREET_CLIP
-from tests.export_support import Processed, export, mediapipe_results, node_tool
+from tests.export_support import Processed, decoded_frames, export, mediapipe_results, node_tool
 from tests.static_server import serve
 
 CLIPS = [LONG_CLIP, SHORT_CLIP, STREET_CLIP]
@@ -68,7 +68,7 @@ def upright_frame(clip: Path, index: int) -> np.ndarray:
 
 
 def preview_of(processed: Processed, folder: Path):
-    exporter = PreviewExporter(folder / f"{Path(processed.meta.path).name}.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(folder / f"{Path(processed.meta.path).name}.preview.mp4")
     return export(exporter, processed)
 
 
@@ -171,14 +171,15 @@ def test_results_starting_later_skip_the_frames_the_job_did_not_process(tmp_path
 
 def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path):
     processed = mediapipe_results(SHORT_CLIP)
-    exporter = PreviewExporter(tmp_path / "x.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(tmp_path / "x.preview.mp4")
     exporter.start(processed.meta, processed.info)
-    for result in processed.results[:5]:
+    for frame, result in zip(decoded_frames(processed), processed.results[:5]):
+        exporter.frame(frame)
         exporter.write(result)
     encoder = exporter._encoder._process
     exporter.abort()
     assert encoder.poll() is not None and list(tmp_path.iterdir()) == []
-    exporter = PreviewExporter(tmp_path / "y.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(tmp_path / "y.preview.mp4")
     exporter.start(processed.meta, processed.info)
     exporter.write(replace(processed.results[0], index=999))  # found out on the preview's thread...
     with pytest.raises(ExportError, match="no frame 999"):
@@ -189,27 +190,32 @@ def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path
 @pytest.mark.parametrize(("max_height", "size"), [(0, (320, 182)), (400, (320, 182)), (120, (210, 120))])
 def test_preview_max_height_scales_taller_videos_down_keeping_the_aspect(tmp_path, max_height, size):
     processed = mediapipe_results(SHORT_CLIP)
-    exporter = PreviewExporter(tmp_path / "s.preview.mp4", CFG.limits, CFG.inbox.extensions, max_height)
+    exporter = PreviewExporter(tmp_path / "s.preview.mp4", max_height)
     exported = export(exporter, processed)
     assert decoded_frame(exported.path, 0).shape[:2] == size[::-1] and exported.details["size"] == list(size)
     assert probe(exported.path)["frames"] == len(processed.results)
 
 
 def test_writes_do_not_wait_on_a_stopped_encoder_and_nothing_is_dropped(tmp_path):
-    """ffmpeg is stopped with SIGSTOP: the writer still hands over every result of the clip (the
-    preview thread's queue holds them); after SIGCONT every frame reaches the file."""
+    """ffmpeg is stopped with SIGSTOP: the job still hands over a queue's worth of frames and
+    results (the preview thread holds them); after SIGCONT every frame reaches the file."""
     processed = mediapipe_results(SHORT_CLIP)
-    assert len(processed.results) <= QUEUE_RESULTS
-    exporter = PreviewExporter(tmp_path / "q.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(tmp_path / "q.preview.mp4")
     exporter.start(processed.meta, processed.info)
     encoder = exporter._encoder._process
+    pairs = list(zip(decoded_frames(processed), processed.results))
+    handed = QUEUE_ITEMS // 2
     os.kill(encoder.pid, signal.SIGSTOP)
     try:
-        for result in processed.results:
+        for frame, result in pairs[:handed]:
+            exporter.frame(frame)
             exporter.write(result)  # would block on the full pipe if the writer fed x264 itself
         assert exporter._encoder.frames <= 1  # x264 took at most the frame in hand: the queue holds the rest
     finally:
         os.kill(encoder.pid, signal.SIGCONT)
+    for frame, result in pairs[handed:]:
+        exporter.frame(frame)
+        exporter.write(result)
     exported = exporter.close()
     assert exported.details["frames"] == probe(exported.path)["frames"] == len(processed.results)
 
@@ -237,3 +243,20 @@ def test_a_variable_frame_rate_video_keeps_every_frame_at_its_own_time(tmp_path)
 def test_stts_runs_compress_equal_frame_durations_and_end_with_the_last_frame():
     assert stts_runs([0, 3000, 6000, 9000, 15000, 18000]) == [(3, 3000), (1, 6000), (1, 3000)]
     assert stts_runs([0, 1]) == [(1, 1)]
+
+
+def test_odd_sizes_are_padded_with_one_black_line_and_pixels_stay_in_place(tmp_path):
+    """yuv420p needs even sizes: a 321x181 frame becomes 322x182, the picture unmoved and unscaled."""
+    image = np.zeros((181, 321, 3), dtype=np.uint8)
+    image[:, :160] = (40, 200, 90)
+    image[:, 160:] = (220, 60, 30)
+    encoder = H264Encoder(tmp_path / "odd.mp4", 321, 181, 30.0)
+    for _ in range(3):
+        encoder.write(image)
+    encoder.close()
+    decoded = decoded_frame(tmp_path / "odd.mp4", 2).astype(int)
+    assert decoded.shape == (182, 322, 3)
+    assert np.abs(decoded[:181, :321] - image).max(axis=2)[4:-4, 4:-4].mean() < 8  # same picture (up to compression)
+    grey = cv2.cvtColor(decoded.astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(int)
+    assert grey[181, 2:318].max() < 50 and grey[4:176, 321].max() < 50  # the added line and column: black (their chroma is shared)
+    assert grey[178, 2:318].min() > 60 and grey[4:176, 318].min() > 50  # the picture's own edge is not

@@ -32,12 +32,12 @@ class BackgroundWork:
 
     def put(self, item: Any) -> None:
         self._raise_if_failed()
-        if not self._offer(item):
+        if not self.offer(item):
             self._raise_if_failed()
 
     def finish(self) -> None:
         """Wait until every item is handled; raises the worker's error if it had one."""
-        self._offer(_END)
+        self.offer(_END)
         self._thread.join()
         self._raise_if_failed()
 
@@ -49,11 +49,11 @@ class BackgroundWork:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._offer(_END)
+        self.offer(_END)
         self._thread.join()
 
-    def _offer(self, item: Any) -> bool:
-        """Queue ``item``, waiting for room while the worker lives; False if it stopped first."""
+    def offer(self, item: Any) -> bool:
+        """Queue ``item``, waiting for room while the worker lives; False if it stopped first (never raises)."""
         started = time.perf_counter()
         try:
             while True:
