@@ -260,3 +260,24 @@ def test_odd_sizes_are_padded_with_one_black_line_and_pixels_stay_in_place(tmp_p
     grey = cv2.cvtColor(decoded.astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(int)
     assert grey[181, 2:318].max() < 50 and grey[4:176, 321].max() < 50  # the added line and column: black (their chroma is shared)
     assert grey[178, 2:318].min() > 60 and grey[4:176, 318].min() > 50  # the picture's own edge is not
+
+
+def test_a_dead_encoder_fails_the_preview_without_holding_up_the_job(tmp_path):
+    """SIGKILL to x264 mid-video: handing frames over returns at once (the decoder is never held
+    up by a dead preview), the next write or close raises, and nothing is left behind."""
+    processed = mediapipe_results(SHORT_CLIP)
+    exporter = PreviewExporter(tmp_path / "k.preview.mp4")
+    exporter.start(processed.meta, processed.info)
+    pairs = list(zip(decoded_frames(processed), processed.results))
+    for frame, result in pairs[:5]:
+        exporter.frame(frame)
+        exporter.write(result)
+    os.kill(exporter._encoder._process.pid, signal.SIGKILL)
+    with pytest.raises(ExportError, match="the preview encoder stopped"):
+        for frame, result in pairs[5:]:
+            exporter.frame(frame)  # never raises, never blocks on a stopped preview thread
+            exporter.write(result)
+        exporter.close()
+    assert exporter._work is None or not exporter._work._thread.is_alive()
+    exporter.abort()
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,6 @@ class BackgroundWork:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
         self._error: BaseException | None = None
         self._cancelled = threading.Event()
-        self.waited_s = 0.0  # time the producer spent waiting for room: the work was the slower side
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -53,18 +51,14 @@ class BackgroundWork:
         self._thread.join()
 
     def offer(self, item: Any) -> bool:
-        """Queue ``item``, waiting for room while the worker lives; False if it stopped first (never raises)."""
-        started = time.perf_counter()
-        try:
-            while True:
-                try:
-                    self._queue.put(item, timeout=POLL_S)
-                    return True
-                except queue.Full:
-                    if not self._thread.is_alive():
-                        return False
-        finally:
-            self.waited_s += time.perf_counter() - started
+        """Queue ``item``, waiting for room while the worker lives; False if it stopped (never raises)."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False  # a stopped worker takes nothing: the caller is not held up
 
     def _run(self) -> None:
         while True:
