@@ -2,7 +2,8 @@
 
 Why triangles: glTF players skin triangle meshes; three.js's GLTFLoader (and Babylon.js) do
 not skin LINES, so a line skeleton stands still in its bind pose in a stock player. Solids
-need no player code: GLTFLoader + AnimationMixer, Blender, Unity play them as they are.
+need no player code: three.js' GLTFLoader + AnimationMixer play them as they are
+(tests/test_export_plain_three.py), as should any player that follows glTF skinning.
 
 Two ways a solid follows the joints (``Follow``):
 

@@ -8,7 +8,8 @@ Layout, per track (``<id>`` is the track id, also in each node's ``extras.posed`
   joint rotations animated) or MediaPipe's 33 landmarks (translations animated).
 - ``track_<id>_skeleton``: the bones and joints as thin solids, a triangle mesh skinned to those
   joints (``bone_solids``), so a stock player animates it: three.js's GLTFLoader +
-  AnimationMixer, Babylon.js, Blender (players skin triangles; three.js ignores skinned LINES).
+  AnimationMixer (tested), and any player that skins triangles as glTF specifies (three.js
+  and Babylon.js do not skin LINES).
 - ``track_<id>_body`` (PHALP, ``output.motion_mesh`` with the user's SMPL file): the SMPL body
   for the track's shape, a triangle mesh skinned to the same joints (``smpl_mesh``). Every
   player skins it, three.js included. Faces and skin weights are shared by all tracks.
