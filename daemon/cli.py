@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posed", description="Pose-tracking inbox daemon.")
     parser.add_argument("--version", action="version", version=f"posed {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    parser.set_defaults(commands=commands.choices)  # each subcommand's parser, for its own usage errors
 
     run = commands.add_parser("run", help="watch the inbox and process videos until stopped")
     _config_arguments(run)
@@ -85,8 +86,32 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides, e.g. inbox.settle_s=5")
 
 
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """Options and ``key=value`` overrides in any order: ``process clip.mp4 --out r.json a.b=1``.
+
+    argparse hands the subcommand's positionals out in one go (video, then overrides), so an
+    override after an option is left over; it is taken here. Anything else left over is refused
+    as argparse would, by the subcommand's parser. (parse_intermixed_args refuses subparsers.)
+    """
+    parser = build_parser()
+    args, leftover = parser.parse_known_args(argv)
+    overrides = [token for token in leftover if _is_override(token)]
+    unknown = [token for token in leftover if not _is_override(token)]
+    command_parser = args.commands[args.command]
+    if unknown:
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [*args.overrides, *overrides]
+    del args.commands
+    return args
+
+
+def _is_override(token: str) -> bool:
+    key, equals, _ = token.partition("=")
+    return bool(equals) and bool(key) and not key.startswith("-")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     from daemon.log import configure_logging
 
     configure_logging(process=args.command)

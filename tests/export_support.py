@@ -12,6 +12,7 @@ import functools
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +78,23 @@ def phalp_results(scene: FakeScene, frames: int, fps: float = 30.0, **phalp_over
 
 
 def export(exporter: Exporter, processed: Processed) -> ExportedFile:
-    """The call sequence the job uses: start, one write per result in order, close."""
+    """The call sequence the job uses: start, one write per result in order, close; an exporter
+    that draws on the video also gets each decoded frame (VideoSource, as the job) before its result."""
     exporter.start(processed.meta, processed.info)
+    frames = decoded_frames(processed) if exporter.wants_frames else iter(())
     for result in processed.results:
+        for frame in frames:
+            exporter.frame(frame)
+            if frame.index >= result.index:
+                break
         exporter.write(result)
     return exporter.close()
+
+
+def decoded_frames(processed: Processed) -> Iterator[Frame]:
+    cfg = PosedConfig()
+    with VideoSource(Path(processed.meta.path), cfg.limits, cfg.inbox.extensions) as source:
+        yield from source.frames()
 
 
 def node_tool(script: str, *args: str) -> dict:

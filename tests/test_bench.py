@@ -6,13 +6,17 @@ Figures are checked for presence and type, never for speed: CI machines vary.
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import platform
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from daemon.bench.machine import cpu_model, cpu_times, describe, steal_fraction
 from daemon.bench.runner import held_frame_count, mark_frames
 from daemon.bench.types import INSTALL_BENCH_EXTRA, BenchError, LoopedClip
 from daemon.bench.report import require_matplotlib
@@ -80,6 +84,49 @@ def test_bench_reports_the_motion_stages_quality_figures(bench_run):
     assert figures["acceleration_samples"] > 0 and figures["mean_displacement_px"] > 0
     assert sum(track["detected"] + track["interpolated"] for track in motion["tracks"]) <= 120
     assert "mean acceleration raw" in done.stdout and "mean displacement" in done.stdout
+
+
+def test_bench_records_the_machine_in_the_json_the_table_and_the_plot(bench_run):
+    """Issue 22: figures from a busy or shared box must say so (CPU, cores, load, steal, versions)."""
+    done, out = bench_run
+    machine = json.loads((out / "bench.json").read_text())["machine"]
+    assert machine["cpu_model"] == cpu_model() and machine["cpu_model"] != "unknown"
+    assert machine["cpu_count"] == os.cpu_count() and 1 <= machine["usable_cores"] <= machine["cpu_count"]
+    for key in ("load_average_before", "load_average_after"):
+        assert len(machine[key]) == 3 and all(isinstance(v, float) and v >= 0 for v in machine[key])
+    assert isinstance(machine["steal_percent"], float) and 0 <= machine["steal_percent"] <= 100
+    assert machine["python"] == platform.python_version()
+    assert machine["libraries"]["mediapipe"] == metadata.version("mediapipe")
+    assert machine["libraries"]["numpy"] == metadata.version("numpy")
+    line = describe(machine)
+    assert machine["cpu_model"] in line and "load" in line and "steal" in line and "mediapipe" in line
+    assert f"machine      {line}" in done.stdout
+    assert _png_text((out / "bench.png").read_bytes())["Description"] == line  # the line drawn under the title
+
+
+def test_steal_is_the_stolen_share_of_cpu_time_between_two_proc_stat_readings(tmp_path):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 0 50 800 10 0 0 40 7 0\ncpu0 1 2 3\nintr 5\n")
+    before = cpu_times(stat)
+    stat.write_text("cpu  200 0 80 1500 10 0 0 50 9 0\ncpu0 1 2 3\nintr 5\n")
+    after = cpu_times(stat)
+    assert (before.total, before.steal) == (1000, 40)
+    assert steal_fraction(before, after) == pytest.approx(10 / 840)  # guest time is inside user time: not counted twice
+    assert steal_fraction(None, after) is None and cpu_times(tmp_path / "missing") is None
+
+
+def _png_text(data: bytes) -> dict[str, str]:
+    """tEXt chunks of a PNG (keyword NUL text)."""
+    out, at = {}, 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        at += 12 + length
+    return out
 
 
 def test_stock_baseline_refuses_clearly_without_the_gpu_stack(tmp_path):

@@ -113,16 +113,44 @@ def test_mediapipe_landmarks_are_joint_nodes_at_the_frames_timestamps(mediapipe_
         assert position == pytest.approx(result.people[0].joints_3d[knee] * CAMERA_TO_GLTF, abs=1e-5)
 
 
-def test_mediapipe_skeleton_is_a_skinned_line_mesh_one_vertex_per_landmark(mediapipe_glb):
-    _, exported = mediapipe_glb
+def test_mediapipe_skeleton_is_skinned_triangles_whose_bones_end_on_the_landmarks(mediapipe_glb):
+    """Triangles (every player skins those, three.js included), and skinned by glTF's own rule at
+    sampled frames every bone's ends sit on the frame's landmarks: the bones follow the motion."""
+    processed, exported = mediapipe_glb
     glb = Glb(exported.path)
-    node = glb.gltf.nodes[glb.nodes["track_1_skeleton"]]
-    primitive = glb.gltf.meshes[node.mesh].primitives[0]
-    assert primitive.mode == pygltflib.LINES
-    skin = glb.gltf.skins[node.skin]
-    assert len(skin.joints) == 33 and glb.accessor(primitive.attributes.JOINTS_0)[:, 0].tolist() == list(range(33))
-    pairs = glb.accessor(primitive.indices).reshape(-1, 2)
-    assert len(pairs) >= 30 and pairs.max() < 33
+    primitive, skin, positions, joints, weights = _skeleton(glb, "track_1")
+    assert primitive.mode == pygltflib.TRIANGLES and primitive.indices is None and len(positions) % 3 == 0
+    assert len(skin.joints) == 33
+    names = processed.info.joint_names_3d
+    with_person = [r for r in processed.results if r.people and r.people[0].joints_3d is not None]
+    for result in with_person[::29]:
+        landmarks = np.asarray(result.people[0].joints_3d) * CAMERA_TO_GLTF
+        world = [(np.eye(3), glb.key_at(f"track_1_{name}", "translation", result.timestamp_s)) for name in names]
+        skinned = _skin_vertices(glb, skin, positions, joints, weights, world)
+        for joint in range(len(names)):
+            own = skinned[(joints[:, 0] == joint) & (weights[:, 0] == 1.0)]
+            assert np.linalg.norm(own - landmarks[joint], axis=1).min() < 1e-4  # a bone's tip, on the landmark
+            assert np.linalg.norm(own - landmarks[joint], axis=1).max() < 0.03  # and the joint's own octahedron
+    assert np.ptp(positions, axis=0).max() > 0.5  # a body-sized figure, not a speck
+
+
+def test_phalp_skeleton_bones_run_from_each_joint_to_its_children(phalp_glb):
+    """SMPL bones are rigid to their parent joint: skinned at a frame, some vertex of the parent's
+    bone lands on each child joint (forward kinematics of the exported rig, computed here)."""
+    processed, exported = phalp_glb
+    glb = Glb(exported.path)
+    primitive, skin, positions, joints, weights = _skeleton(glb, "track_1")
+    assert primitive.mode == pygltflib.TRIANGLES and len(skin.joints) == 24
+    assert set(weights[:, 0].tolist()) == {1.0}
+    for result in processed.results[::11]:
+        if not any(p.track_id == 1 for p in result.people):
+            continue
+        world = _forward_kinematics(glb, "track_1", result.timestamp_s)
+        skinned = _skin_vertices(glb, skin, positions, joints, weights, world)
+        for joint, parent in enumerate(SMPL_PARENTS):
+            if parent >= 0:
+                on_parent = skinned[joints[:, 0] == parent]
+                assert np.linalg.norm(on_parent - world[joint][1], axis=1).min() < 1e-4, (result.index, joint)
 
 
 def test_phalp_track_is_hidden_exactly_while_absent(phalp_glb):
@@ -216,6 +244,45 @@ def test_clear_errors_for_unusable_input(tmp_path):
     no_3d = Processed(processed.meta, replace(processed.info, joint_names_3d=()), processed.results)
     with pytest.raises(ExportError, match="no 3D joints"):
         GltfExporter(tmp_path / "y.motion.glb").start(no_3d.meta, no_3d.info)
+
+
+def _skeleton(glb: Glb, track: str):
+    node = glb.gltf.nodes[glb.nodes[f"{track}_skeleton"]]
+    primitive = glb.gltf.meshes[node.mesh].primitives[0]
+    attributes = primitive.attributes
+    positions, joints, weights = (glb.accessor(a) for a in (attributes.POSITION, attributes.JOINTS_0, attributes.WEIGHTS_0))
+    assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+    return primitive, glb.gltf.skins[node.skin], positions.astype(np.float64), joints, weights
+
+
+def _skin_vertices(glb: Glb, skin, positions, joints, weights, world) -> np.ndarray:
+    """glTF skinning: sum of weight * joint world matrix * inverse bind matrix * vertex."""
+    inverse_bind = glb.accessor(skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # stored column-major
+    matrices = []
+    for (rotation, position), inverse in zip(world, inverse_bind):
+        joint_world = np.eye(4)
+        joint_world[:3, :3], joint_world[:3, 3] = rotation, position
+        matrices.append(joint_world @ inverse)
+    matrices = np.array(matrices)
+    homogeneous = np.concatenate([positions, np.ones((len(positions), 1))], axis=1)
+    out = np.zeros((len(positions), 3))
+    for slot in range(4):
+        out += weights[:, slot : slot + 1] * np.einsum("nij,nj->ni", matrices[joints[:, slot]], homogeneous)[:, :3]
+    return out
+
+
+def _forward_kinematics(glb: Glb, track: str, at: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """World rotation and position of each SMPL joint node at ``at`` (the group node is identity while shown)."""
+    names = [f"{track}_{n}" for n in __import__("daemon.processing.backends.phalp.skeleton", fromlist=["SMPL_24"]).SMPL_24]
+    world: list[tuple[np.ndarray, np.ndarray]] = []
+    for joint, parent in enumerate(SMPL_PARENTS):
+        rotation = _matrix(glb.key_at(names[joint], "rotation", at))
+        if parent < 0:
+            world.append((rotation, glb.key_at(names[0], "translation", at).astype(np.float64)))
+        else:
+            offset = np.array(glb.gltf.nodes[glb.nodes[names[joint]]].translation)
+            world.append((world[parent][0] @ rotation, world[parent][1] + world[parent][0] @ offset))
+    return world
 
 
 def _matrix(q: np.ndarray) -> np.ndarray:

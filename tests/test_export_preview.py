@@ -1,13 +1,16 @@
 """The .preview.mp4 export on every shared clip: H.264, yuv420p, the input's frame count and
-duration, and the skeleton drawn where the backend reported the keypoints.
+duration, at most 720 lines by default, and the skeleton drawn where the backend reported the
+keypoints. Drawing and encoding run on the preview's own thread: a stopped encoder does not
+stop the writer (a real SIGSTOP to ffmpeg), and nothing is dropped.
 
 The imageio-ffmpeg binary has no ffprobe: streams are read from ``ffmpeg -i X -map 0:v -c copy
 -f null -`` (stream line, duration, packet count) and frames are decoded with OpenCV.
 """
-
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -19,18 +22,21 @@ import pytest
 from daemon.config import PosedConfig
 from daemon.processing.media import VideoSource
 from daemon.processing.exports.base import ExportError
-from daemon.processing.exports.encoder import ffmpeg_binary
+from daemon.processing.exports.encoder import H264Encoder, ffmpeg_binary
 from daemon.processing.exports.mp4_timing import stts_runs
 from daemon.processing.exports.overlay import INTERPOLATED_BGR, OUTLINE_BGR, PREDICTED_BGR, colour_for, draw_people
-from daemon.processing.exports.preview import PreviewExporter
+from daemon.processing.exports.preview import QUEUE_ITEMS, PreviewExporter
 from daemon.records import Person
 from tests.daemon_harness import LONG_CLIP, SHORT_CLIP, STREET_CLIP
-from tests.export_support import Processed, export, mediapipe_results, node_tool
+from tests.export_support import Processed, decoded_frames, export, mediapipe_results, node_tool
 from tests.static_server import serve
 
 CLIPS = [LONG_CLIP, SHORT_CLIP, STREET_CLIP]
 CHROMIUM = Path("/usr/bin/chromium")
 CFG = PosedConfig()
+# Preview frame size by clip (width, height; odd sizes are padded to even by the encoder): the
+# 1920x1088 clip comes out at 720 lines, the others are no taller and keep their size.
+PREVIEW_SIZES = {LONG_CLIP.name: (1270, 720), SHORT_CLIP.name: (320, 182), STREET_CLIP.name: (960, 540)}
 
 
 def probe(path: Path) -> dict:
@@ -62,7 +68,7 @@ def upright_frame(clip: Path, index: int) -> np.ndarray:
 
 
 def preview_of(processed: Processed, folder: Path):
-    exporter = PreviewExporter(folder / f"{Path(processed.meta.path).name}.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(folder / f"{Path(processed.meta.path).name}.preview.mp4")
     return export(exporter, processed)
 
 
@@ -92,7 +98,7 @@ def test_the_preview_plays_in_chromium(clip_preview):
     with serve(exported.path.parent) as base:
         seen = node_tool("check-video.mjs", f"{base}/files/{exported.path.name}", str(CHROMIUM))
     assert seen["error"] is None, seen
-    assert (seen["width"], seen["height"]) == (processed.meta.width + processed.meta.width % 2, processed.meta.height + processed.meta.height % 2)
+    assert (seen["width"], seen["height"]) == PREVIEW_SIZES[Path(processed.meta.path).name] == tuple(exported.details["size"])
     assert seen["duration"] == pytest.approx(processed.results[-1].timestamp_s + 1 / processed.meta.nominal_fps, abs=0.01)
     assert seen["playedTo"] > 0 or seen["duration"] <= 0.2
 
@@ -119,6 +125,11 @@ def assert_skeleton_drawn(clip: Path, processed: Processed, exported) -> None:
     result = with_person[len(with_person) // 2]
     person = result.people[0]
     before, after = upright_frame(clip, result.index), decoded_frame(exported.path, result.index)
+    to_preview = after.shape[0] / before.shape[0]  # 720 / 1088 for the 1080p clip, else 1
+    if to_preview != 1:
+        before = cv2.resize(before, (after.shape[1], after.shape[0]), interpolation=cv2.INTER_AREA)
+        person = replace(person, keypoints=np.asarray(person.keypoints) * [to_preview, to_preview, 1],
+                         bbox_xywh=tuple(np.asarray(person.bbox_xywh) * to_preview))  # fmt: skip
     assert before.shape == after.shape
     changed = np.abs(after.astype(int) - before.astype(int)).sum(axis=2) > 90
     radius = max(3, round(min(before.shape[:2]) / 150))
@@ -160,19 +171,53 @@ def test_results_starting_later_skip_the_frames_the_job_did_not_process(tmp_path
 
 def test_abort_leaves_nothing_and_results_beyond_the_video_are_an_error(tmp_path):
     processed = mediapipe_results(SHORT_CLIP)
-    exporter = PreviewExporter(tmp_path / "x.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(tmp_path / "x.preview.mp4")
     exporter.start(processed.meta, processed.info)
-    for result in processed.results[:5]:
+    for frame, result in zip(decoded_frames(processed), processed.results[:5]):
+        exporter.frame(frame)
         exporter.write(result)
     encoder = exporter._encoder._process
     exporter.abort()
     assert encoder.poll() is not None and list(tmp_path.iterdir()) == []
-    exporter = PreviewExporter(tmp_path / "y.preview.mp4", CFG.limits, CFG.inbox.extensions)
+    exporter = PreviewExporter(tmp_path / "y.preview.mp4")
     exporter.start(processed.meta, processed.info)
+    exporter.write(replace(processed.results[0], index=999))  # found out on the preview's thread...
     with pytest.raises(ExportError, match="no frame 999"):
-        exporter.write(replace(processed.results[0], index=999))
-    exporter.abort()
+        exporter.close()  # ...and reported at the next call, which cleans up
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("max_height", "size"), [(0, (320, 182)), (400, (320, 182)), (120, (210, 120))])
+def test_preview_max_height_scales_taller_videos_down_keeping_the_aspect(tmp_path, max_height, size):
+    processed = mediapipe_results(SHORT_CLIP)
+    exporter = PreviewExporter(tmp_path / "s.preview.mp4", max_height)
+    exported = export(exporter, processed)
+    assert decoded_frame(exported.path, 0).shape[:2] == size[::-1] and exported.details["size"] == list(size)
+    assert probe(exported.path)["frames"] == len(processed.results)
+
+
+def test_writes_do_not_wait_on_a_stopped_encoder_and_nothing_is_dropped(tmp_path):
+    """ffmpeg is stopped with SIGSTOP: the job still hands over a queue's worth of frames and
+    results (the preview thread holds them); after SIGCONT every frame reaches the file."""
+    processed = mediapipe_results(SHORT_CLIP)
+    exporter = PreviewExporter(tmp_path / "q.preview.mp4")
+    exporter.start(processed.meta, processed.info)
+    encoder = exporter._encoder._process
+    pairs = list(zip(decoded_frames(processed), processed.results))
+    handed = QUEUE_ITEMS // 2
+    os.kill(encoder.pid, signal.SIGSTOP)
+    try:
+        for frame, result in pairs[:handed]:
+            exporter.frame(frame)
+            exporter.write(result)  # would block on the full pipe if the writer fed x264 itself
+        assert exporter._encoder.frames <= 1  # x264 took at most the frame in hand: the queue holds the rest
+    finally:
+        os.kill(encoder.pid, signal.SIGCONT)
+    for frame, result in pairs[handed:]:
+        exporter.frame(frame)
+        exporter.write(result)
+    exported = exporter.close()
+    assert exported.details["frames"] == probe(exported.path)["frames"] == len(processed.results)
 
 
 def test_a_variable_frame_rate_video_keeps_every_frame_at_its_own_time(tmp_path):
@@ -198,3 +243,41 @@ def test_a_variable_frame_rate_video_keeps_every_frame_at_its_own_time(tmp_path)
 def test_stts_runs_compress_equal_frame_durations_and_end_with_the_last_frame():
     assert stts_runs([0, 3000, 6000, 9000, 15000, 18000]) == [(3, 3000), (1, 6000), (1, 3000)]
     assert stts_runs([0, 1]) == [(1, 1)]
+
+
+def test_odd_sizes_are_padded_with_one_black_line_and_pixels_stay_in_place(tmp_path):
+    """yuv420p needs even sizes: a 321x181 frame becomes 322x182, the picture unmoved and unscaled."""
+    image = np.zeros((181, 321, 3), dtype=np.uint8)
+    image[:, :160] = (40, 200, 90)
+    image[:, 160:] = (220, 60, 30)
+    encoder = H264Encoder(tmp_path / "odd.mp4", 321, 181, 30.0)
+    for _ in range(3):
+        encoder.write(image)
+    encoder.close()
+    decoded = decoded_frame(tmp_path / "odd.mp4", 2).astype(int)
+    assert decoded.shape == (182, 322, 3)
+    assert np.abs(decoded[:181, :321] - image).max(axis=2)[4:-4, 4:-4].mean() < 8  # same picture (up to compression)
+    grey = cv2.cvtColor(decoded.astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(int)
+    assert grey[181, 2:318].max() < 50 and grey[4:176, 321].max() < 50  # the added line and column: black (their chroma is shared)
+    assert grey[178, 2:318].min() > 60 and grey[4:176, 318].min() > 50  # the picture's own edge is not
+
+
+def test_a_dead_encoder_fails_the_preview_without_holding_up_the_job(tmp_path):
+    """SIGKILL to x264 mid-video: handing frames over returns at once (the decoder is never held
+    up by a dead preview), the next write or close raises, and nothing is left behind."""
+    processed = mediapipe_results(SHORT_CLIP)
+    exporter = PreviewExporter(tmp_path / "k.preview.mp4")
+    exporter.start(processed.meta, processed.info)
+    pairs = list(zip(decoded_frames(processed), processed.results))
+    for frame, result in pairs[:5]:
+        exporter.frame(frame)
+        exporter.write(result)
+    os.kill(exporter._encoder._process.pid, signal.SIGKILL)
+    with pytest.raises(ExportError, match="the preview encoder stopped"):
+        for frame, result in pairs[5:]:
+            exporter.frame(frame)  # never raises, never blocks on a stopped preview thread
+            exporter.write(result)
+        exporter.close()
+    assert exporter._work is None or not exporter._work._thread.is_alive()
+    exporter.abort()
+    assert list(tmp_path.iterdir()) == []

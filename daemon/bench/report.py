@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
+import textwrap
 import sys
 from pathlib import Path
 from typing import Any
 
 from daemon import __version__
+from daemon.bench.machine import describe as describe_machine
 from daemon.bench.types import INSTALL_BENCH_EXTRA, BenchError, EndToEnd, Measured
 from daemon.config import PosedConfig
 from daemon.clock import utc_now
@@ -96,7 +97,7 @@ def build_figures(
         "bytes_per_person_frame": round(end_to_end.result_bytes / end_to_end.person_frames, 1) if end_to_end.person_frames else None,
         "baseline": baseline,
         "motion": end_to_end.motion,
-        "machine": {"cpu_count": os.cpu_count(), "load_average_after": [round(v, 2) for v in os.getloadavg()]},
+        "machine": None,  # filled in by the runner once every measurement is done (bench.machine)
         "series": {
             "seconds": [round(sample.seconds, 3) for sample in samples],
             "rss_bytes": [sample.rss_bytes for sample in samples],
@@ -124,6 +125,7 @@ def render_table(figures: dict[str, Any]) -> str:
         f"posed bench  {Path(figures['video']).name}  {width}x{height}, {frames} frames ({loop_note})",
         f"backend      {figures['backend']} on {figures['device']}; "
         f"queue_frames={config['queue_frames']}, {'threaded' if config['threaded'] else 'sequential'}",
+        f"machine      {describe_machine(figures['machine'])}",
         f"ready        {figures['ready_seconds']:.2f} s from process start "
         f"(model load {figures['load_seconds']:.2f} s, warm-up {figures['warmup_seconds']:.2f} s)",
         *(["weights      SYNTHETIC: real architectures, random weights (speed and memory only; poses are meaningless)"]
@@ -256,10 +258,12 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         f"posed bench: {Path(figures['video']).name}, {figures['frames']} frames, {figures['backend']} on {figures['device']}\n"
         f"{figures['fps']:.1f} frames/s end to end (floors: backend {figures['backend_fps_floor']:.1f}, "
         f"decode {figures['decode_fps_floor']:.1f}); overhead ratio {_number(figures['overhead_ratio'], '.3f')}; "
-        f"RSS growth 10%->100% {_number(None if growth is None else growth / MB, '.1f')} MB",
-        fontsize=11,
+        f"RSS growth 10%->100% {_number(None if growth is None else growth / MB, '.1f')} MB\n"
+        + textwrap.fill(describe_machine(figures["machine"]), 160),
+        fontsize=10,
     )
-    fig.savefig(path, dpi=100)
+    # The machine line also as the PNG's Description: a script can read what the picture says.
+    fig.savefig(path, dpi=100, metadata={"Description": describe_machine(figures["machine"])})
     plt.close(fig)
 
 

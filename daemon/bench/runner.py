@@ -32,6 +32,7 @@ from daemon.processing.backends.base import Backend
 from daemon.config import PosedConfig
 from daemon.clock import utc_now
 from daemon.log import get_logger
+from daemon.bench.machine import MachineRecord
 from daemon.bench.memory import MemorySampler, peak_rss_bytes, reset_peak_rss
 from daemon.processing.pipeline import PipelineStats, run_pipeline
 from daemon.bench.types import (
@@ -62,6 +63,7 @@ def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
         bench_report.require_matplotlib()
     if args.baseline == "stock":
         bench_stock.check_stock_baseline(cfg)  # fail before minutes of measuring, not after
+    machine = MachineRecord()  # load average and CPU times before anything is measured
     clip = LoopedClip(args.video, cfg, limit=args.frames, passes=None if args.frames else args.loop)
     with clip.open() as probe:
         meta = probe.meta
@@ -70,6 +72,7 @@ def run_bench(cfg: PosedConfig, args: argparse.Namespace) -> int:
         figures = _measure(cfg, clip, meta, backend, args)
     finally:
         backend.close()
+    figures["machine"] = machine.finish()
     bench_report.write_outputs(figures, args)
     return EXIT_OK
 

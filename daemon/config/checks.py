@@ -61,6 +61,7 @@ def validate(cfg: PosedConfig) -> None:
         "worker.ceiling_factor": cfg.worker.ceiling_factor,
         "worker.progress_interval_s": cfg.worker.progress_interval_s,
         "backend.mediapipe.tile_levels": cfg.backend.mediapipe.tile_levels,
+        "output.preview_max_height": cfg.output.preview_max_height,
     }
     for key, value in non_negative.items():
         if value < 0:

@@ -60,6 +60,7 @@ class OutputConfig:
     motion_glb: bool = False
     motion_mesh: bool = False  # with motion_glb: each track's SMPL body from backend.phalp.smpl_path (PHALP)
     preview: bool = False
+    preview_max_height: int = 720  # taller videos get a preview scaled down to this many lines (0: full size)
 
 
 @dataclass

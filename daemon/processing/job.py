@@ -90,7 +90,7 @@ def run_job(
 
         try:
             stats = run_pipeline(
-                _frame_range(source.frames(), spec.options),
+                exports.tap(_frame_range(source.frames(), spec.options)),  # the preview draws on the same frames
                 backend,
                 sink,
                 queue_frames=cfg.pipeline.queue_frames,

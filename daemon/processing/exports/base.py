@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.records import BackendInfo, FrameResult, VideoMeta
+from daemon.records import BackendInfo, Frame, FrameResult, VideoMeta
 
 HASH_BLOCK_BYTES = 1 << 20
 
@@ -42,6 +42,7 @@ class Exporter(ABC):
     """One export file of one video, written while the video is processed."""
 
     kind: str = ""
+    wants_frames = False  # True: the job hands it every decoded frame (``frame``) too
 
     def __init__(self, target: Path) -> None:
         self.target = Path(target)  # the finished file; the caller picks a temporary folder
@@ -50,6 +51,9 @@ class Exporter(ABC):
     @abstractmethod
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
         """Prepare for one video, before its first result."""
+
+    def frame(self, frame: Frame) -> None:
+        """A decoded frame, in order, before its result; on the decoder's thread. Must not raise."""
 
     @abstractmethod
     def write(self, result: FrameResult) -> None:

@@ -6,9 +6,10 @@ Layout, per track (``<id>`` is the track id, also in each node's ``extras.posed`
   interpolation: 1 while the person is in the frame, 0 while absent (hidden, not frozen).
 - its joint nodes ``track_<id>_<joint>``: PHALP's SMPL 24-joint hierarchy (root translation and
   joint rotations animated) or MediaPipe's 33 landmarks (translations animated).
-- ``track_<id>_skeleton``: a LINES mesh skinned to those joints, one vertex per joint, bones as
-  segments. Blender skins it; three.js's GLTFLoader skins only triangles, so
-  examples/viewer.html draws the segments between the joints itself (``followSkinnedLines``).
+- ``track_<id>_skeleton``: the bones and joints as thin solids, a triangle mesh skinned to those
+  joints (``bone_solids``), so a stock player animates it: three.js's GLTFLoader +
+  AnimationMixer (tested), and any player that skins triangles as glTF specifies (three.js
+  and Babylon.js do not skin LINES).
 - ``track_<id>_body`` (PHALP, ``output.motion_mesh`` with the user's SMPL file): the SMPL body
   for the track's shape, a triangle mesh skinned to the same joints (``smpl_mesh``). Every
   player skins it, three.js included. Faces and skin weights are shared by all tracks.
@@ -33,6 +34,7 @@ import numpy as np
 import pygltflib
 
 from daemon.processing.exports.base import ExportError, Exporter, ExportedFile, describe_file, fsync_file, remove_quietly
+from daemon.processing.exports.bone_solids import skeleton_solids
 from daemon.processing.exports.channels import RecordFile
 from daemon.processing.exports.glb_writer import StreamedGlb
 from daemon.processing.exports.motion_tracks import MotionTrack, SmplTrack, track_class_for
@@ -178,7 +180,7 @@ class _Document:
         roots = [joint for joint, parent in zip(joints, track.parents) if parent < 0]
         group = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}", children=roots, extras=tag))
         skin = self._skin(track, joints, group)
-        mesh = self._line_mesh(track, colour)
+        mesh = self._skeleton_mesh(track, colour)
         skeleton = self.glb.add_node(pygltflib.Node(name=f"track_{track.track_id}_skeleton", mesh=mesh, skin=skin, extras=tag))
         self._scene_nodes += [group, skeleton]
         if track.body_vertices is not None:
@@ -209,30 +211,21 @@ class _Document:
         self.glb.gltf.skins.append(pygltflib.Skin(name=f"track_{track.track_id}", joints=joints, skeleton=group, inverseBindMatrices=accessor))
         return len(self.glb.gltf.skins) - 1
 
-    def _line_mesh(self, track: MotionTrack, colour: tuple[float, float, float]) -> int:
-        world = _bind_positions(track).astype("<f4")
-        count = len(world)
-        joints = np.zeros((count, 4), dtype=np.uint8)
-        joints[:, 0] = np.arange(count)
-        weights = np.zeros((count, 4), dtype="<f4")
-        weights[:, 0] = 1.0
-        indices = np.array(track.bone_pairs(), dtype="<u2").reshape(-1)
+    def _skeleton_mesh(self, track: MotionTrack, colour: tuple[float, float, float]) -> int:
+        """The bones and joints as skinned triangles (``bone_solids``): every player animates them."""
+        solids = skeleton_solids(_bind_positions(track), track.bone_pairs(), track.bones_follow)
         attributes = pygltflib.Attributes(
-            POSITION=self._vertex_accessor(world, FLOAT, pygltflib.VEC3, with_range=True),
-            JOINTS_0=self._vertex_accessor(joints, UBYTE, pygltflib.VEC4),
-            WEIGHTS_0=self._vertex_accessor(weights, FLOAT, pygltflib.VEC4),
-        )
-        index_view = self.glb.add_bytes(indices.tobytes(), target=pygltflib.ELEMENT_ARRAY_BUFFER)
-        index_accessor = self.glb.add_accessor(
-            pygltflib.Accessor(bufferView=index_view, componentType=USHORT, count=len(indices), type=pygltflib.SCALAR)
+            POSITION=self._vertex_accessor(solids.positions, FLOAT, pygltflib.VEC3, with_range=True),
+            NORMAL=self._vertex_accessor(solids.normals, FLOAT, pygltflib.VEC3),
+            JOINTS_0=self._vertex_accessor(solids.joints, UBYTE, pygltflib.VEC4),
+            WEIGHTS_0=self._vertex_accessor(solids.weights, FLOAT, pygltflib.VEC4),
         )
         material = pygltflib.Material(
             name=f"track_{track.track_id}",
-            pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[*colour, 1.0], metallicFactor=0.0, roughnessFactor=1.0),
+            pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorFactor=[*colour, 1.0], metallicFactor=0.0, roughnessFactor=0.6),
         )
         self.glb.gltf.materials.append(material)
-        material_index = len(self.glb.gltf.materials) - 1
-        primitive = pygltflib.Primitive(attributes=attributes, indices=index_accessor, mode=pygltflib.LINES, material=material_index)
+        primitive = pygltflib.Primitive(attributes=attributes, mode=pygltflib.TRIANGLES, material=len(self.glb.gltf.materials) - 1)
         self.glb.gltf.meshes.append(pygltflib.Mesh(name=f"track_{track.track_id}_skeleton", primitives=[primitive]))
         return len(self.glb.gltf.meshes) - 1
 

@@ -8,6 +8,7 @@ its kind, with size and sha256; publishing gives it its final name beside the ma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from daemon.processing.exports.base import Exporter, ExportError
 from daemon.processing.exports.gltf import GltfExporter
 from daemon.processing.exports.preview import PreviewExporter
 from daemon.publishing.publish import companion_tmp_path
-from daemon.records import BackendInfo, FrameResult, JobOptions, VideoMeta
+from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, VideoMeta
 
 log = get_logger(__name__)
 FORMATS = {"motion": "glb", "preview": "mp4"}
@@ -40,12 +41,26 @@ class JobExports:
         elif options.motion_mesh:
             log.info("export.mesh_ignored", reason="motion_mesh is a part of the motion export, which this job did not ask for")
         if options.preview:
-            exporters["preview"] = PreviewExporter(companion_tmp_path(result_tmp, "preview"), cfg.limits, cfg.inbox.extensions)
+            exporters["preview"] = PreviewExporter(companion_tmp_path(result_tmp, "preview"), cfg.output.preview_max_height)
         return cls(exporters)
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
         for kind, exporter in list(self._live.items()):
             self._guarded(kind, lambda: exporter.start(meta, info))
+
+    def tap(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        """The job's frames, each also handed to the exports that draw on the video (the preview)."""
+        drawing = [exporter for exporter in self._live.values() if exporter.wants_frames]
+        if not drawing:
+            return frames
+        return self._tapped(frames, drawing)
+
+    @staticmethod
+    def _tapped(frames: Iterator[Frame], drawing: list[Exporter]) -> Iterator[Frame]:
+        for frame in frames:
+            for exporter in drawing:
+                exporter.frame(frame)  # never raises: a failed export is dropped by its next write
+            yield frame
 
     def write(self, result: FrameResult) -> None:
         for kind, exporter in list(self._live.items()):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from daemon.processing.backends.phalp.skeleton import SMPL_24
+from daemon.processing.exports.bone_solids import Follow
 from daemon.processing.exports.channels import RecordFile
 from daemon.processing.exports.skeletons import skeleton_edges
 from daemon.processing.exports.smpl_mesh import SmplBody
@@ -41,6 +42,7 @@ class MotionTrack:
     joint_names: tuple[str, ...] = ()
     parents: tuple[int, ...] = ()  # -1: child of the track's group node
     body_vertices: np.ndarray | None = None  # a skinned body's rest vertices (SMPL with the user's model)
+    bones_follow = Follow.PARENT  # how a bone's solid is skinned (bone_solids)
 
     def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, width: int) -> None:
         self.track_id = track_id
@@ -84,7 +86,7 @@ class MotionTrack:
         raise NotImplementedError
 
     def bone_pairs(self) -> list[tuple[int, int]]:
-        """Joint index pairs drawn as line segments."""
+        """Joint index pairs (head, tail) drawn as bones."""
         raise NotImplementedError
 
 
@@ -156,6 +158,8 @@ class SmplTrack(MotionTrack):
 
 class PointTrack(MotionTrack):
     """MediaPipe: each world landmark is a joint node moved by its own translation channel."""
+
+    bones_follow = Follow.ENDS  # joints never turn: a bone stretches between its two ends
 
     def __init__(self, track_id: int, start_frame: int, video_start_s: float, folder: Path, info: BackendInfo) -> None:
         super().__init__(track_id, start_frame, video_start_s, folder, 3 * len(info.joint_names_3d))

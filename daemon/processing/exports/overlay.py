@@ -39,17 +39,18 @@ def colour_for(person: Person) -> tuple[int, int, int]:
     return TRACK_COLOURS_BGR[person.track_id % len(TRACK_COLOURS_BGR)]
 
 
-def draw_people(image: np.ndarray, people: list[Person], edges: list[tuple[int, int]]) -> None:
-    """Draw every person onto ``image`` (BGR, in place)."""
-    scale = style_scale(image.shape[1], image.shape[0])
+def draw_people(image: np.ndarray, people: list[Person], edges: list[tuple[int, int]], scale: float = 1.0) -> None:
+    """Draw every person onto ``image`` (BGR, in place); ``scale``: the image's size over the input's."""
+    style = style_scale(image.shape[1], image.shape[0])
     for person in people:
-        _draw_person(image, person, edges, scale)
+        _draw_person(image, person, edges, style, scale)
 
 
-def _draw_person(image: np.ndarray, person: Person, edges: list[tuple[int, int]], scale: float) -> None:
+def _draw_person(image: np.ndarray, person: Person, edges: list[tuple[int, int]], scale: float, to_image: float) -> None:
     colour = colour_for(person)
     thickness = max(1, round(4 * scale))
-    points = np.asarray(person.keypoints, dtype=np.float64)
+    points = np.asarray(person.keypoints, dtype=np.float64).copy()
+    points[:, :2] *= to_image
     shown = np.isfinite(points[:, :2]).all(axis=1) & (points[:, 2] >= MIN_CONFIDENCE)
     pixel = np.nan_to_num(points[:, :2]).round().astype(int)
     for a, b in edges:
@@ -62,7 +63,7 @@ def _draw_person(image: np.ndarray, person: Person, edges: list[tuple[int, int]]
             cv2.circle(image, centre, radius, colour, -1, cv2.LINE_AA)
         else:
             cv2.circle(image, centre, radius, colour, max(1, thickness // 2), cv2.LINE_AA)
-    _label(image, person, colour, scale)
+    _label(image, person, colour, scale, to_image)
 
 
 def _bone(image: np.ndarray, a: tuple[int, int], b: tuple[int, int], colour, thickness: int, state: str) -> None:
@@ -86,12 +87,12 @@ def _dashed_line(image: np.ndarray, a, b, colour, thickness: int, dash: int) -> 
         cv2.line(image, p, q, colour, thickness, cv2.LINE_AA)
 
 
-def _label(image: np.ndarray, person: Person, colour, scale: float) -> None:
+def _label(image: np.ndarray, person: Person, colour, scale: float, to_image: float) -> None:
     text = f"#{person.track_id} {person.state}"
     font_scale = max(0.4, 0.9 * scale)
     weight = max(1, round(2 * scale))
     (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, weight)
-    x, y, _, _ = (float(v) for v in person.bbox_xywh)
+    x, y = (float(v) * to_image for v in person.bbox_xywh[:2])
     left = int(np.clip(x, 0, max(0, image.shape[1] - w - 4)))
     top = int(np.clip(y - h - baseline - 6, 0, max(0, image.shape[0] - h - baseline - 4)))
     cv2.rectangle(image, (left, top), (left + w + 4, top + h + baseline + 4), OUTLINE_BGR, -1)
