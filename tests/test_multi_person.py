@@ -154,3 +154,29 @@ def test_two_runners_crossing_keep_their_ids_through_a_real_daemon(daemons, tmp_
                 mine = abs(clip.centre_x(owner[person["track_id"]], frame["frame_index"]) - centre)
                 theirs = abs(clip.centre_x(other, frame["frame_index"]) - centre)
                 assert mine <= theirs + 40, (frame["frame_index"], person["track_id"])
+
+
+def test_heatmap_refinement_matches_mediapipes_per_landmark_rule():
+    """The vectorised refinement equals MediaPipe's rule written out landmark by landmark."""
+    from daemon.processing.backends.mediapipe.landmarks import _refine
+
+    def one_by_one(points, heatmap):
+        rows, cols, channels = heatmap.shape
+        refined = points.copy()
+        for index in range(min(channels, len(points))):
+            col, row = int(points[index, 0] * cols), int(points[index, 1] * rows)
+            if not (0 <= col < cols and 0 <= row < rows):
+                continue
+            r0, r1, c0, c1 = max(0, row - 3), min(rows, row + 4), max(0, col - 3), min(cols, col + 4)
+            confidence = 1 / (1 + np.exp(-heatmap[r0:r1, c0:c1, index].astype(np.float64)))
+            if confidence.max() >= 0.5:
+                grid_rows, grid_cols = np.mgrid[r0:r1, c0:c1]
+                total = confidence.sum()
+                refined[index] = ((grid_cols * confidence).sum() / total / cols, (grid_rows * confidence).sum() / total / rows)
+        return refined
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        heatmap = rng.normal(0, 2, (64, 64, 39)).astype(np.float32)
+        points = rng.uniform(-0.1, 1.1, (39, 2))  # some outside the crop: left alone
+        assert np.allclose(_refine(points, heatmap), one_by_one(points, heatmap), atol=1e-6)

@@ -56,21 +56,32 @@ class LandmarkNetwork:
 
 
 def _refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """Each landmark moved to the confidence-weighted centre of its heatmap window, when sure."""
+    """Each landmark moved to the confidence-weighted centre of its heatmap window, when sure.
+
+    MediaPipe's RefineLandmarksFromHeatmapCalculator, all landmarks at once: a 7x7 window
+    around each landmark's heatmap cell (clipped at the borders), sigmoid confidences, and the
+    landmark moves only where the window's best confidence reaches 0.5.
+    """
     rows, cols, channels = heatmap.shape
-    refined = points.copy()
+    count = min(channels, len(points))
     half = HEATMAP_KERNEL // 2
-    for index in range(min(channels, len(points))):
-        col, row = int(points[index, 0] * cols), int(points[index, 1] * rows)
-        if not (0 <= col < cols and 0 <= row < rows):
-            continue
-        r0, r1 = max(0, row - half), min(rows, row + half + 1)
-        c0, c1 = max(0, col - half), min(cols, col + half + 1)
-        confidence = _sigmoid(heatmap[r0:r1, c0:c1, index])
-        total = confidence.sum()
-        if confidence.max() >= HEATMAP_MIN_CONFIDENCE and total > 0:
-            grid_rows, grid_cols = np.mgrid[r0:r1, c0:c1]
-            refined[index] = ((grid_cols * confidence).sum() / total / cols, (grid_rows * confidence).sum() / total / rows)
+    centre_cols = (points[:count, 0] * cols).astype(int)
+    centre_rows = (points[:count, 1] * rows).astype(int)
+    inside = (centre_cols >= 0) & (centre_cols < cols) & (centre_rows >= 0) & (centre_rows < rows)
+    offsets = np.arange(-half, half + 1)
+    window_rows = centre_rows[:, None] + offsets  # (count, 7)
+    window_cols = centre_cols[:, None] + offsets
+    valid = ((window_rows >= 0) & (window_rows < rows))[:, :, None] & ((window_cols >= 0) & (window_cols < cols))[:, None, :]
+    r = np.clip(window_rows, 0, rows - 1)[:, :, None]
+    c = np.clip(window_cols, 0, cols - 1)[:, None, :]
+    confidence = _sigmoid(heatmap[r, c, np.arange(count)[:, None, None]]) * valid  # (count, 7, 7)
+    total = confidence.sum(axis=(1, 2))
+    sure = inside & (confidence.max(axis=(1, 2)) >= HEATMAP_MIN_CONFIDENCE) & (total > 0)
+    refined = points.copy()
+    safe_total = np.where(total > 0, total, 1.0)
+    refined_x = (confidence * window_cols[:, None, :]).sum(axis=(1, 2)) / safe_total / cols
+    refined_y = (confidence * window_rows[:, :, None]).sum(axis=(1, 2)) / safe_total / rows
+    refined[:count][sure] = np.column_stack([refined_x, refined_y])[sure]
     return refined
 
 
