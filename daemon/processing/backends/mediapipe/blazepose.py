@@ -11,3 +11,11 @@ BLAZEPOSE_33 = (
 )  # fmt: skip
 
 WORLD_FRAME = "hip-centred (origin midway between the hips), metres, x right, y down, z away from the camera"
+
+# Each landmark's mirror image (left <-> right). The landmark network sometimes reads a body
+# mirrored (a runner seen from behind as if from the front); such a second reading of one
+# person is still one person.
+MIRRORED = tuple(
+    BLAZEPOSE_33.index(name.replace("left", "\0").replace("right", "left").replace("\0", "right"))
+    for name in BLAZEPOSE_33
+)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from daemon.processing.backends.mediapipe.blazepose import MIRRORED
 from daemon.processing.backends.mediapipe.detector import Detection, box_iou
 from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose
 from daemon.processing.backends.mediapipe.roi import Roi
@@ -79,12 +80,17 @@ def pose_score(pose: Pose) -> float:
 
 
 def body_distance(a: Pose, b: Pose) -> float:
-    """Mean distance between two poses' keypoints that both see, in the larger body's size."""
-    both = (a.keypoints[:, 2] >= CONFIDENT_VISIBILITY) & (b.keypoints[:, 2] >= CONFIDENT_VISIBILITY)
+    """Mean distance between two poses' keypoints that both see, in the larger body's size;
+    the nearer of ``b`` as read and ``b`` mirrored."""
+    size = max(body_size(a), body_size(b), 1.0)
+    return min(_keypoint_gap(a.keypoints, b.keypoints), _keypoint_gap(a.keypoints, b.keypoints[list(MIRRORED)])) / size
+
+
+def _keypoint_gap(a: np.ndarray, b: np.ndarray) -> float:
+    both = (a[:, 2] >= CONFIDENT_VISIBILITY) & (b[:, 2] >= CONFIDENT_VISIBILITY)
     if both.sum() < 4:
-        both = np.ones(len(a.keypoints), bool)
-    gaps = np.linalg.norm(a.keypoints[both, :2] - b.keypoints[both, :2], axis=1)
-    return float(gaps.mean() / max(body_size(a), body_size(b), 1.0))
+        both = np.ones(len(a), bool)
+    return float(np.linalg.norm(a[both, :2] - b[both, :2], axis=1).mean())
 
 
 def body_size(pose: Pose) -> float:
