@@ -25,6 +25,8 @@ def test_defaults_and_overrides_load_and_bad_values_name_their_key():
         ("motion.joints_3d.d_cutoff=-2", "motion.joints_3d.d_cutoff"),
         ("motion.keypoints_2d.beta=-0.1", "motion.keypoints_2d.beta"),
         ("motion.smoothing=maybe", "motion.smoothing"),
+        ("motion.max_body_speed=0", "motion.max_body_speed"),
+        ("motion.max_scale_rate=-1", "motion.max_scale_rate"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_config(overrides=[override])

@@ -86,6 +86,9 @@ def validate(cfg: PosedConfig) -> None:
 def _validate_motion(motion: MotionConfig) -> None:
     if not motion.max_gap_s >= 0:
         raise ConfigError(f"config key 'motion.max_gap_s': must be >= 0, got {motion.max_gap_s!r}")
+    for key in ("max_body_speed", "max_scale_rate"):
+        if not getattr(motion, key) > 0:
+            raise ConfigError(f"config key 'motion.{key}': must be > 0, got {getattr(motion, key)!r}")
     for group in ("keypoints_2d", "joints_3d", "rotations"):
         params: OneEuroConfig = getattr(motion, group)
         for name in ("min_cutoff", "d_cutoff"):

@@ -178,6 +178,9 @@ class MotionConfig:
     fill_gaps: bool = True
     include_raw: bool = False
     max_gap_s: float = 0.5  # gaps up to this long (in frames at the video's fps) are interpolated
+    # A track that moves or resizes faster than this is two people (motion/identity.py): new id.
+    max_body_speed: float = 10.0  # body sizes per second (fastest sprinters: ~6.4)
+    max_scale_rate: float = 5.0  # |ln(size ratio)| per second
     keypoints_2d: OneEuroConfig = field(default_factory=OneEuroConfig)  # speed unit: frame heights/s
     joints_3d: OneEuroConfig = field(default_factory=OneEuroConfig)  # m/s; also the camera translation
     rotations: OneEuroConfig = field(default_factory=OneEuroConfig)  # quaternion units/s

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from daemon.config import MotionConfig, OneEuroConfig
+from daemon.processing.motion.identity import IdentityBounds
 from daemon.processing.motion.one_euro import OneEuroParams
 from daemon.processing.motion.smoothing import SmoothingParams
 
@@ -34,6 +35,14 @@ def smoothing_params(settings: MotionConfig, nominal_fps: float, frame_height: i
     )
 
 
+def identity_bounds(settings: MotionConfig, nominal_fps: float) -> IdentityBounds:
+    return IdentityBounds(
+        max_body_speed=settings.max_body_speed,
+        max_scale_rate=settings.max_scale_rate,
+        min_dt_s=1.0 / effective_fps(nominal_fps),
+    )
+
+
 def with_job_overrides(settings: MotionConfig, overrides: dict[str, Any] | None) -> MotionConfig:
     """The daemon's settings with what a job sidecar set (already validated by the sidecar)."""
     if not overrides:
@@ -45,4 +54,4 @@ def _params(config: OneEuroConfig, *, beta_scale: float = 1.0) -> OneEuroParams:
     return OneEuroParams(min_cutoff=config.min_cutoff, beta=config.beta * beta_scale, d_cutoff=config.d_cutoff)
 
 
-__all__ = ["JOB_OVERRIDABLE", "effective_fps", "max_gap_frames", "smoothing_params", "with_job_overrides"]
+__all__ = ["JOB_OVERRIDABLE", "effective_fps", "identity_bounds", "max_gap_frames", "smoothing_params", "with_job_overrides"]

@@ -24,9 +24,10 @@ from typing import Any
 
 from daemon.config import MotionConfig
 from daemon.processing.motion.gaps import GapFiller, PendingFrame
+from daemon.processing.motion.identity import IdentityGuard
 from daemon.processing.motion.interpolate import STATE_INTERPOLATED
 from daemon.processing.motion.quality import MotionQuality
-from daemon.processing.motion.settings import max_gap_frames, smoothing_params
+from daemon.processing.motion.settings import identity_bounds, max_gap_frames, smoothing_params
 from daemon.processing.motion.smoothing import TrackSmoother
 from daemon.records import FrameResult, Person
 
@@ -42,6 +43,7 @@ class MotionStage:
         self.settings = settings
         self.max_gap_frames = max_gap_frames(settings.max_gap_s, nominal_fps)
         self.latency_frames = self.max_gap_frames if settings.fill_gaps else 0
+        self._identity = IdentityGuard(identity_bounds(settings, nominal_fps))
         self._gaps = GapFiller(self.max_gap_frames) if settings.fill_gaps else None
         self._smoothing = smoothing_params(settings, nominal_fps, frame_height) if settings.smoothing else None
         self._smoothers: dict[int, TrackSmoother] = {}
@@ -61,7 +63,9 @@ class MotionStage:
 
     def push(self, result: FrameResult) -> list[FrameResult]:
         """Take one frame; return the frames now final (in order, possibly none)."""
-        people = list(result.people)  # the gap filler rewrites this list, never the caller's
+        # A new list (the gap filler rewrites it, never the caller's), under ids that never
+        # stand for two people: an impossible jump opens a new track before gaps are looked at.
+        people = self._identity.relabel(result.people, result.timestamp_s)
         self._buffer.append(PendingFrame(self._pushed, replace(result, people=people)))
         self._pushed += 1
         if self._gaps is not None:
@@ -85,7 +89,8 @@ class MotionStage:
             "include_raw": self.settings.include_raw,
             "max_gap_frames": self.max_gap_frames,
             "latency_frames": self.latency_frames,
-            **self.quality.to_json(),
+            "identity_breaks": self._identity.breaks,
+            **self.quality.to_json(split_from=self._identity.split_from),
         }
 
     def _release(self, pending: PendingFrame) -> FrameResult:
