@@ -1,4 +1,4 @@
-"""Command line: ``posed run | process | status | doctor | bench``.
+"""Command line: ``posed run | process | status | doctor | bench | eval | eval-video``.
 
 The only module that turns errors into exit codes; everything below raises.
 """
@@ -62,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="phalp only: the real architectures with random weights of the right shapes, no downloads or SMPL file needed",
     )
     _config_arguments(bench)
+
+    evaluate = commands.add_parser("eval", help="score a result against COCO-keypoints or PoseTrack annotations")
+    evaluate.add_argument("result", nargs="?", type=Path, help="a <stem>.result.json")
+    evaluate.add_argument("annotations", nargs="?", type=Path, help="COCO keypoints or PoseTrack 18/21 json")
+    evaluate.add_argument("--frame-map", type=Path, help="which frame shows which image (posed eval-video writes it)")
+    evaluate.add_argument("--batch", type=Path, help="JSON list of {result, annotations[, frame_map, name]} instead")
+    evaluate.add_argument("--json", type=Path, dest="json_out", help="also write the full report as JSON here")
+
+    video = commands.add_parser("eval-video", help="build videos (and frame maps) from annotated images, for posed eval")
+    video.add_argument("annotations", type=Path)
+    video.add_argument("images", type=Path, help="folder the annotations' file_name paths are relative to")
+    video.add_argument("out", type=Path, help="folder for the videos, frame maps and eval-batch.json")
+    video.add_argument("--fps", type=float, default=10.0, help="frame rate of a clip (default 10)")
+    video.add_argument("--still-frames", type=int, default=10, help="frames a still is repeated for (default 10)")
     return parser
 
 
@@ -76,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     from daemon.log import configure_logging
 
     configure_logging(process=args.command)
-    handler = {"run": _run, "process": _process, "status": _status, "doctor": _doctor, "bench": _bench}[args.command]
+    handler = {
+        "run": _run, "process": _process, "status": _status, "doctor": _doctor, "bench": _bench,
+        "eval": _eval, "eval-video": _eval_video,
+    }[args.command]  # fmt: skip
     try:
         return handler(args)
     except ConfigError as exc:
@@ -218,6 +235,39 @@ def _bench_synthetic(args: argparse.Namespace, extra: list[str]) -> int:
         cfg = load_config(args.config, overrides)
         synthetic.prepare_cache(cfg.backend.phalp, overrides)
         return run_bench(cfg, args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from daemon.evaluation.report import render
+    from daemon.evaluation.runner import EvalItem, evaluate, load_batch
+
+    if bool(args.batch) == bool(args.result and args.annotations):
+        sys.stderr.write("posed eval: give RESULT ANNOTATIONS, or --batch LIST.json\n")
+        return EXIT_USAGE
+    try:
+        items = load_batch(args.batch) if args.batch else [EvalItem(args.result, args.annotations, args.frame_map)]
+        report = evaluate(items)
+    except PosedError as exc:
+        sys.stderr.write(f"posed eval: {exc}\n")
+        return EXIT_FAILED
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    sys.stdout.write(render(report) + "\n")
+    return EXIT_OK
+
+
+def _eval_video(args: argparse.Namespace) -> int:
+    from daemon.evaluation.eval_video import build_eval_videos
+
+    try:
+        written = build_eval_videos(args.annotations, args.images, args.out, fps=args.fps, still_frames=args.still_frames)
+    except PosedError as exc:
+        sys.stderr.write(f"posed eval-video: {exc}\n")
+        return EXIT_FAILED
+    for video in written:
+        sys.stdout.write(f"{video}\n")
+    sys.stdout.write(f"batch list: {args.out / 'eval-batch.json'} (posed process each video, then posed eval --batch it)\n")
+    return EXIT_OK
 
 
 def _video_exists(video: Path, command: str) -> bool:

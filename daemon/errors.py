@@ -112,3 +112,7 @@ class JobCancelled(PosedError):
 
 class PublishError(PosedError):
     """The outbox refused a file (ENOSPC, read-only, held open too long); the job is retried later."""
+
+
+class EvaluationError(PosedError):
+    """``posed eval`` cannot score: unreadable annotations, a frame map that points nowhere, no shared keypoints."""

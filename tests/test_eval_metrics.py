@@ -1,0 +1,119 @@
+"""posed eval's figures on cases small enough to check by hand, through real result files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from daemon.evaluation.matching import oks
+from daemon.evaluation.runner import EvalItem, evaluate
+from daemon.evaluation.skeleton import COCO_17, sigmas
+from tests.eval_support import annotation_document, body, person, write_annotations, write_result
+
+A = body(150, 100)
+B = body(450, 120, scale=1.2)
+
+
+def _score(tmp_path, truth: list, predicted: list, sequence: str | None = "clip") -> dict:
+    annotations = write_annotations(tmp_path / "truth.json", annotation_document(truth, sequence))
+    result = write_result(tmp_path / "out", predicted)
+    return evaluate([EvalItem(result, annotations)])
+
+
+def test_a_perfect_prediction_scores_full_marks(tmp_path):
+    truth = [[(1, A), (2, B)] for _ in range(5)]
+    report = _score(tmp_path, truth, [[person(1, A), person(2, B)] for _ in range(5)])
+    item = report["items"][0]
+    smoothed = item["smoothed"]
+    assert smoothed["annotated_people"] == 10 and smoothed["matched_people"] == 10
+    assert smoothed["coverage"] == 1.0
+    assert smoothed["mean_oks"] == pytest.approx(1.0)
+    assert smoothed["pck_0.2_torso"] == 1.0 and smoothed["median_error_px"] == pytest.approx(0.0, abs=0.05)
+    assert smoothed["ap"] == pytest.approx(1.0) and smoothed["ap50"] == pytest.approx(1.0)
+    identity = smoothed["identity"]
+    assert identity["num_switches"] == 0 and identity["num_fragmentations"] == 0
+    assert identity["idf1"] == pytest.approx(1.0) and identity["mota"] == pytest.approx(1.0)
+    assert item["clip"] and item["keypoints"] == list(COCO_17)  # all 17 found among BlazePose's 33 names
+
+
+def test_an_id_handed_to_a_new_track_is_exactly_one_switch(tmp_path):
+    truth = [[(1, A)] for _ in range(6)]
+    predicted = [[person(1 if index < 3 else 7, A)] for index in range(6)]
+    identity = _score(tmp_path, truth, predicted)["items"][0]["smoothed"]["identity"]
+    assert identity["num_switches"] == 1
+    assert identity["idf1"] == pytest.approx(0.5)  # the best one-to-one pairing keeps 3 of 6 frames
+
+
+def test_two_people_swapping_ids_is_one_switch_each(tmp_path):
+    truth = [[(1, A), (2, B)] for _ in range(6)]
+    predicted = [[person(1, A), person(2, B)] if index < 3 else [person(2, A), person(1, B)] for index in range(6)]
+    smoothed = _score(tmp_path, truth, predicted)["items"][0]["smoothed"]
+    assert smoothed["identity"]["num_switches"] == 2
+    assert smoothed["coverage"] == 1.0 and smoothed["mean_oks"] == pytest.approx(1.0)  # placement is perfect
+
+
+def test_one_shifted_keypoint_gives_the_oks_the_formula_says(tmp_path):
+    shift = 10.0
+    moved = A.copy()
+    wrist = COCO_17.index("left_wrist")
+    moved[wrist, 0] += shift
+    report = _score(tmp_path, [[(1, A)]], [[person(1, moved)]])
+    document = annotation_document([[(1, A)]])
+    area = document["annotations"][0]["area"]
+    similarity = math.exp(-(shift**2) / (2 * area * (2 * 0.062) ** 2))
+    expected = (16 + similarity) / 17
+    assert report["items"][0]["smoothed"]["mean_oks"] == pytest.approx(expected, abs=2e-4)  # result keypoints are 0.1 px
+
+
+def test_oks_agrees_with_pycocotools(tmp_path):
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(3)
+    truth = np.column_stack([A, np.full(17, 2.0)])
+    truth[3, 2] = 0  # an unlabelled ear does not count
+    guess = np.column_stack([A + rng.normal(0, 6, A.shape), np.ones(17)])
+    area = 9000.0
+    evaluation = COCOeval(iouType="keypoints")
+    evaluation._gts = {(1, 1): [{"keypoints": truth.ravel().tolist(), "area": area, "bbox": [0, 0, 1, 1]}]}
+    evaluation._dts = {(1, 1): [{"keypoints": guess.ravel().tolist(), "score": 1.0}]}
+    evaluation.params.imgIds, evaluation.params.catIds = [1], [1]
+    reference = evaluation.computeOks(1, 1)[0, 0]
+    assert oks(truth, guess, area, sigmas(COCO_17)) == pytest.approx(reference, rel=1e-9)
+
+
+def test_coverage_counts_only_matches_at_oks_0_1_or_more(tmp_path):
+    far = body(600, 400, scale=0.3)  # nowhere near B: OKS ~ 0
+    report = _score(tmp_path, [[(1, A), (2, B)]], [[person(1, A), person(5, far)]])
+    smoothed = report["items"][0]["smoothed"]
+    assert smoothed["annotated_people"] == 2 and smoothed["predicted_people"] == 2
+    assert smoothed["matched_people"] == 1 and smoothed["coverage"] == 0.5
+
+
+def test_raw_and_smoothed_are_scored_side_by_side(tmp_path):
+    lagging = A + np.array([12.0, 0.0])  # the smoothed output lags; the model's own output is exact
+    report = _score(tmp_path, [[(1, A)] for _ in range(3)], [[person(1, lagging, raw_points=A)] for _ in range(3)])
+    item = report["items"][0]
+    assert item["has_raw"]
+    assert item["raw"]["mean_oks"] == pytest.approx(1.0)
+    assert item["smoothed"]["mean_oks"] < 0.95
+    assert report["aggregate"]["raw"]["mean_oks"] == pytest.approx(1.0)
+
+
+def test_interpolated_people_are_not_in_the_raw_view(tmp_path):
+    predicted = [[person(1, A)], [person(1, A, state="interpolated")], [person(1, A)]]
+    item = _score(tmp_path, [[(1, A)] for _ in range(3)], predicted)["items"][0]
+    assert item["smoothed"]["matched_people"] == 3
+    assert item["raw"]["matched_people"] == 2
+
+
+def test_stills_without_track_ids_get_no_identity_figures(tmp_path):
+    document = annotation_document([[(1, A)], [(2, B)]], sequence=None)
+    for annotation in document["annotations"]:
+        del annotation["track_id"]  # plain COCO: every person is someone else
+    annotations = write_annotations(tmp_path / "stills.json", document)
+    report = evaluate([EvalItem(write_result(tmp_path / "out", [[person(1, A)], [person(1, B)]]), annotations)])
+    item = report["items"][0]
+    assert not item["clip"] and item["smoothed"]["identity"] is None and report["aggregate"]["smoothed"]["identity"] is None
+    assert item["smoothed"]["coverage"] == 1.0
