@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.processing.backends.mediapipe_pose import MediapipeBackend
+from daemon.processing.backends.mediapipe import MediapipeBackend
 from daemon.processing.backends.phalp.backend import CAMERA_FRAME
 from daemon.processing.backends.phalp.convert import ConvertSettings, PersonConverter
 from daemon.processing.backends.phalp.driver import StreamingDriver

@@ -133,7 +133,7 @@ def test_coincident_joints_give_no_angle() -> None:
 
 
 def test_mediapipe_names_give_ten_angles() -> None:
-    from daemon.processing.backends.mediapipe_pose import BLAZEPOSE_33
+    from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33
 
     joints = [{"name": n, "x": float(i % 5), "y": float(i), "z": float(i % 3)} for i, n in enumerate(BLAZEPOSE_33)]
     angles = joint_angles(joints)

@@ -44,6 +44,11 @@ def validate(cfg: PosedConfig) -> None:
         "pipeline.queue_frames": cfg.pipeline.queue_frames,
         "backend.phalp.batch_frames": cfg.backend.phalp.batch_frames,
         "backend.phalp.detect_every_n": cfg.backend.phalp.detect_every_n,
+        "backend.mediapipe.max_people": cfg.backend.mediapipe.max_people,
+        "backend.mediapipe.tiles_per_frame": cfg.backend.mediapipe.tiles_per_frame,
+        "backend.mediapipe.max_track_distance": cfg.backend.mediapipe.max_track_distance,
+        "backend.mediapipe.max_missing_s": cfg.backend.mediapipe.max_missing_s,
+        "backend.mediapipe.threads": cfg.backend.mediapipe.threads,
     }
     for key, value in positive.items():
         if not value > 0:
@@ -55,6 +60,7 @@ def validate(cfg: PosedConfig) -> None:
         "worker.ceiling_base_s": cfg.worker.ceiling_base_s,
         "worker.ceiling_factor": cfg.worker.ceiling_factor,
         "worker.progress_interval_s": cfg.worker.progress_interval_s,
+        "backend.mediapipe.tile_levels": cfg.backend.mediapipe.tile_levels,
     }
     for key, value in non_negative.items():
         if value < 0:
@@ -74,6 +80,11 @@ def validate(cfg: PosedConfig) -> None:
         raise ConfigError(
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "
             "0 and 2 would be downloaded at run time, which posed never does"
+        )
+    if cfg.backend.mediapipe.max_people > cfg.limits.max_people_per_frame:
+        raise ConfigError(
+            f"config key 'backend.mediapipe.max_people': {cfg.backend.mediapipe.max_people} exceeds "
+            f"limits.max_people_per_frame={cfg.limits.max_people_per_frame}"
         )
     for ext in cfg.inbox.extensions:
         if not ext.startswith("."):

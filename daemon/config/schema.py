@@ -105,9 +105,14 @@ class PipelineConfig:
 @dataclass
 class MediapipeConfig:
     model_complexity: int = 1  # only 1 ships inside the wheel
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    smooth_landmarks: bool = True
+    max_people: int = 10  # people per frame; 1 = one-person mode (the most confident person)
+    min_detection_confidence: float = 0.5  # person detector score for a new find
+    min_tracking_confidence: float = 0.5  # landmark network's presence score to keep a person
+    tile_levels: int = 2  # detector tiles: 0 = whole frame only; each level halves the tile size
+    tiles_per_frame: int = 2  # detector runs per frame after the first (which runs every tile)
+    max_track_distance: float = 0.5  # body sizes between a pose and a track's prediction to match
+    max_missing_s: float = 1.0  # a person unseen this long loses their track id
+    threads: int = 1  # LiteRT threads per network
 
 
 @dataclass

@@ -10,9 +10,9 @@ from daemon.errors import ConfigError
 def create_backend(cfg: PosedConfig) -> Backend:
     name = cfg.backend.name
     if name == "mediapipe":
-        from daemon.processing.backends.mediapipe_pose import MediapipeBackend
+        from daemon.processing.backends.mediapipe import MediapipeBackend
 
-        return MediapipeBackend(cfg.backend.mediapipe, max_people=cfg.limits.max_people_per_frame)
+        return MediapipeBackend(cfg.backend.mediapipe)
     if name == "fault":
         from daemon.processing.backends.fault import FaultBackend
 

@@ -1,0 +1,127 @@
+"""The embedded CPU backend: BlazePose (MediaPipe 0.10.21's bundled networks) for everyone in
+the frame, with a stable track id per person.
+
+Per frame: the detector runs on a few tiles of the frame (``tiles.py``), the landmark network
+looks at every tracked person's predicted region and at new finds (``people.py``), duplicates
+are dropped, and ``identities.py`` names each person. ``max_people: 1`` is the one-person mode:
+the most confident person only, as the legacy single-person graph gave.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from daemon.config import MediapipeConfig
+from daemon.processing.backends.base import Backend, LoadProgress
+from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33, WORLD_FRAME
+from daemon.processing.backends.mediapipe.detector import PersonDetector, weighted_nms
+from daemon.processing.backends.mediapipe.identities import IdentityTracker
+from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, LandmarkNetwork, Pose
+from daemon.processing.backends.mediapipe.models import DETECTOR_FILE, LANDMARK_FILE, Network, bundled_model
+from daemon.processing.backends.mediapipe.people import distinct_people, is_body, regions_to_look
+from daemon.processing.backends.mediapipe.tiles import TileSchedule, tile_pyramid
+from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, Person, VideoMeta
+
+EXTRA_LOOKS = 4  # new finds examined per frame beyond max_people (some are duplicates or nobody)
+
+
+class MediapipeBackend(Backend):
+    def __init__(self, cfg: MediapipeConfig) -> None:
+        self._cfg = cfg
+        self._detector: PersonDetector | None = None
+        self._landmarks: LandmarkNetwork | None = None
+        self._schedule: TileSchedule | None = None
+        self._identities: IdentityTracker | None = None
+        self._tracked: list[Pose] = []
+        self._counts: dict[str, int] = {}
+
+    def load(self, progress: LoadProgress) -> BackendInfo:
+        progress("mediapipe pose_detection + pose_landmark_full (bundled in the mediapipe wheel)")
+        import mediapipe as mp
+
+        threads = self._cfg.threads
+        self._detector = PersonDetector(Network(bundled_model(DETECTOR_FILE), threads=threads),
+                                        min_score=self._cfg.min_detection_confidence)
+        self._landmarks = LandmarkNetwork(Network(bundled_model(LANDMARK_FILE), threads=threads))
+        return BackendInfo(
+            name="mediapipe",
+            version=mp.__version__,
+            model_version=f"mediapipe-{mp.__version__}-pose_detection+pose_landmark_full",
+            device="cpu",
+            keypoint_names=BLAZEPOSE_33,
+            joint_names_3d=BLAZEPOSE_33,
+            joints_3d_frame=WORLD_FRAME,
+            keypoint_format="mediapipe-blazepose-33",
+        )
+
+    def start_video(self, meta: VideoMeta, options: JobOptions) -> None:
+        # Nothing carries over between videos: tiles, tracks and ids start afresh.
+        self._schedule = TileSchedule(tile_pyramid(meta.width, meta.height, self._cfg.tile_levels), self._cfg.tiles_per_frame)
+        fps = meta.nominal_fps if meta.nominal_fps and meta.nominal_fps > 0 else 30.0
+        self._identities = IdentityTracker(max_distance=self._cfg.max_track_distance,
+                                           max_missing_frames=round(self._cfg.max_missing_s * fps))
+        self._tracked = []
+        self._counts = {"detector_runs": 0, "landmark_runs": 0, "max_people_in_a_frame": 0}
+
+    def preprocess(self, frame: Frame) -> Frame:
+        """BGR -> RGB; the pipeline runs this on its decoder thread, overlapping inference."""
+        return _RgbFrame(index=frame.index, timestamp_s=frame.timestamp_s, image=cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+
+    def process(self, frame: Frame) -> list[FrameResult]:
+        rgb = frame.image if isinstance(frame, _RgbFrame) else cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        poses = self._find_people(rgb)
+        ids = self._identities.assign(poses)
+        self._tracked = poses
+        height, width = rgb.shape[:2]
+        people = sorted((_person(pose, track_id, width, height) for pose, track_id in zip(poses, ids)), key=lambda p: p.track_id)
+        self._counts["max_people_in_a_frame"] = max(self._counts["max_people_in_a_frame"], len(people))
+        return [FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, people=people)]
+
+    def _find_people(self, rgb: np.ndarray) -> list[Pose]:
+        found = []
+        for tile in self._schedule.next_tiles(searching=not self._tracked):
+            found.extend(self._detector.detect(rgb, tile))
+            self._counts["detector_runs"] += 1
+        if found:  # one person seen by several overlapping tiles is one find
+            found = weighted_nms(np.array([d.score for d in found]), np.array([d.box for d in found]),
+                                 np.array([d.keypoints for d in found]))
+        limit = self._cfg.max_people
+        looks = regions_to_look([pose.next_roi for pose in self._tracked], found, limit + EXTRA_LOOKS)
+        poses = []
+        for roi in looks:
+            pose = self._landmarks.estimate(rgb, roi)
+            self._counts["landmark_runs"] += 1
+            if pose.presence >= self._cfg.min_tracking_confidence and is_body(pose):
+                poses.append(pose)
+        return distinct_people(poses, limit)
+
+    def summary(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def close(self) -> None:
+        self._detector = self._landmarks = None
+
+
+class _RgbFrame(Frame):
+    """A frame ``preprocess`` already converted to RGB (frames from elsewhere are BGR)."""
+
+
+def _person(pose: Pose, track_id: int, width: int, height: int) -> Person:
+    keypoints = pose.keypoints
+    return Person(
+        track_id=track_id,
+        state="detected",
+        confidence=float(np.clip(keypoints[:, 2].mean(), 0.0, 1.0)),
+        bbox_xywh=_bbox(keypoints, width, height),
+        keypoints=keypoints,
+        joints_3d=pose.world,
+    )
+
+
+def _bbox(keypoints: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    visible = keypoints[keypoints[:, 2] >= CONFIDENT_VISIBILITY]
+    points = visible if len(visible) >= 2 else keypoints
+    x0, y0 = np.clip(points[:, 0].min(), 0, width), np.clip(points[:, 1].min(), 0, height)
+    x1, y1 = np.clip(points[:, 0].max(), 0, width), np.clip(points[:, 1].max(), 0, height)
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))

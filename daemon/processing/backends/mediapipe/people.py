@@ -1,0 +1,93 @@
+"""One frame's people: where to look, which looks found a person, and who is a duplicate.
+
+Each frame the landmark network looks (1) where every person of the previous frame should be
+now (the region their own landmarks point to, as BlazePose tracks) and (2) around the person
+detector's new finds that no existing look already covers. Looks that found a person are then
+thinned: two looks that landed on the same body (two regions drifting onto one person in a
+crossing) keep the more confident pose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from daemon.processing.backends.mediapipe.detector import Detection, box_iou
+from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose
+from daemon.processing.backends.mediapipe.roi import Roi
+
+NEW_LOOK_MAX_IOU = 0.5  # a detection overlapping a tracked region this much is that person
+SAME_BODY_DISTANCE = 0.15  # two poses whose keypoints are this close (in body sizes) are one person
+# A person fills most of the region built around them (their size decides the region's), from
+# 0.65 to 0.8 on real people; a pose crumpled into a quarter of it is the network seeing a
+# body where there is none.
+MIN_REGION_FILL = 0.4
+PART_INSIDE = 0.7  # a pose this much inside a person twice its size is a part of that person
+
+
+def regions_to_look(tracked: Sequence[Roi], found: Sequence[Detection], limit: int) -> list[Roi]:
+    """Tracked regions first, then new finds by score, at most ``limit`` in all."""
+    looks = list(tracked)[:limit]
+    boxes = [roi.box() for roi in looks]
+    for detection in sorted(found, key=lambda d: -d.score):
+        if len(looks) >= limit:
+            break
+        roi = Roi.from_alignment(detection.keypoints[0], detection.keypoints[1])
+        box = roi.box()
+        if boxes and box_iou(box, np.array(boxes)).max() > NEW_LOOK_MAX_IOU:
+            continue
+        looks.append(roi)
+        boxes.append(box)
+    return looks
+
+
+def is_body(pose: Pose) -> bool:
+    return body_size(pose) >= MIN_REGION_FILL * pose.roi.size
+
+
+def distinct_people(poses: Sequence[Pose], limit: int) -> list[Pose]:
+    """The most confident pose of each body, at most ``limit`` bodies; no pose that is only a
+    small part of another person (a look that landed on someone's legs)."""
+    kept: list[Pose] = []
+    for pose in sorted(poses, key=lambda p: -pose_score(p)):
+        if all(body_distance(pose, other) > SAME_BODY_DISTANCE for other in kept):
+            kept.append(pose)
+    boxes = [keypoint_box(pose) for pose in kept]
+    whole = [pose for pose, box in zip(kept, boxes) if not any(_is_part_of(box, other) for other in boxes if other is not box)]
+    return whole[:limit]
+
+
+def keypoint_box(pose: Pose) -> np.ndarray:
+    """(x0, y0, x1, y1) around the pose's confident keypoints."""
+    points = pose.keypoints[pose.keypoints[:, 2] >= CONFIDENT_VISIBILITY, :2]
+    if len(points) < 2:
+        points = pose.keypoints[:, :2]
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def _is_part_of(box: np.ndarray, other: np.ndarray) -> bool:
+    """``box`` lies mostly inside ``other``, which is more than twice its area."""
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
+    other_area = (other[2] - other[0]) * (other[3] - other[1])
+    inside = max(0.0, min(box[2], other[2]) - max(box[0], other[0])) * max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+    return inside / area > PART_INSIDE and other_area > 2 * area
+
+
+def pose_score(pose: Pose) -> float:
+    return pose.presence * float(pose.keypoints[:, 2].mean())
+
+
+def body_distance(a: Pose, b: Pose) -> float:
+    """Mean distance between two poses' keypoints that both see, in the larger body's size."""
+    both = (a.keypoints[:, 2] >= CONFIDENT_VISIBILITY) & (b.keypoints[:, 2] >= CONFIDENT_VISIBILITY)
+    if both.sum() < 4:
+        both = np.ones(len(a.keypoints), bool)
+    gaps = np.linalg.norm(a.keypoints[both, :2] - b.keypoints[both, :2], axis=1)
+    return float(gaps.mean() / max(body_size(a), body_size(b), 1.0))
+
+
+def body_size(pose: Pose) -> float:
+    """The diagonal of the box around the pose's confident keypoints, pixels."""
+    box = keypoint_box(pose)
+    return float(np.hypot(box[2] - box[0], box[3] - box[1]))

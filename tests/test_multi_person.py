@@ -1,0 +1,156 @@
+"""The CPU default finds everyone in the frame and keeps who is who: real networks, real videos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon.config import load_config
+from daemon.errors import ConfigError
+from daemon.processing.backends.mediapipe import MediapipeBackend
+from daemon.processing.backends.mediapipe.detector import ssd_anchors
+from daemon.processing.backends.mediapipe.roi import Roi
+from daemon.processing.backends.mediapipe.tiles import TileSchedule, tile_pyramid
+from daemon.processing.media import VideoSource
+from daemon.publishing.reader import open_result
+from tests.crossing_clip import make_crossing_clip
+from tests.daemon_harness import REPO, drop, wait_outcome
+
+MEDIA = REPO.parent / "shared" / "media"
+
+
+def run_backend(path, overrides=(), frames=None):
+    """Every frame of ``path`` through a real MediapipeBackend; the people of each frame."""
+    cfg = load_config(None, list(overrides))
+    backend = MediapipeBackend(cfg.backend.mediapipe)
+    backend.load(lambda _: None)
+    people = []
+    with VideoSource(path, cfg.limits, cfg.inbox.extensions) as source:
+        backend.start_video(source.meta, None)
+        for frame in source.frames():
+            if frames is not None and frame.index >= frames:
+                break
+            (result,) = backend.process(backend.preprocess(frame))
+            people.append(result.people)
+    return people, backend.summary()
+
+
+def test_anchors_follow_mediapipes_ssd_layout():
+    anchors = ssd_anchors()
+    assert anchors.shape == (2254, 2)  # the detector's 2254 outputs, one per anchor
+    assert np.allclose(anchors[0], [0.5 / 28, 0.5 / 28]) and np.allclose(anchors[1], anchors[0])  # 2 per cell, stride 8
+    assert np.allclose(anchors[-1], [6.5 / 7, 6.5 / 7])  # stride 32, 6 anchors per cell from three layers
+    assert np.all((anchors > 0) & (anchors < 1))
+
+
+def test_tiles_cover_the_frame_with_overlap_and_run_in_turn():
+    tiles = tile_pyramid(1920, 1080, 2)
+    assert tiles[0] == (0, 0, 1920, 1080)
+    level1 = [t for t in tiles[1:] if t[2] - t[0] == 1080]
+    level2 = [t for t in tiles[1:] if t[2] - t[0] == 540]
+    assert len(level1) + len(level2) == len(tiles) - 1
+    for level, side in ((level1, 1080), (level2, 540)):
+        covered = np.zeros((1080, 1920), bool)
+        for x0, y0, x1, y1 in level:
+            covered[y0:y1, x0:x1] = True
+        assert covered.all()
+        xs = sorted({t[0] for t in level})
+        assert all(b - a <= side * 0.75 + 1 for a, b in zip(xs, xs[1:]))  # neighbours overlap by >= 25 %
+    assert tile_pyramid(320, 182, 2) == [(0, 0, 320, 182)]  # tiles under 256 px find nobody new
+
+    schedule = TileSchedule(tiles, per_frame=2)
+    assert schedule.next_tiles() == tiles  # the first frame searches everywhere
+    seen = [tile for _ in range(len(tiles)) for tile in schedule.next_tiles()]
+    assert set(seen) == set(tiles)
+    assert schedule.next_tiles(searching=True)[0] == tiles[0]  # nobody tracked: whole frame too
+
+
+def test_a_region_crops_and_maps_back_exactly():
+    image = np.zeros((400, 600, 3), np.uint8)
+    image[250, 420] = 255
+    roi = Roi.from_alignment(np.array([400.0, 240.0]), np.array([440.0, 180.0]))  # a leaning body
+    crop = roi.crop(image, 256)
+    row, col = np.unravel_index(np.argmax(crop[..., 0]), crop.shape[:2])
+    back = roi.to_frame(np.array([[(col + 0.5) / 256, (row + 0.5) / 256]]))[0]
+    assert np.hypot(*(back - [420.5, 250.5])) < roi.size / 256 * 1.5
+
+
+def test_every_pedestrian_on_the_street_is_found_with_a_lasting_id():
+    people, summary = run_backend(MEDIA / "street-5frames.mp4")
+    assert len(people) == 5
+    assert all(len(frame) >= 3 for frame in people)
+    first_ids = {p.track_id for p in people[0]}
+    for frame in people[1:]:
+        assert first_ids <= {p.track_id for p in frame}
+        assert len({p.track_id for p in frame}) == len(frame)
+    assert summary["max_people_in_a_frame"] >= 3
+
+
+def test_one_person_mode_keeps_only_the_most_confident_person():
+    everyone, _ = run_backend(MEDIA / "street-5frames.mp4")
+    one, _ = run_backend(MEDIA / "street-5frames.mp4", ["backend.mediapipe.max_people=1"])
+    assert [len(frame) for frame in one] == [1] * 5
+    best = max(everyone[0], key=lambda p: p.confidence)
+    assert np.allclose(one[0][0].keypoints, best.keypoints)
+
+
+def test_a_single_runner_matches_mediapipes_own_graph():
+    """The same networks as mp.solutions.pose: its landmarks, within what its ROI smoothing moves."""
+    import mediapipe as mp
+
+    ours, _ = run_backend(MEDIA / "running-1080p.mp4", frames=30)
+    cfg = load_config(None, [])
+    medians = []
+    with VideoSource(MEDIA / "running-1080p.mp4", cfg.limits, cfg.inbox.extensions) as source, \
+            mp.solutions.pose.Pose(static_image_mode=False, smooth_landmarks=False) as legacy:
+        for frame, people in zip(source.frames(), ours):
+            height, width = frame.image.shape[:2]
+            found = legacy.process(frame.image[..., ::-1].copy())
+            theirs = np.array([(lm.x * width, lm.y * height) for lm in found.pose_landmarks.landmark])
+            runner = min(people, key=lambda p: np.linalg.norm(p.keypoints[:, :2] - theirs, axis=1).mean())
+            medians.append(np.median(np.linalg.norm(runner.keypoints[:, :2] - theirs, axis=1)))
+    assert len(medians) == 30
+    assert np.median(medians) < 4.0  # pixels on a 1920x1088 frame
+
+
+def test_max_people_may_not_exceed_the_frame_limit():
+    with pytest.raises(ConfigError, match="backend.mediapipe.max_people"):
+        load_config(None, ["backend.mediapipe.max_people=30", "limits.max_people_per_frame=20"])
+
+
+@pytest.mark.slow
+def test_two_runners_crossing_keep_their_ids_through_a_real_daemon(daemons, tmp_path):
+    clip = make_crossing_clip(tmp_path / "crossing.mp4")
+    daemon = daemons().wait_ready()
+    drop(clip.path, daemon.inbox, "crossing.mp4")
+    kind, _ = wait_outcome(daemon.outbox, "crossing.mp4", timeout=300)
+    assert kind == "result"
+    frames = list(open_result(daemon.outbox / "crossing.mp4.result.json").frames())
+    assert len(frames) == clip.frames
+
+    def runner_at(frame, person):
+        """Which runner a person is: the one whose scripted centre is nearer."""
+        x, _, w, _ = person["bbox"]
+        centre = x + w / 2
+        return min("AB", key=lambda r: abs(clip.centre_x(r, frame["frame_index"]) - centre))
+
+    # Well before and well after the crossing both runners are seen, each under one id.
+    apart = [f for f in frames if abs(f["frame_index"] - clip.crossing_frame) > 15]
+    ids_of = {"A": set(), "B": set()}
+    for frame in apart:
+        for person in frame["people"]:
+            ids_of[runner_at(frame, person)].add(person["track_id"])
+    both_seen = sum(1 for f in apart if {runner_at(f, p) for p in f["people"]} == {"A", "B"})
+    assert both_seen >= 0.9 * len(apart)
+    assert len(ids_of["A"]) == 1 and len(ids_of["B"]) == 1, ids_of
+    assert ids_of["A"] != ids_of["B"]
+    # Through the crossing too, an id never lands on the other runner.
+    owner = {next(iter(ids_of["A"])): "A", next(iter(ids_of["B"])): "B"}
+    for frame in frames:
+        for person in frame["people"]:
+            if person["track_id"] in owner and person["state"] == "detected":
+                centre = person["bbox"][0] + person["bbox"][2] / 2
+                other = "B" if owner[person["track_id"]] == "A" else "A"
+                mine = abs(clip.centre_x(owner[person["track_id"]], frame["frame_index"]) - centre)
+                theirs = abs(clip.centre_x(other, frame["frame_index"]) - centre)
+                assert mine <= theirs + 40, (frame["frame_index"], person["track_id"])
