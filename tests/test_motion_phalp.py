@@ -53,7 +53,7 @@ def people(results: list[FrameResult]) -> dict:
 def fitted_from(backend: dict, index: int, frames: range):
     """What two-sided smoothing makes of ``backend[index]`` from the backend's ``frames`` alone."""
     samples = [Sample(t / FPS, backend[t]) for t in frames]
-    return smooth_person(smoothing_params(MotionConfig()), samples, frames.index(index))
+    return smooth_person(smoothing_params(MotionConfig(), FPS), samples, frames.index(index))
 
 
 def degrees_between(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,7 +9,8 @@ from daemon.config import MotionConfig, SmoothingFitConfig
 from daemon.processing.motion.identity import IdentityBounds
 from daemon.processing.motion.smoothing import FitParams, SmoothingParams
 
-FALLBACK_FPS = 30.0  # a container that states no frame rate: assume the common one
+FALLBACK_FPS = 30.0
+MIN_SIGMA_FRAMES = 1.0  # the narrowest smoothing width, in frames: the fit always reaches 3 frames each way  # a container that states no frame rate: assume the common one
 JOB_OVERRIDABLE = ("smoothing", "fill_gaps", "include_raw", "max_gap_s")
 
 
@@ -22,10 +23,16 @@ def effective_fps(nominal_fps: float) -> float:
     return nominal_fps if nominal_fps > 0 else FALLBACK_FPS
 
 
-def smoothing_params(settings: MotionConfig) -> SmoothingParams:
-    """Widths are in seconds, so one setting fits every frame rate and resolution."""
+def smoothing_params(settings: MotionConfig, nominal_fps: float) -> SmoothingParams:
+    """Widths are in seconds, so one setting fits every resolution and most frame rates. Below
+    1 / sigma_s frames per second (20 fps at the default 0.05 s) a width is raised to one frame:
+    a quadratic through the 3 samples within a narrower reach is the samples themselves, so it
+    would smooth nothing at all."""
+    frame_s = 1.0 / effective_fps(nominal_fps)
     return SmoothingParams(
-        keypoints_2d=_fit(settings.keypoints_2d), joints_3d=_fit(settings.joints_3d), rotations=_fit(settings.rotations)
+        keypoints_2d=_fit(settings.keypoints_2d, frame_s),
+        joints_3d=_fit(settings.joints_3d, frame_s),
+        rotations=_fit(settings.rotations, frame_s),
     )
 
 
@@ -44,8 +51,8 @@ def with_job_overrides(settings: MotionConfig, overrides: dict[str, Any] | None)
     return replace(settings, **{key: value for key, value in overrides.items() if key in JOB_OVERRIDABLE})
 
 
-def _fit(config: SmoothingFitConfig) -> FitParams:
-    return FitParams(sigma_s=config.sigma_s, degree=config.degree)
+def _fit(config: SmoothingFitConfig, frame_s: float) -> FitParams:
+    return FitParams(sigma_s=max(config.sigma_s, MIN_SIGMA_FRAMES * frame_s), degree=config.degree)
 
 
 __all__ = ["JOB_OVERRIDABLE", "effective_fps", "identity_bounds", "max_gap_frames", "smoothing_params", "with_job_overrides"]

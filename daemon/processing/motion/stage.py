@@ -44,7 +44,7 @@ class MotionStage:
     def __init__(self, settings: MotionConfig, nominal_fps: float) -> None:
         self.settings = settings
         self.max_gap_frames = max_gap_frames(settings.max_gap_s, nominal_fps)
-        self._smoothing = smoothing_params(settings) if settings.smoothing else None
+        self._smoothing = smoothing_params(settings, nominal_fps) if settings.smoothing else None
         # Frames each side a fit looks at (timestamps weigh them; this bounds what is held).
         self.smoothing_frames = math.ceil(self._smoothing.reach_s() * effective_fps(nominal_fps)) if self._smoothing else 0
         self.latency_frames = max(self.max_gap_frames if settings.fill_gaps else 0, self.smoothing_frames)
