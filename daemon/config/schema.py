@@ -184,7 +184,7 @@ class MotionConfig:
     max_gap_s: float = 0.5  # gaps up to this long (in frames at the video's fps) are interpolated
     # A track that moves or resizes faster than this is two people (motion/identity.py): new id.
     max_body_speed: float = 10.0  # body sizes per second (fastest sprinters: ~6.4)
-    max_scale_rate: float = 5.0  # |ln(size ratio)| per second
+    max_scale_rate: float = 2.0  # |ln(size ratio)| per second, beyond a 1.5x allowance for keypoint noise
     keypoints_2d: SmoothingFitConfig = field(default_factory=SmoothingFitConfig)  # also the box
     joints_3d: SmoothingFitConfig = field(default_factory=SmoothingFitConfig)  # also the camera translation
     rotations: SmoothingFitConfig = field(default_factory=SmoothingFitConfig)  # SMPL, as quaternions
