@@ -18,7 +18,7 @@ filler gave them, never already-smoothed values: each output depends on inputs o
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,6 +58,15 @@ class _Window:
     offsets_s: np.ndarray  # each sample's time minus the smoothed sample's
     people: list[Person]
     centre: int  # the index of the smoothed person
+    # Weights depend only on the width and which samples take part: keypoints, box and joints
+    # of one person usually share them, so each is solved once.
+    solved: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def weights(self, params: FitParams, usable: list[int]) -> np.ndarray:
+        key = (params, tuple(usable))
+        if key not in self.solved:
+            self.solved[key] = weights(self.offsets_s[usable], params.sigma_s, params.degree)
+        return self.solved[key]
 
 
 def smooth_person(params: SmoothingParams, samples: Sequence[Sample], centre: int) -> Person:
@@ -98,8 +107,7 @@ def _fit(params: FitParams, window: _Window, value: Callable[[Person], np.ndarra
         if candidate.shape == centre.shape and np.all(np.isfinite(candidate)):
             usable.append(index)
             values.append(candidate)
-    w = weights(window.offsets_s[usable], params.sigma_s, params.degree)
-    return np.tensordot(w, np.stack(values), axes=1)
+    return np.tensordot(window.weights(params, usable), np.stack(values), axes=1)
 
 
 def _smooth_joints(params: FitParams, window: _Window, translation: np.ndarray | None) -> np.ndarray | None:
