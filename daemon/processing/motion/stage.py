@@ -61,7 +61,7 @@ class MotionStage:
 
     @property
     def tracks_held(self) -> int:
-        """Per-track state of any kind (filters, remembered detections, quality samples)."""
+        """Per-track state of any kind (smoothing samples, remembered detections, quality samples)."""
         remembered = self._gaps.tracks_remembered if self._gaps is not None else 0
         return max(len(self._history), remembered, self.quality.tracks_held)
 
