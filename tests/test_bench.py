@@ -84,6 +84,7 @@ def test_bench_reports_the_motion_stages_quality_figures(bench_run):
     assert figures["acceleration_samples"] > 0 and figures["mean_displacement_px"] > 0
     assert sum(track["detected"] + track["interpolated"] for track in motion["tracks"]) <= 120
     assert "mean acceleration raw" in done.stdout and "mean displacement" in done.stdout
+    assert motion["identity_breaks"] == 0 and "0 identity breaks" in done.stdout  # one runner, never split
 
 
 def test_bench_records_the_machine_in_the_json_the_table_and_the_plot(bench_run):

@@ -16,15 +16,17 @@ ROOTS = ["/home/posed/inbox"]
 
 
 def test_defaults_and_overrides_load_and_bad_values_name_their_key():
-    cfg = load_config(overrides=["motion.max_gap_s=0.25", "motion.keypoints_2d.beta=2.5"])
+    cfg = load_config(overrides=["motion.max_gap_s=0.25", "motion.keypoints_2d.sigma_s=0.08"])
     assert cfg.motion.smoothing and cfg.motion.fill_gaps and not cfg.motion.include_raw  # raw only on request
-    assert cfg.motion.max_gap_s == 0.25 and cfg.motion.keypoints_2d.beta == 2.5
+    assert cfg.motion.max_gap_s == 0.25 and cfg.motion.keypoints_2d.sigma_s == 0.08
     for override, key in (
         ("motion.max_gap_s=-1", "motion.max_gap_s"),
-        ("motion.rotations.min_cutoff=0", "motion.rotations.min_cutoff"),
-        ("motion.joints_3d.d_cutoff=-2", "motion.joints_3d.d_cutoff"),
-        ("motion.keypoints_2d.beta=-0.1", "motion.keypoints_2d.beta"),
+        ("motion.rotations.sigma_s=0", "motion.rotations.sigma_s"),
+        ("motion.joints_3d.degree=4", "motion.joints_3d.degree"),
+        ("motion.keypoints_2d.degree=-1", "motion.keypoints_2d.degree"),
         ("motion.smoothing=maybe", "motion.smoothing"),
+        ("motion.max_body_speed=0", "motion.max_body_speed"),
+        ("motion.max_scale_rate=-1", "motion.max_scale_rate"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_config(overrides=[override])

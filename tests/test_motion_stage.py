@@ -71,13 +71,13 @@ def test_exactly_one_output_per_input_in_order_delayed_by_at_most_the_gap_window
     rng = np.random.default_rng(11)
     stage = MotionStage(settings(fill_gaps=fill_gaps, max_gap_s=0.2), FPS)
     window = stage.max_gap_frames
-    assert window == 6 and stage.latency_frames == (window if fill_gaps else 0)
+    assert window == 6 and stage.latency_frames == (window if fill_gaps else stage.smoothing_frames) > 0
     inputs = [frame(i, [person(i / FPS)] if rng.random() < 0.7 else []) for i in range(200)]
     released: list[FrameResult] = []
     for pushed, result in enumerate(inputs, start=1):
         released.extend(stage.push(result))
         assert len(released) == max(0, pushed - stage.latency_frames)  # the oldest frame leaves first
-        assert stage.buffered_frames == pushed - len(released) <= window + 1
+        assert stage.buffered_frames == pushed - len(released) <= stage.latency_frames + 1
     released.extend(stage.finish())
     assert stage.buffered_frames == 0
     assert [(r.index, r.timestamp_s) for r in released] == [(r.index, r.timestamp_s) for r in inputs]
@@ -143,8 +143,8 @@ def test_a_predicted_track_redetected_inside_the_window_is_rewritten_and_keeps_t
         assert people[i].state == "interpolated" and people[i].raw is predicted[i]
 
 
-def test_gap_filling_off_leaves_misses_empty_and_releases_each_frame_at_once():
-    stage = MotionStage(settings(fill_gaps=False), FPS)
+def test_gap_filling_and_smoothing_off_leave_misses_empty_and_release_each_frame_at_once():
+    stage = MotionStage(settings(fill_gaps=False, smoothing=False), FPS)
     for i in range(20):
         released = stage.push(frame(i, [] if 5 <= i < 8 else [person(i / FPS)]))
         assert [r.index for r in released] == [i]
@@ -166,17 +166,23 @@ def test_tracks_are_filled_independently():
 # --- smoothing, resets, raw values ----------------------------------------------------------
 
 
-def test_smoothing_starts_fresh_at_birth_and_after_an_unfilled_gap():
+def test_smoothing_never_reaches_across_an_unfilled_gap_and_looks_both_ways():
     rng = np.random.default_rng(2)
     frames = [frame(i, [] if 20 <= i < 50 else [person(i / FPS, noise=4.0, rng=rng)]) for i in range(70)]
-    out = run_stage(MotionStage(settings(max_gap_s=0.5), FPS), frames)
-    people = track(out)
+    stage = MotionStage(settings(max_gap_s=0.5), FPS)
+    assert stage.smoothing_frames == 5 and stage.latency_frames == 15  # 3 sigma = 0.15 s each way
+    people = track(run_stage(stage, frames))
     assert all(i not in people for i in range(20, 50))  # 30 frames: too long to fill
-    for birth in (0, 50):  # first frame of the track, first frame after the gap: the raw values
-        assert np.array_equal(people[birth].keypoints, frames[birth].people[0].keypoints)
-        assert people[birth].raw is frames[birth].people[0]
-    for later in (1, 51):
-        assert not np.allclose(people[later].keypoints, frames[later].people[0].keypoints)
+    # The same frames with nothing before the gap: identical output, so nothing leaked across.
+    after_only = [frame(i, [] if i < 50 else list(frames[i].people)) for i in range(70)]
+    alone = track(run_stage(MotionStage(settings(max_gap_s=0.5), FPS), after_only))
+    assert all(np.array_equal(people[i].keypoints, alone[i].keypoints) for i in range(50, 70))
+    # Two-sided: a frame's output changes with the frames after it, not only with those before.
+    changed_future = [frame(i, list(f.people)) for i, f in enumerate(frames)]
+    changed_future[62] = frame(62, [person(62 / FPS, noise=40.0, rng=rng)])
+    moved = track(run_stage(MotionStage(settings(max_gap_s=0.5), FPS), changed_future))
+    assert not np.allclose(moved[60].keypoints, people[60].keypoints)
+    assert np.array_equal(moved[57].keypoints, people[57].keypoints)  # 5 frames away: beyond 3 sigma
 
 
 def test_smoothed_people_carry_the_backends_person_as_raw_unless_switched_off():
@@ -223,10 +229,11 @@ def test_smpl_rotations_are_smoothed_as_rotations_and_filled_by_slerp():
 def test_the_summary_is_json_with_quality_figures_and_state_counts():
     rng = np.random.default_rng(9)
     frames = [frame(i, [] if 10 <= i < 13 else [person(i / FPS, noise=3.0, rng=rng)]) for i in range(60)]
-    stage = MotionStage(settings(), FPS, frame_height=1080)
+    stage = MotionStage(settings(), FPS)
     run_stage(stage, frames)
     summary = json.loads(json.dumps(stage.summary(), allow_nan=False))
-    assert summary["max_gap_frames"] == 15 and summary["latency_frames"] == 15
+    assert summary["max_gap_frames"] == 15 and summary["latency_frames"] == 15 and summary["smoothing_frames"] == 5
+    assert summary["identity_breaks"] == 0
     figures = summary["keypoints_2d"]
     assert figures["smoothed_mean_acceleration_px"] < figures["raw_mean_acceleration_px"]
     assert figures["mean_displacement_px"] > 0 and figures["displacement_samples"] == 57

@@ -22,6 +22,7 @@ from tests.daemon_harness import LONG_CLIP, SHORT_CLIP, STREET_CLIP
 from tests.hostile_corpus import ffmpeg
 
 BLACK_AT = 90  # the 6 black frames become frames 90..95 of the variant
+CUT_AT = 90  # the spliced clip: the runner jumps to the bottom-right corner at half size here
 BLACK_FRAMES = 6
 PX_DECIMALS_TOLERANCE = 0.011  # the writer rounds pixels to 2 decimals
 
@@ -45,6 +46,22 @@ def with_black_frames(tmp_path_factory) -> Path:
         f"[second]trim=start_frame={BLACK_AT},setpts=PTS-STARTPTS[after];"
         f"color=c=black:s=1920x1088:r=30:d={BLACK_FRAMES / 30},format=yuv420p[black];"
         "[before][black][after]concat=n=3:v=1:a=0[out]"
+    )
+    ffmpeg("-i", LONG_CLIP, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-r", "30", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def spliced(tmp_path_factory) -> Path:
+    """running-1080p.mp4 cut at frame 90 to its second half shrunk to a quarter of the frame in
+    the bottom-right corner: in one frame the runner moves ~550 px and halves in size, a jump
+    no body makes in 1/30 s (180 frames, 30 fps)."""
+    out = tmp_path_factory.mktemp("motion-media") / "running-spliced.mp4"
+    graph = (
+        "[0:v]split=2[first][second];"
+        f"[first]trim=end_frame={CUT_AT},setpts=PTS-STARTPTS[before];"
+        f"[second]trim=start_frame={CUT_AT},setpts=PTS-STARTPTS,scale=960:544,pad=1920:1088:960:544:black[after];"
+        "[before][after]concat=n=2:v=1:a=0[out]"
     )
     ffmpeg("-i", LONG_CLIP, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-r", "30", out)
     return out
@@ -138,3 +155,45 @@ def test_the_street_clip_prints_its_figures(mediapipe, tmp_path):
     print(f"\n{STREET_CLIP.name}: {json.dumps(figures)}; tracks {motion['tracks']}")
     assert len(document["frames"]) == 5
     assert sum(t["detected"] + t["interpolated"] for t in motion["tracks"]) == sum(len(f["people"]) for f in document["frames"])
+
+
+def test_a_spliced_clip_where_the_track_jumps_gets_a_new_id_and_nothing_bridges_the_cut(spliced, tmp_path):
+    """A tracker that follows anyone anywhere (the matching distance opened wide, as the old
+    single-person track did) keeps one id across the cut: the motion stage must split it."""
+    overrides = ("backend.mediapipe.max_track_distance=1000", "backend.mediapipe.max_people=1", "motion.include_raw=true")
+    cfg = load_config(overrides=list(overrides))
+    backend = create_backend(cfg)
+    info = backend.load(lambda what: None)
+    try:
+        document = process(spliced, (backend, info), tmp_path, *overrides)
+    finally:
+        backend.close()
+    frames = document["frames"]
+    ids = [[p["track_id"] for p in f["people"]] for f in frames]
+    before = {i for f in ids[:CUT_AT] for i in f}
+    after = {i for f in ids[CUT_AT:] for i in f}
+    assert len(before) == 1 and after and before.isdisjoint(after), f"ids before {before}, after {after}"
+    assert all(p["state"] != "interpolated" for f in frames[CUT_AT - 15 : CUT_AT + 15] for p in f["people"])
+    # Smoothing never pulls the last frames before the cut towards the runner after it.
+    last = frames[CUT_AT - 1]["people"][0]
+    assert np.abs(keypoints(last) - keypoints(last["raw"])).max() < 40
+    motion = document["summary"]["motion"]
+    print(f"\n{spliced.name}: ids before the cut {before}, after {after}; breaks {motion['identity_breaks']}; tracks {motion['tracks']}")
+    assert motion["identity_breaks"] >= 1
+    (new_track,) = [t for t in motion["tracks"] if "split_from" in t]
+    assert new_track["split_from"] in before and new_track["track_id"] in after
+    # Per-track figures and the manifest's track list describe the same tracks as the frames.
+    seen = {i for f in ids for i in f}
+    assert {t["track_id"] for t in motion["tracks"]} == seen == {t["track_id"] for t in document["tracks"]}
+    manifest_tracks = {t["track_id"]: t for t in document["tracks"]}
+    for entry in motion["tracks"]:
+        assert entry["detected"] + entry["interpolated"] + entry["predicted"] == sum(f.count(entry["track_id"]) for f in ids)
+        assert entry["detected"] == manifest_tracks[entry["track_id"]]["frames_detected"]
+
+
+def test_with_the_default_tracker_the_spliced_clip_also_never_shares_an_id_across_the_cut(spliced, mediapipe, tmp_path):
+    document = process(spliced, mediapipe, tmp_path)
+    ids = [[p["track_id"] for p in f["people"]] for f in document["frames"]]
+    before, after = {i for f in ids[:CUT_AT] for i in f}, {i for f in ids[CUT_AT:] for i in f}
+    print(f"\ndefault tracker: ids before {before}, after {after}, breaks {document['summary']['motion']['identity_breaks']}")
+    assert before and after and before.isdisjoint(after)

@@ -180,7 +180,7 @@ def _motion_rows(motion: dict[str, Any] | None) -> list[str]:
     if not motion:
         return []
     rows = [
-        f"motion       smoothing {'on' if motion['smoothing'] else 'off'}, gap filling "
+        f"motion       smoothing {'on (two-sided, ' + str(motion['smoothing_frames']) + ' frames each way)' if motion['smoothing'] else 'off'}, gap filling "
         f"{'on' if motion['fill_gaps'] else 'off'} (up to {motion['max_gap_frames']} frames, latency {motion['latency_frames']} frames)"
     ]
     for label, key, unit in (("2D keypoints", "keypoints_2d", "px"), ("3D joints", "joints_3d", "mm")):
@@ -193,7 +193,11 @@ def _motion_rows(motion: dict[str, Any] | None) -> list[str]:
             f"mean displacement {block[f'mean_displacement_{unit}']:.3f} {unit}"
         )
     states = {state: sum(track[state] for track in motion["tracks"]) for state in ("detected", "predicted", "interpolated")}
-    rows += [f"  frames       {', '.join(f'{n} {state}' for state, n in states.items())} (all tracks)", ""]
+    rows += [
+        f"  frames       {', '.join(f'{n} {state}' for state, n in states.items())} (all tracks); "
+        f"{motion['identity_breaks']} identity breaks (jumps no body makes: new track ids)",
+        "",
+    ]
     return rows
 
 

@@ -210,7 +210,7 @@ def measure_end_to_end(
     gpu = _CudaMemory.for_device(info.device)
     with tempfile.TemporaryDirectory(prefix="posed-bench-") as tmp:
         result = _ResultFile(Path(tmp), "end-to-end", meta, info)
-        motion = MotionStage(cfg.motion, meta.nominal_fps, frame_height=meta.height)
+        motion = MotionStage(cfg.motion, meta.nominal_fps)
         sink = _MarkingSink(result.writer, mark_frames(expected, cfg.pipeline.queue_frames) if expected else {}, motion)
         sampler = sink.sampler = MemorySampler(lambda: sink.written, gpu_bytes=gpu.allocated if gpu else None)
         backend.start_video(meta, JobOptions())

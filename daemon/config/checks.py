@@ -13,7 +13,7 @@ from daemon.config.schema import (
     PRECISIONS,
     IntakeConfig,
     MotionConfig,
-    OneEuroConfig,
+    SmoothingFitConfig,
     PosedConfig,
 )
 
@@ -98,13 +98,15 @@ def validate(cfg: PosedConfig) -> None:
 def _validate_motion(motion: MotionConfig) -> None:
     if not motion.max_gap_s >= 0:
         raise ConfigError(f"config key 'motion.max_gap_s': must be >= 0, got {motion.max_gap_s!r}")
+    for key in ("max_body_speed", "max_scale_rate"):
+        if not getattr(motion, key) > 0:
+            raise ConfigError(f"config key 'motion.{key}': must be > 0, got {getattr(motion, key)!r}")
     for group in ("keypoints_2d", "joints_3d", "rotations"):
-        params: OneEuroConfig = getattr(motion, group)
-        for name in ("min_cutoff", "d_cutoff"):
-            if not getattr(params, name) > 0:
-                raise ConfigError(f"config key 'motion.{group}.{name}': must be > 0 Hz, got {getattr(params, name)!r}")
-        if not params.beta >= 0:
-            raise ConfigError(f"config key 'motion.{group}.beta': must be >= 0, got {params.beta!r}")
+        params: SmoothingFitConfig = getattr(motion, group)
+        if not params.sigma_s > 0:
+            raise ConfigError(f"config key 'motion.{group}.sigma_s': must be > 0 s, got {params.sigma_s!r}")
+        if params.degree not in (0, 1, 2, 3):
+            raise ConfigError(f"config key 'motion.{group}.degree': must be 0, 1, 2 or 3, got {params.degree!r}")
 
 
 def _validate_intake(intake: IntakeConfig) -> None:

@@ -167,13 +167,12 @@ class BackendConfig:
 
 
 @dataclass
-class OneEuroConfig:
-    """One-Euro filter parameters (daemon/processing/motion/one_euro.py); defaults measured on
-    the running clips (README, motion): half the raw jitter at about 0.6 % of the frame height."""
+class SmoothingFitConfig:
+    """Two-sided smoothing (daemon/processing/motion/local_fit.py): a local polynomial fit in
+    time around each frame; defaults measured against public annotations (README, motion)."""
 
-    min_cutoff: float = 3.0  # Hz: the cutoff at rest; lower = smoother when still, more lag
-    beta: float = 1.0  # cutoff increase per unit of speed; higher = less lag in fast motion
-    d_cutoff: float = 3.0  # Hz: the cutoff of the speed estimate
+    sigma_s: float = 0.05  # s: width of the Gaussian time weights; larger = smoother, flatter peaks
+    degree: int = 2  # of the local polynomial: 2 follows swings, 0 is a weighted mean
 
 
 @dataclass
@@ -184,9 +183,12 @@ class MotionConfig:
     fill_gaps: bool = True
     include_raw: bool = False
     max_gap_s: float = 0.5  # gaps up to this long (in frames at the video's fps) are interpolated
-    keypoints_2d: OneEuroConfig = field(default_factory=OneEuroConfig)  # speed unit: frame heights/s
-    joints_3d: OneEuroConfig = field(default_factory=OneEuroConfig)  # m/s; also the camera translation
-    rotations: OneEuroConfig = field(default_factory=OneEuroConfig)  # quaternion units/s
+    # A track that moves or resizes faster than this is two people (motion/identity.py): new id.
+    max_body_speed: float = 10.0  # body sizes per second (fastest sprinters: ~6.4)
+    max_scale_rate: float = 2.0  # |ln(size ratio)| per second, beyond a 1.5x allowance for keypoint noise
+    keypoints_2d: SmoothingFitConfig = field(default_factory=SmoothingFitConfig)  # also the box
+    joints_3d: SmoothingFitConfig = field(default_factory=SmoothingFitConfig)  # also the camera translation
+    rotations: SmoothingFitConfig = field(default_factory=SmoothingFitConfig)  # SMPL, as quaternions
 
 
 @dataclass

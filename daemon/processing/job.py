@@ -64,7 +64,7 @@ def run_job(
         wants_mesh = spec.options.include_mesh or (cfg.backend.name == "phalp" and cfg.backend.phalp.include_mesh)
         # Between backend and writer: smoothing and gap filling; holds frames back.
         motion_settings = with_job_overrides(cfg.motion, spec.options.motion)
-        motion = MotionStage(motion_settings, meta.nominal_fps, frame_height=meta.height)
+        motion = MotionStage(motion_settings, meta.nominal_fps)
         writer = ResultWriter(spec.result_tmp, _header(spec, info, started_at, wants_mesh), info, (meta.width, meta.height),
                               legacy_fields=bool(spec.options.legacy_fields), include_raw=motion_settings.include_raw)
         exports = JobExports.for_job(spec.options, spec.result_tmp, cfg)

@@ -115,12 +115,16 @@ class MotionQuality:
             figures.raw_acceleration.add(_mean_norm(last.raw_3d - 2 * middle.raw_3d + first.raw_3d) * figures.scale)
             figures.smoothed_acceleration.add(_mean_norm(last.out_3d - 2 * middle.out_3d + first.out_3d) * figures.scale)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "keypoints_2d": self._points_2d.to_json("px"),
-            "joints_3d": self._points_3d.to_json("mm"),
-            "tracks": [{"track_id": track_id, **counts} for track_id, counts in sorted(self._states.items())],
-        }
+    def to_json(self, split_from: dict[int, int] | None = None) -> dict[str, Any]:
+        """``split_from``: track id -> the id it broke away from (identity guard), shown per track."""
+        split_from = split_from or {}
+        tracks = []
+        for track_id, counts in sorted(self._states.items()):
+            entry = {"track_id": track_id, **counts}
+            if track_id in split_from:
+                entry["split_from"] = split_from[track_id]
+            tracks.append(entry)
+        return {"keypoints_2d": self._points_2d.to_json("px"), "joints_3d": self._points_3d.to_json("mm"), "tracks": tracks}
 
 
 def _mean_norm(vectors: np.ndarray) -> float:

@@ -1,12 +1,12 @@
-"""Rotations for motion: matrices <-> unit quaternions, sign continuity, slerp, smoothing.
+"""Rotations for motion: matrices <-> unit quaternions, sign continuity, slerp.
 
 Why quaternions: SMPL rotations come as matrices, which cannot be averaged or filtered
 element-wise (the result is no rotation). Axis-angle cannot be filtered either: near 180
 degrees the axis flips and the angle wraps, so a filter would sweep through unrelated poses.
 Unit quaternions are smooth in the rotation, except that q and -q are the same rotation;
-aligning each quaternion to the hemisphere of the previous one ("sign continuity") removes
-that, and a low-pass filter on aligned quaternions followed by renormalisation is a rotation
-filter that is accurate for the small steps between neighbouring video frames.
+aligning each quaternion to the hemisphere of a reference ("sign continuity") removes that,
+and a weighted fit of aligned quaternions followed by renormalisation is a rotation average
+that is accurate for the small steps between neighbouring video frames.
 
 Quaternions are (w, x, y, z), arrays of shape (..., 4); matrices (..., 3, 3).
 """
@@ -14,8 +14,6 @@ Quaternions are (w, x, y, z), arrays of shape (..., 4); matrices (..., 3, 3).
 from __future__ import annotations
 
 import numpy as np
-
-from daemon.processing.motion.one_euro import OneEuroFilter, OneEuroParams
 
 _NLERP_BELOW = 1e-6  # |sin(angle)| under which slerp's division is unstable; nlerp is exact enough
 
@@ -92,28 +90,7 @@ def slerp_matrices(start: np.ndarray, end: np.ndarray, fraction: float) -> np.nd
     return quaternion_to_matrix(slerp(matrix_to_quaternion(start), matrix_to_quaternion(end), fraction))
 
 
-class QuaternionSmoother:
-    """One-Euro on sign-aligned quaternions, renormalised: a causal rotation filter."""
-
-    def __init__(self, params: OneEuroParams, *, fallback_dt_s: float) -> None:
-        self._filter = OneEuroFilter(params, fallback_dt_s=fallback_dt_s)
-        self._previous: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._filter.reset()
-        self._previous = None
-
-    def __call__(self, quaternions: np.ndarray, timestamp_s: float) -> np.ndarray:
-        q = normalise(quaternions)
-        if self._previous is not None and self._previous.shape == q.shape:
-            q = align_hemisphere(q, self._previous)
-        smoothed = normalise(self._filter(q, timestamp_s))
-        self._previous = smoothed
-        return smoothed
-
-
 __all__ = [
-    "QuaternionSmoother",
     "align_hemisphere",
     "matrix_to_axis_angle",
     "matrix_to_quaternion",

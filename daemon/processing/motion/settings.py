@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from daemon.config import MotionConfig, OneEuroConfig
-from daemon.processing.motion.one_euro import OneEuroParams
-from daemon.processing.motion.smoothing import SmoothingParams
+from daemon.config import MotionConfig, SmoothingFitConfig
+from daemon.processing.motion.identity import IdentityBounds
+from daemon.processing.motion.smoothing import FitParams, SmoothingParams
 
-FALLBACK_FPS = 30.0  # a container that states no frame rate: assume the common one
+FALLBACK_FPS = 30.0
+MIN_SIGMA_FRAMES = 1.0  # the narrowest smoothing width, in frames: the fit always reaches 3 frames each way  # a container that states no frame rate: assume the common one
 JOB_OVERRIDABLE = ("smoothing", "fill_gaps", "include_raw", "max_gap_s")
 
 
@@ -22,15 +23,24 @@ def effective_fps(nominal_fps: float) -> float:
     return nominal_fps if nominal_fps > 0 else FALLBACK_FPS
 
 
-def smoothing_params(settings: MotionConfig, nominal_fps: float, frame_height: int | None) -> SmoothingParams:
-    """2D speeds in the config are in frame heights per second, so one ``beta`` fits 320p and
-    4K alike; the filter works in pixels, so its beta is divided by the frame height."""
-    pixels_per_unit = float(frame_height) if frame_height else 1.0
+def smoothing_params(settings: MotionConfig, nominal_fps: float) -> SmoothingParams:
+    """Widths are in seconds, so one setting fits every resolution and most frame rates. Below
+    1 / sigma_s frames per second (20 fps at the default 0.05 s) a width is raised to one frame:
+    a quadratic through the 3 samples within a narrower reach is the samples themselves, so it
+    would smooth nothing at all."""
+    frame_s = 1.0 / effective_fps(nominal_fps)
     return SmoothingParams(
-        keypoints_2d=_params(settings.keypoints_2d, beta_scale=1.0 / pixels_per_unit),
-        joints_3d=_params(settings.joints_3d),
-        rotations=_params(settings.rotations),
-        fallback_dt_s=1.0 / effective_fps(nominal_fps),
+        keypoints_2d=_fit(settings.keypoints_2d, frame_s),
+        joints_3d=_fit(settings.joints_3d, frame_s),
+        rotations=_fit(settings.rotations, frame_s),
+    )
+
+
+def identity_bounds(settings: MotionConfig, nominal_fps: float) -> IdentityBounds:
+    return IdentityBounds(
+        max_body_speed=settings.max_body_speed,
+        max_scale_rate=settings.max_scale_rate,
+        min_dt_s=1.0 / effective_fps(nominal_fps),
     )
 
 
@@ -41,8 +51,8 @@ def with_job_overrides(settings: MotionConfig, overrides: dict[str, Any] | None)
     return replace(settings, **{key: value for key, value in overrides.items() if key in JOB_OVERRIDABLE})
 
 
-def _params(config: OneEuroConfig, *, beta_scale: float = 1.0) -> OneEuroParams:
-    return OneEuroParams(min_cutoff=config.min_cutoff, beta=config.beta * beta_scale, d_cutoff=config.d_cutoff)
+def _fit(config: SmoothingFitConfig, frame_s: float) -> FitParams:
+    return FitParams(sigma_s=max(config.sigma_s, MIN_SIGMA_FRAMES * frame_s), degree=config.degree)
 
 
-__all__ = ["JOB_OVERRIDABLE", "effective_fps", "max_gap_frames", "smoothing_params", "with_job_overrides"]
+__all__ = ["JOB_OVERRIDABLE", "effective_fps", "identity_bounds", "max_gap_frames", "smoothing_params", "with_job_overrides"]

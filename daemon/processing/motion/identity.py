@@ -1,0 +1,142 @@
+"""Identity guard: a track that jumps further than a human body can move is two people.
+
+A tracker can hand its track to somebody else (MediaPipe's single track jumps to another
+pedestrian; any tracker can swap in a crowd). Gap filling would then interpolate between two
+people and smoothing would blend them. The guard looks at each detection of a track against
+the track's previous detection and calls it a *break* when, in the time between them,
+
+- the body's centre (the mean of its keypoints) moved more than ``max_body_speed`` body sizes
+  per second, or
+- the body's size (the larger side of its keypoints' extent) changed by more than a factor
+  of 1.5 (keypoint noise: a small or half-hidden body's keypoints flail by up to ~1.4x from one
+  frame to the next) plus ``max_scale_rate`` (|ln(size ratio)| per second) of real change.
+
+Both are measured on the keypoints the backend marks visible (confidence >= 0.5) in both
+detections, the same ones on each side: a keypoint guessed behind an occluder, or one that
+comes into view, must not look like the body moving. With fewer than 4 such keypoints the
+detections cannot say, and the track keeps its id.
+
+Why these bounds: the fastest sprinters run about 12.4 m/s, 6.4 body heights per second; the
+default 10 leaves room for camera pans and limbs that change the keypoints' spread. A body
+changes its apparent size by coming towards the camera: running at 6 m/s 3 m away is 2 per
+second, the default. A jump to a body of half or twice the size in one frame is caught.
+The keypoints, not the box, are measured: a box shrinks by half in one frame when the legs go
+out of view.
+
+After a break the track continues under a NEW track id, one never used in this video, so an id
+never stands for two people: the stage then neither fills the gap across the jump nor carries
+filter state over it. Ids the backend hands out later that collide with an id the guard gave
+are renamed the same way. Memory: the last detection's keypoints per track seen in the last
+``FORGET_AFTER_S`` seconds, and two ids per backend track ever seen (the same order as the
+per-track counters of the summary).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from daemon.records import Person
+
+STATE_DETECTED = "detected"
+VISIBLE = 0.5  # keypoint confidence from which a keypoint counts as seen
+MIN_SHARED_KEYPOINTS = 4  # fewer keypoints seen in both detections say nothing about the body
+SIZE_NOISE = math.log(1.5)  # |ln(size ratio)| allowed between any two detections, however close
+FORGET_AFTER_S = 10.0  # at 10 body sizes/s nothing this old can be an impossible jump any more
+
+
+@dataclass(frozen=True)
+class IdentityBounds:
+    max_body_speed: float  # body sizes per second
+    max_scale_rate: float  # |ln(size ratio)| per second
+    min_dt_s: float  # one frame: timestamps that do not advance still count as one step
+
+
+@dataclass
+class _Detection:
+    keypoints: np.ndarray  # (K, 3) x, y, confidence
+    timestamp_s: float
+
+
+class IdentityGuard:
+    """Maps the backend's track ids to output ids, opening a new id at every impossible jump."""
+
+    def __init__(self, bounds: IdentityBounds) -> None:
+        self.bounds = bounds
+        self.breaks = 0
+        self._output_id: dict[int, int] = {}  # backend id -> the output id it currently feeds
+        self._last: dict[int, _Detection] = {}  # backend id -> its last detection
+        self._used: set[int] = set()
+        self.split_from: dict[int, int] = {}  # new output id -> the id it broke away from
+
+    def relabel(self, people: list[Person], timestamp_s: float) -> list[Person]:
+        """The frame's people under their output ids (new Person objects only where the id changes)."""
+        relabelled = []
+        for person in people:
+            output_id = self._output_for(person.track_id)
+            if person.state == STATE_DETECTED:
+                output_id = self._check_jump(person, output_id, timestamp_s)
+            relabelled.append(person if output_id == person.track_id else replace(person, track_id=output_id))
+        return relabelled
+
+    def _output_for(self, backend_id: int) -> int:
+        output_id = self._output_id.get(backend_id)
+        if output_id is None:
+            output_id = backend_id if backend_id not in self._used else self._fresh_id()
+            self._output_id[backend_id] = output_id
+            self._used.add(output_id)
+        return output_id
+
+    def _check_jump(self, person: Person, output_id: int, timestamp_s: float) -> int:
+        detection = _Detection(np.asarray(person.keypoints, dtype=np.float64), timestamp_s)
+        last = self._last.get(person.track_id)
+        self._last[person.track_id] = detection
+        self._forget_older_than(timestamp_s - FORGET_AFTER_S)
+        if last is not None and self._impossible(last, detection):
+            self.breaks += 1
+            new_id = self._fresh_id()
+            self._used.add(new_id)
+            self._output_id[person.track_id] = new_id
+            self.split_from[new_id] = output_id
+            return new_id
+        return output_id
+
+    def _impossible(self, before: _Detection, after: _Detection) -> bool:
+        bodies = _bodies(before.keypoints, after.keypoints)
+        if bodies is None:
+            return False
+        (centre_before, size_before), (centre_after, size_after) = bodies
+        dt = max(after.timestamp_s - before.timestamp_s, self.bounds.min_dt_s)
+        moved = float(np.linalg.norm(centre_after - centre_before)) / max(size_before, size_after)
+        resized = abs(math.log(size_after / size_before))
+        return moved > self.bounds.max_body_speed * dt or resized > SIZE_NOISE + self.bounds.max_scale_rate * dt
+
+    def _forget_older_than(self, timestamp_s: float) -> None:
+        for backend_id in [b for b, d in self._last.items() if d.timestamp_s < timestamp_s]:
+            del self._last[backend_id]
+
+    def _fresh_id(self) -> int:
+        return max(self._used, default=0) + 1
+
+
+def _bodies(before: np.ndarray, after: np.ndarray) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]] | None:
+    """(centre, size) of both detections over the keypoints seen in both; None when too few."""
+    if before.shape != after.shape or before.ndim != 2 or before.shape[1] < 3:
+        return None
+    shared = (before[:, 2] >= VISIBLE) & (after[:, 2] >= VISIBLE)
+    shared &= np.all(np.isfinite(before[:, :2]), axis=1) & np.all(np.isfinite(after[:, :2]), axis=1)
+    if np.count_nonzero(shared) < MIN_SHARED_KEYPOINTS:
+        return None
+    bodies = []
+    for keypoints in (before, after):
+        points = keypoints[shared, :2]
+        size = float(np.max(points.max(axis=0) - points.min(axis=0)))
+        if not size > 0:
+            return None
+        bodies.append((points.mean(axis=0), size))
+    return bodies[0], bodies[1]
+
+
+__all__ = ["IdentityBounds", "IdentityGuard"]
