@@ -34,7 +34,7 @@ from daemon.processing.backends.phalp.manifest import load_manifest
 from daemon.config import PhalpConfig
 from daemon.errors import BackendUnavailable
 
-GPU_STACK = ("torch", "torchvision", "detectron2", "neural_renderer", "smplx", "hmr2", "phalp")
+GPU_STACK = ("torch", "torchvision", "detectron2", "smplx", "hmr2", "phalp")
 MODELS_MODULE = "daemon.processing.backends.phalp.synthetic_models"
 WEIGHT_KEYS = ("hmr2_checkpoint", "phalp_hmar_weights", "phalp_pose_predictor_weights", "detector_maskrcnn", "detector_vitdet")
 SMPL_MEAN_POSE_6D = (1.0, 0.0, 0.0, 0.1, 1.0, 0.0)  # not degenerate under either 6D convention (HMR 2.0's, PHALP's)
