@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import torch
 
-NEAR, FAR = 0.1, 100.0  # NMR Renderer defaults
+NEAR, FAR = 0.1, 100.0  # NMR rasterize_depth defaults (Renderer.render_depth passes none)
 PROJECTION_EPS = 1e-9  # NMR projection.py: x / (z + eps)
 MAX_CANDIDATES = 1 << 21  # (face, pixel) pairs per chunk: about 100 MB of temporaries in float32
 
