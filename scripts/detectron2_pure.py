@@ -121,7 +121,10 @@ def verify(torch_version: str) -> None:
         importlib.import_module("pkg_resources")
     except ImportError as exc:
         raise SetupError(f"pkg_resources does not import ({exc}): pip install 'setuptools<82'") from None
-    from detectron2 import model_zoo
+    try:
+        from detectron2 import model_zoo
+    except ImportError as exc:
+        raise SetupError(f"detectron2's model_zoo does not import: {type(exc).__name__}: {exc}") from None
 
     if not Path(model_zoo.get_config_file(REGNETY_CONFIG)).is_file():
         raise SetupError(f"detectron2's model zoo has no {REGNETY_CONFIG}: the configs were not packaged")

@@ -46,7 +46,7 @@ WHEELS = (
     # PHALP, 4D-Humans and detectron2's Python package
     "smplx==0.1.28", "yacs==0.1.8", "iopath==0.1.9", "termcolor", "tabulate", "pycocotools", "lap==0.5.12",
     "scenedetect==0.6.2", "platformdirs", "click", "pytube==15.0.0", "webdataset==0.2.86", "braceexpand==0.1.7",
-    "dill", "trimesh", "portalocker",
+    "dill", "trimesh", "portalocker", "cloudpickle",
     # pkg_resources for detectron2's model_zoo, installed only if the image's setuptools lacks it
     "setuptools==81.0.0",
 )  # fmt: skip
@@ -54,7 +54,9 @@ SDISTS = ("antlr4-python3-runtime==4.9.3", "fvcore==0.1.5.post20221221")  # pure
 SOURCES = {
     "brjathu/PHALP": ("96f7e6c09fb858ec3f597d59246c151ab4394bc3", ("setup.py", "phalp/")),
     "shubham-goel/4D-Humans": ("6ec79656a23c33237c724742ca2a0ec00b398b53", ("setup.py", "hmr2/")),
-    "facebookresearch/detectron2": ("70f454304e1a38378200459dd2dbca0f0f4a5ab4", ("setup.py", "detectron2/", "configs/")),
+    "facebookresearch/detectron2": ("70f454304e1a38378200459dd2dbca0f0f4a5ab4", (
+        "setup.py", "detectron2/", "configs/",  # setup.py also packages three projects as detectron2.projects.*
+        "projects/PointRend/point_rend/", "projects/DeepLab/deeplab/", "projects/Panoptic-DeepLab/panoptic_deeplab/")),
     "shubham-goel/NMR": ("e990b3c70f48d39231f607c79d76ce3db4bf7483", ("setup.py", "neural_renderer/")),
 }
 SKIPPED_SUFFIXES = (".pkl", ".pth", ".ckpt", ".npy", ".npz", ".gif", ".png", ".jpg", ".mp4", ".egg")
