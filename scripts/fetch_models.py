@@ -5,8 +5,9 @@ are in configs/models.yaml (URLs are configuration: upstream links have moved be
 is written to a temporary name beside its destination, checked against the size and sha256
 pinned in the model list (when pinned), and only then renamed into place, so an interrupted or
 corrupt download never looks like a finished one. The size and sha256 of every file are printed
-so they can be pinned. The SMPL model cannot be downloaded (licence): ``--smpl PATH`` copies a
-file you downloaded yourself to where posed reads it.
+so they can be pinned. The SMPL model cannot be downloaded (licence): ``--smpl PATH`` converts a
+file you downloaded yourself into plain numpy arrays where posed reads it (so chumpy is never
+needed; see ``smpl_file.py``).
 
 Exit status: 0 when every file the configured detector needs is in place, 1 otherwise.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing posed
 
 from daemon.processing.backends.phalp.manifest import Archive, Manifest, ModelFile, load_manifest  # noqa: E402
+from daemon.processing.backends.phalp.smpl_file import SmplFileError, convert_smpl  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 
 CHUNK = 1 << 20
@@ -58,7 +59,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fetch-models.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="posed config file (as for `posed run --config`)")
     parser.add_argument("--detector", choices=("maskrcnn", "vitdet", "all"), help="default: backend.phalp.detector")
-    parser.add_argument("--smpl", metavar="PATH", help="copy this SMPL neutral model (.pkl) to backend.phalp.smpl_path")
+    parser.add_argument("--smpl", metavar="PATH", help="convert this SMPL neutral model (.pkl) into plain numpy at backend.phalp.smpl_path")
     parser.add_argument("--force", action="store_true", help="download again even if a file is present")
     parser.add_argument("--keep-archives", action="store_true", help="keep hmr2_data.tar.gz after extracting it")
     parser.add_argument("--dry-run", action="store_true", help="only say what would be downloaded")
@@ -195,16 +196,20 @@ def _smpl_entry(manifest: Manifest) -> ModelFile:
 
 
 def install_smpl(source: Path, target: ModelFile) -> None:
-    """Copy a user-supplied SMPL file into place, atomically; it stays under its licence."""
+    """Convert a user-supplied SMPL file into plain numpy where posed reads it (no chumpy needed).
+
+    The original holds chumpy objects; ``smpl_file`` reads it with a restricted unpickler and
+    writes arrays only, atomically. The converted file stays under the SMPL licence."""
     if not source.is_file():
         raise SystemExit(f"--smpl {source}: no such file")
     with source.open("rb") as handle:
         if not handle.read(1).startswith(PICKLE_FIRST_BYTES):
             raise SystemExit(f"--smpl {source}: not a pickle; expected basicModel_neutral_lbs_10_207_0_v1.0.0.pkl")
-    target.path.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as handle:
-        _write_verified(lambda: handle.read(CHUNK), target.path, None, None)
-    shutil.copymode(source, target.path)
+    try:
+        model = convert_smpl(source, target.path)
+    except SmplFileError as exc:
+        raise SystemExit(f"--smpl {exc}") from None
+    _say(f"converted {source}\n         -> {target.path} (plain numpy: {len(model['v_template'])} vertices, {len(model['f'])} faces)")
 
 
 def _say(message: str) -> None:

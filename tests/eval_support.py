@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from daemon.evaluation.skeleton import COCO_17
-from daemon.processing.backends.mediapipe_pose import BLAZEPOSE_33
+from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33
 from daemon.publishing.results import ResultWriter, commit_local_result, header_precision
 from daemon.records import BackendInfo, FrameResult, Person
 

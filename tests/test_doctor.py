@@ -62,7 +62,10 @@ def test_on_a_machine_without_the_gpu_stack_the_report_names_every_missing_piece
     assert report.rstrip().splitlines()[-1].startswith("NOT READY for backend.name=phalp")
     assert "NVIDIA driver (nvidia-smi)" in report
     for module in PROBE_MODULES[:-1]:
-        assert f"import {module}:" in report
+        if module != preflight.DETECTRON2_EXTENSION:
+            assert f"import {module}:" in report
+    assert "[info] detectron2 compiled extension (_C): absent, as expected" in report  # never a failure
+    assert "neural_renderer" not in report and "chumpy" not in report and "nvcc" not in report
     assert "posed GPU wiring (all of the above together)" in report
     for model_file in load_manifest(config(tmp_path).backend.phalp).required("maskrcnn"):
         assert f"[FAIL] model file {model_file.key}: missing: {model_file.path}" in report
@@ -116,7 +119,7 @@ def test_an_inbox_on_9p_with_inotify_forced_is_warned_about(tmp_path, monkeypatc
     assert "[  ok] inbox file system: 9p" in report and "polling every 2 s" in report
 
 
-def _ready_machine(tmp_path, monkeypatch, manifest_text: str | None = None):
+def _ready_machine(tmp_path, monkeypatch, manifest_text: str | None = None, driver_cuda: str = "12.8"):
     """Model files present, nvidia-smi and the import probe answering as on a working install."""
     overrides = ["backend.name=phalp"]
     if manifest_text is not None:
@@ -129,12 +132,14 @@ def _ready_machine(tmp_path, monkeypatch, manifest_text: str | None = None):
 
     def runner(argv, timeout, env=None):
         commands.append(argv)
+        if argv[0].endswith("nvidia-smi") and len(argv) > 1:
+            return CommandResult(0, "NVIDIA GeForce RTX 4060 Laptop GPU, 572.16, 8188, 7400\n", "")
         if argv[0].endswith("nvidia-smi"):
-            return CommandResult(0, "NVIDIA GeForce RTX 4060 Laptop GPU, 551.86, 8188, 7400\n", "")
-        lines = [{"step": m, "ok": True, "version": "1.0"} for m in PROBE_MODULES]
-        lines.append({"step": "cuda", "ok": True, "torch": "2.1.2+cu118", "torch_cuda": "11.8", "available": True,
+            return CommandResult(0, f"| NVIDIA-SMI 570.86.10   Driver Version: 572.16   CUDA Version: {driver_cuda}     |\n", "")
+        lines = [{"step": m, "ok": m != preflight.DETECTRON2_EXTENSION, "version": "1.0", "error": "ModuleNotFoundError"} for m in PROBE_MODULES]
+        lines.append({"step": "cuda", "ok": True, "torch": "2.11.0+cu128", "torch_cuda": "12.8", "available": True,
                       "devices": [{"index": 0, "name": "RTX 4060", "free": 7.4 * 2**30, "total": 8 * 2**30}]})
-        lines.append({"step": "smpl", "ok": True, "keys": ["J_regressor", "shapedirs"], "has_shapedirs": True})
+        lines.append({"step": "smpl", "ok": True, "keys": ["J_regressor", "shapedirs"], "has_shapedirs": True, "needs_conversion": []})
         return CommandResult(0, "library noise\n" + "\n".join(json.dumps(line) for line in lines), "")
 
     monkeypatch.setattr(preflight.shutil, "which", lambda name: "/usr/lib/wsl/lib/nvidia-smi")
@@ -147,11 +152,46 @@ def test_a_working_install_is_ready_and_commands_are_argv_lists(tmp_path, monkey
     code, report = doctor(cfg, host_files(tmp_path, total_gib=15.5, available_gib=14.0))
     assert code == EXIT_READY, report
     assert "[  ok] host memory for loading the models: 15.5 GiB in this VM" in report
-    assert "RTX 4060 Laptop GPU, driver 551.86" in report and "7.2 GiB free" in report
+    assert "RTX 4060 Laptop GPU, driver 572.16" in report and "7.2 GiB free" in report
+    assert "[  ok] driver covers torch's CUDA: driver supports CUDA 12.8, torch is built for CUDA 12.8" in report
+    assert "[info] detectron2 compiled extension (_C): absent, as expected" in report
+    assert "[  ok] import pkg_resources" in report
     assert "[  ok] SMPL file readable" in report
     assert all(isinstance(argv, list) for argv in commands)
     probe = next(argv for argv in commands if "daemon.processing.backends.phalp.probe" in argv)
     assert "--smpl" in probe and "--cuda" in probe
+
+
+@pytest.mark.parametrize(
+    ("driver_cuda", "label", "words"),
+    [
+        ("12.4", "warn", "driver supports CUDA 12.4, older than torch's 12.8 (same major: usually runs)"),
+        ("11.8", "FAIL", "driver supports CUDA 11.8, torch is built for CUDA 12.8: torch cannot use the GPU"),
+        ("13.0", "  ok", "driver supports CUDA 13.0, torch is built for CUDA 12.8"),
+    ],
+)
+def test_the_drivers_cuda_version_must_cover_the_one_torch_was_built_for(tmp_path, monkeypatch, driver_cuda, label, words):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch, driver_cuda=driver_cuda)
+    code, report = doctor(cfg, host_files(tmp_path, total_gib=15.5, available_gib=14.0))
+    assert f"[{label}] driver covers torch's CUDA: {words}" in report
+    assert (code == EXIT_NOT_READY) == (label == "FAIL")
+    if label != "  ok":
+        assert "update the Windows NVIDIA driver to R570 or newer" in report
+
+
+def test_an_smpl_file_still_holding_chumpy_objects_is_sent_to_fetch_models(tmp_path, monkeypatch):
+    cfg, _ = _ready_machine(tmp_path, monkeypatch)
+    ready_runner = preflight.run_command
+
+    def unconverted(argv, timeout, env=None):
+        result = ready_runner(argv, timeout, env)
+        return CommandResult(0, result.stdout.replace('"needs_conversion": []', '"needs_conversion": ["posedirs", "shapedirs"]'), "")
+
+    monkeypatch.setattr(preflight, "run_command", unconverted)
+    code, report = doctor(cfg, host_files(tmp_path, total_gib=15.5, available_gib=14.0))
+    assert code == EXIT_NOT_READY
+    assert "[FAIL] SMPL file readable" in report and "still holds chumpy/scipy objects (posedirs, shapedirs...)" in report
+    assert "scripts/fetch-models.sh --smpl" in report
 
 
 def test_a_crash_while_importing_is_pinned_on_the_module_that_crashed(tmp_path, monkeypatch):
@@ -255,7 +295,7 @@ def test_torch_older_than_2_1_reads_checkpoints_whole_and_needs_more(tmp_path, m
 
     def old_torch(argv, timeout, env=None):
         result = ready_runner(argv, timeout, env)
-        return CommandResult(result.returncode, result.stdout.replace("2.1.2+cu118", "2.0.1+cu118"), result.stderr)
+        return CommandResult(result.returncode, result.stdout.replace("2.11.0+cu128", "2.0.1+cu118"), result.stderr)
 
     monkeypatch.setattr(preflight, "run_command", old_torch)
     _, without_mmap = doctor(cfg, host)

@@ -15,7 +15,7 @@ from daemon.evaluation.annotations import load_annotations
 from daemon.evaluation.eval_video import build_eval_videos
 from daemon.evaluation.frame_map import default_frame_map, load_frame_map
 from daemon.evaluation.skeleton import COCO_17, shared_names
-from daemon.processing.backends.mediapipe_pose import BLAZEPOSE_33
+from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33
 from daemon.processing.backends.phalp.skeleton import PHALP_45
 
 DATA = Path(__file__).resolve().parent / "data" / "eval"

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
+from daemon.processing.backends.phalp import smpl_file, stand_in_smpl
 from daemon.processing.backends.phalp.manifest import load_manifest
 from daemon.config import load_config
 
@@ -64,14 +67,14 @@ smpl: {{key: smpl_neutral, config_key: backend.phalp.smpl_path, how_to_get: regi
 def test_every_file_lands_verified_and_the_archive_yields_only_listed_members(fetch, tmp_path, capsys):
     overrides = _setup(tmp_path)
     smpl = tmp_path / "Downloads" / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
-    smpl.parent.mkdir()
-    smpl.write_bytes(b"\x80\x02fake smpl pickle")
+    stand_in_smpl.write_body_model(smpl)  # SMPL's fields and shapes, plain numpy
     assert fetch.main(["--smpl", str(smpl), *overrides]) == 0
     cfg = load_config(overrides=overrides).backend.phalp
     files = {f.key: f.path for f in load_manifest(cfg).files}
     assert files["weights"].read_bytes() == b"weights" * 1000
     assert files["ckpt"].read_bytes() == b"ckpt" and files["mean"].read_bytes() == b"mean"
-    assert files["smpl_neutral"].read_bytes() == smpl.read_bytes()
+    converted, original = smpl_file.read_smpl(files["smpl_neutral"]), smpl_file.read_smpl(smpl)
+    assert converted.keys() == original.keys() and all(np.array_equal(converted[k], original[k]) for k in original)
     assert not files["vit"].exists()  # only the configured detector (maskrcnn)
     hmr2_root = tmp_path / "cache" / "4DHumans"
     assert sorted(p.name for p in hmr2_root.rglob("*") if p.is_file()) == ["mean.npz", "model.ckpt"]  # no archive, no ../evil
@@ -114,3 +117,14 @@ def test_the_shipped_model_list_parses_and_covers_both_detectors():
         assert {"hmr2_checkpoint", "phalp_hmar_weights", "smpl_neutral", f"detector_{detector}"} <= keys
     assert all(url.startswith("https://") for f in manifest.files for url in f.urls)
     assert set(manifest.archives) == {"hmr2_data"}
+
+
+def test_a_hostile_smpl_pickle_is_refused_and_nothing_is_installed(fetch, tmp_path):
+    overrides = _setup(tmp_path)
+    hostile = tmp_path / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
+    # GLOBAL posix.system + REDUCE: what pickle.load would run as a shell command
+    hostile.write_bytes(b"\x80\x02cposix\nsystem\nq\x00X\x0b\x00\x00\x00touch /tmp/xq\x01\x85q\x02Rq\x03.")
+    with pytest.raises(SystemExit, match=r"refusing to unpickle posix\.system"):
+        fetch.main(["--smpl", str(hostile), *overrides])
+    cfg = load_config(overrides=overrides).backend.phalp
+    assert not {f.key: f.path for f in load_manifest(cfg).files}["smpl_neutral"].exists()

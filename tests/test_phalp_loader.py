@@ -139,7 +139,7 @@ def test_the_models_are_built_from_local_files_without_network_renderers_or_unus
     # the old HMAR: built without ImageNet weights, heads HMR 2.0 replaces are dropped
     sampler = phalp.HMAR
     assert sampler.model is hmr2 and sampler.hmar_old.backbone is None and sampler.hmar_old.smpl_head is None
-    assert len(stack.renderers) == 1  # neural_renderer for the texture sampler only
+    assert stack.renderers == [] and sampler.depth_renderer == "torch"  # the pure-torch z-buffer by default: no neural_renderer
     # every checkpoint went to the CPU first and was allowed to hold pickled objects
     assert {path for path, _, _ in stack.torch_loads} >= {paths["phalp_hmar_weights"], paths["phalp_pose_predictor_weights"], paths["hmr2_checkpoint"]}
     assert all(location == "cpu" and weights_only is False for _, location, weights_only in stack.torch_loads)
@@ -164,6 +164,16 @@ def test_the_models_are_built_from_local_files_without_network_renderers_or_unus
     assert models.device == "cuda:0 (Fake RTX 4060 Laptop GPU)" and stack.current_device == 0
     assert models.mesh_faces.shape == (13776, 3)
     assert progress[0] == "checking model files" and any("HMR 2.0" in p for p in progress)
+
+
+def test_neural_renderer_is_built_only_when_selected_with_the_same_near_and_far(cfg, stack):
+    cfg.depth_renderer = "nmr"
+    install_models(cfg)
+    models = loader.load_models(cfg, lambda _: None)
+    [renderer] = stack.renderers
+    assert renderer["anti_aliasing"] is False and (renderer["near"], renderer["far"]) == (0.1, 100.0)
+    assert renderer["image_size"] == renderer["orig_size"] == models.phalp.HMAR.crop_size
+    assert models.phalp.HMAR.depth_renderer == "nmr"
 
 
 def test_vitdet_is_loaded_from_phalps_config_file_and_the_local_checkpoint(cfg, stack, tmp_path):

@@ -11,6 +11,7 @@ from daemon.config.schema import (
     INTAKES,
     OBSERVERS,
     PRECISIONS,
+    DEPTH_RENDERERS,
     IntakeConfig,
     MotionConfig,
     SmoothingFitConfig,
@@ -77,6 +78,7 @@ def validate(cfg: PosedConfig) -> None:
     _check_choice("inbox.observer", cfg.inbox.observer, OBSERVERS)
     _validate_intake(cfg.intake)
     _check_choice("backend.phalp.precision", cfg.backend.phalp.precision, PRECISIONS)
+    _check_choice("backend.phalp.depth_renderer", cfg.backend.phalp.depth_renderer, DEPTH_RENDERERS)
     if cfg.backend.mediapipe.model_complexity != 1:
         raise ConfigError(
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "

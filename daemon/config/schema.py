@@ -147,6 +147,7 @@ class PhalpConfig:
     precision: str = "fp32"  # fp32 | fp16 | bf16: autocast for HMR 2.0 and the detector
     batch_frames: int = 8  # K: detection and HMR 2.0 run over windows of K frames; 1 = frame by frame
     detect_every_n: int = 1  # run the detector on every n-th frame only; PHALP predicts in between
+    depth_renderer: str = "torch"  # torch | nmr: the z-buffer behind PHALP's texel visibility (texture.py)
     include_mesh: bool = False
     max_age_track: int = 50
     n_init: int = 5
@@ -210,3 +211,4 @@ BACKENDS = ("mediapipe", "phalp", "fault")
 OBSERVERS = ("auto", "inotify", "polling")
 INTAKES = ("folder", "bullmq")
 PRECISIONS = ("fp32", "fp16", "bf16")
+DEPTH_RENDERERS = ("torch", "nmr")

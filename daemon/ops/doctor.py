@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 EXIT_READY = 0
 EXIT_NOT_READY = 1
 GPU_BACKEND = "phalp"
-GPU_PYTHON = (3, 10)  # what scripts/setup-gpu.sh installs; chumpy breaks on 3.11+
+GPU_PYTHON = (3, 10)  # the oldest Python scripts/setup-gpu.sh installs for (torch 2.11 wheels: 3.10-3.14)
 _LABELS = {Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.WARN: "warn", Verdict.INFO: "info"}
 
 
@@ -88,9 +88,9 @@ def _render(check: Check, out: TextIO) -> None:
 def _system_checks(cfg: PosedConfig) -> Iterator[Check]:
     version = sys.version_info[:3]
     detail = f"{'.'.join(map(str, version))} ({sys.executable})"
-    if cfg.backend.name == GPU_BACKEND and version[:2] != GPU_PYTHON:
-        fix = "run posed from .venv-gpu (created by scripts/setup-gpu.sh with Python 3.10)"
-        yield Check("Python", Verdict.WARN, f"{detail}; the GPU stack is installed for Python 3.10", fix)
+    if cfg.backend.name == GPU_BACKEND and version[:2] < GPU_PYTHON:
+        fix = "run posed from .venv-gpu (created by scripts/setup-gpu.sh with Python 3.10 or newer)"
+        yield Check("Python", Verdict.WARN, f"{detail}; the GPU stack needs Python 3.10 or newer", fix)
     else:
         yield Check("Python", Verdict.OK, detail)
     if _is_wsl():

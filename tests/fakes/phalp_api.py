@@ -581,6 +581,10 @@ class Tracker:
         self._next_id += 1
 
     def accumulate_vectors(self, track_ids, features="APL"):
+        predictor = getattr(self.phalp_tracker, "pose_predictor", None)
+        if "P" in features and track_ids and hasattr(predictor, "predict_next"):
+            en_time = np.array([[entry["time"] for entry in self.tracks[i].track_data["history"]] for i in track_ids])
+            predictor.predict_next(None, None, en_time, np.array([self.tracks[i].time_since_update for i in track_ids]))
         for track_idx in track_ids:
             track = self.tracks[track_idx]
             pose = _extrapolated_pose(track.track_data["history"], track.time_since_update)
@@ -635,6 +639,29 @@ class Pose_transformer_v2:  # noqa: N801 - upstream's name
         self.encoder.load_state_dict({k.replace("encoder.", ""): v for k, v in checkpoint["state_dict"].items()}, strict=False)
         self.loaded_from = path
 
+
+
+class WindowedPosePredictor:
+    """Pose_transformer_v2.predict_next's time window, and only that (pose_transformer_v2.py:370-392).
+
+    Upstream places each of a track's ``track_history`` detections at its frame offset from the
+    first one, ``t = min(offset, frame_length - 1)``, then calls ``t.item()`` on the last: when
+    the offset is clamped ``t`` is Python's int and the call raises. So a track whose history
+    spans more than ``frame_length - 1`` frames (a gap) crashes the predictor. ``frame_length``
+    is read from the predictor's config file, as upstream reads ``cfg.pose_predictor.config_path``.
+    """
+
+    def __init__(self, frame_length: int):
+        self.frame_length = frame_length
+        self.spans: list[int] = []  # the history span of every track it was asked about
+
+    def predict_next(self, en_pose, en_data, en_time, time_to_predict):
+        for times in np.asarray(en_time):
+            span = int(times.max() - times.min())
+            self.spans.append(span)
+            if span > self.frame_length - 1:
+                raise AttributeError("'int' object has no attribute 'item'")
+        return None
 
 
 class PHALP:

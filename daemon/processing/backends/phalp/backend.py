@@ -132,12 +132,13 @@ def backend_info(cfg: PhalpConfig, models: LoadedModels) -> BackendInfo:
 
 
 def model_version(cfg: PhalpConfig) -> str:
-    """Everything that changes the numbers: weights, detector, precision, tracking settings.
+    """Everything that changes the numbers: weights, detector, precision, tracking settings, and
+    the z-buffer behind texel visibility (torch or NMR: equal up to float ties on edges).
 
     ``batch_frames`` is not in it: batching changes results only by floating-point noise."""
     stride = f"; detector every {cfg.detect_every_n} frames" if cfg.detect_every_n > 1 else ""
     return (
         f"hmr2.0 epoch=35-step=1000000 + phalp pose_predictor_40006 + {cfg.detector} detector{stride}; {precision_of(cfg)}; "
         f"score>{cfg.detection_score_threshold}; min {cfg.min_person_width_px}x{cfg.min_person_height_px}px; "
-        f"n_init {cfg.n_init}; max_age {cfg.max_age_track}"
+        f"n_init {cfg.n_init}; max_age {cfg.max_age_track}; depth {cfg.depth_renderer}"
     )

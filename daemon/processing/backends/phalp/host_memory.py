@@ -107,7 +107,7 @@ def expected_load_peak(detector: str, memory_mapped: bool) -> tuple[float, float
 
 
 def torch_memory_maps(torch_version: str | None) -> bool:
-    """torch >= 2.1 reads zip checkpoints with mmap=True; unknown = what setup-gpu.sh installs (2.1.2)."""
+    """torch >= 2.1 reads zip checkpoints with mmap=True; unknown = what setup-gpu.sh installs (2.11)."""
     if not torch_version:
         return True
     match = re.match(r"(\d+)\.(\d+)", torch_version)

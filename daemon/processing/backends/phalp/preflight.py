@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,17 +40,20 @@ DRIVER_FIX = (
     "NVIDIA driver inside WSL), run `wsl --update`, then check that /usr/lib/wsl/lib/nvidia-smi works"
 )
 IMPORT_FIXES = {
-    "torch": f"run {SETUP}: it installs torch 2.1.2+cu118 into .venv-gpu; run posed from that venv",
-    "torchvision": f"run {SETUP} (torchvision 0.16.2+cu118, matching torch)",
-    "detectron2": f"run {SETUP}: detectron2 is compiled against the installed torch and needs the CUDA 11.8 toolkit (nvcc)",
-    "neural_renderer": f"run {SETUP}: neural_renderer (shubham-goel/NMR) is a CUDA extension compiled for your GPU's architecture",
-    "chumpy": f"run {SETUP}: chumpy is needed to read the original SMPL file (installed from git, --no-build-isolation)",
-    "lap": f"run {SETUP} (pip install lap): PHALP's tracker needs it for assignment",
+    "torch": f"run {SETUP}: it installs torch 2.11 with its CUDA runtime into .venv-gpu (no CUDA toolkit needed); run posed from that venv",
+    "torchvision": f"run {SETUP} (torchvision 0.26, matching torch)",
+    "pkg_resources": f"pip install 'setuptools<82' into .venv-gpu ({SETUP} does): detectron2's model_zoo imports pkg_resources, which setuptools 82 removed",
+    "detectron2": f"run {SETUP}: installs detectron2 70f4543 as a pure-Python package (no compiler)",
+    "lap": f"run {SETUP} (pip install lap): PHALP's tracker uses it for assignment",
     "hmr2": f"run {SETUP}: installs 4D-Humans (hmr2) pinned to commit 6ec7965",
     "phalp": f"run {SETUP}: installs PHALP pinned to commit 96f7e6c (not the old PyPI phalp 0.1.3)",
     WIRING_MODULE: "fix the failures above first; the message names the module that is still missing",
 }
-PROBE_MODULES = ("torch", "torchvision", "detectron2", "neural_renderer", "chumpy", "lap", "hmr2", "phalp", WIRING_MODULE)
+DETECTRON2_EXTENSION = "detectron2._C"  # absent by design: see _extension_check
+PROBE_MODULES = ("torch", "torchvision", "pkg_resources", "detectron2", DETECTRON2_EXTENSION, "lap", "hmr2", "phalp", WIRING_MODULE)
+# The Windows driver branch each CUDA build of torch needs (NVIDIA's CUDA release notes, table 3).
+DRIVER_FOR_CUDA = {"12.6": "R560", "12.8": "R570", "13.0": "R580"}
+CUDA_VERSION_LINE = re.compile(r"CUDA Version:\s*(\d+)\.(\d+)")
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,11 @@ def phalp_checks(
 ) -> Iterator[Check]:
     """Every check of the GPU stack, in the order a user would fix them."""
     run = run or run_command
-    driver = _driver_checks(cfg, run)
-    probe, torch_version = _probe_checks(cfg, run)
-    memory = load_memory_check(cfg.detector, torch_version, host or HostFiles())
-    for check in (*driver, *probe, memory, *_model_file_checks(cfg)):
+    driver, driver_cuda = _driver_checks(cfg, run)
+    probe, cuda = _probe_checks(cfg, run)
+    coverage = [_driver_cuda_check(driver_cuda, cuda["torch_cuda"])] if cuda and cuda.get("torch_cuda") else []
+    memory = load_memory_check(cfg.detector, cuda["torch"] if cuda else None, host or HostFiles())
+    for check in (*driver, *coverage, *probe, memory, *_model_file_checks(cfg)):
         yield check if blocking else _informational(check)
 
 
@@ -93,18 +98,23 @@ def _informational(check: Check) -> Check:
 # --- driver and VRAM ----------------------------------------------------------------------
 
 
-def _driver_checks(cfg: PhalpConfig, run: CommandRunner) -> list[Check]:
+def _driver_checks(cfg: PhalpConfig, run: CommandRunner) -> tuple[list[Check], tuple[int, int] | None]:
+    """The driver and VRAM checks, and the CUDA version the driver supports (None if unknown)."""
     name = "NVIDIA driver (nvidia-smi)"
     program = shutil.which("nvidia-smi") or (str(NVIDIA_SMI_WSL) if NVIDIA_SMI_WSL.exists() else None)
     if program is None:
-        return [Check(name, Verdict.FAIL, "nvidia-smi is not on PATH nor in /usr/lib/wsl/lib", DRIVER_FIX)]
+        return [Check(name, Verdict.FAIL, "nvidia-smi is not on PATH nor in /usr/lib/wsl/lib", DRIVER_FIX)], None
     result = run([program, *NVIDIA_SMI_QUERY], SMI_TIMEOUT_S)
     gpus = _parse_smi(result.stdout) if result.returncode == 0 else []
     if not gpus:
         detail = f"{program} failed (exit {result.returncode}): {_tail(result.stderr or result.stdout)}"
-        return [Check(name, Verdict.FAIL, detail, DRIVER_FIX)]
+        return [Check(name, Verdict.FAIL, detail, DRIVER_FIX)], None
     listed = "; ".join(f"{gpu['name']}, driver {gpu['driver']}, {gpu['total_mib']} MiB" for gpu in gpus)
-    return [Check(name, Verdict.OK, listed), _vram_check(cfg, gpus)]
+    banner = run([program], SMI_TIMEOUT_S)  # only the banner says which CUDA version the driver supports
+    found = CUDA_VERSION_LINE.search(banner.stdout) if banner.returncode == 0 else None
+    driver_cuda = (int(found.group(1)), int(found.group(2))) if found else None
+    detail = listed + (f"; supports CUDA {driver_cuda[0]}.{driver_cuda[1]}" if driver_cuda else "")
+    return [Check(name, Verdict.OK, detail), _vram_check(cfg, gpus)], driver_cuda
 
 
 def _parse_smi(text: str) -> list[dict[str, str]]:
@@ -131,18 +141,19 @@ def _vram_check(cfg: PhalpConfig, gpus: list[dict[str, str]]) -> Check:
 # --- imports, CUDA and SMPL, in a child process ------------------------------------------------
 
 
-def _probe_checks(cfg: PhalpConfig, run: CommandRunner) -> tuple[list[Check], str | None]:
-    """The import/CUDA/SMPL checks, and the torch version the child found (None if none)."""
+def _probe_checks(cfg: PhalpConfig, run: CommandRunner) -> tuple[list[Check], dict | None]:
+    """The import/CUDA/SMPL checks, and the child's torch facts (None if torch did not import)."""
     smpl = resolve_path(cfg, cfg.smpl_path)
     argv = [sys.executable, "-m", PROBE_MODULE, "--cuda", *(["--smpl", str(smpl)] if smpl.is_file() else []), *PROBE_MODULES]
     result = run(argv, PROBE_TIMEOUT_S, _probe_environment(cfg))
     records, started = _parse_probe(result.stdout)
-    checks = [_import_check(module, records.get(module), started, result) for module in PROBE_MODULES]
+    checks = [_import_check(module, records.get(module), started, result) for module in PROBE_MODULES if module != DETECTRON2_EXTENSION]
+    checks.insert(PROBE_MODULES.index(DETECTRON2_EXTENSION), _extension_check(records.get(DETECTRON2_EXTENSION)))
     checks.append(_cuda_check(cfg, records.get("cuda")))
     if smpl.is_file():
         checks.append(_smpl_check(smpl, records.get("smpl")))
     cuda = records.get("cuda") or {}
-    return checks, cuda.get("torch") if cuda.get("ok") else None
+    return checks, cuda if cuda.get("ok") else None
 
 
 def _probe_environment(cfg: PhalpConfig) -> dict[str, str]:
@@ -179,6 +190,29 @@ def _import_check(module: str, record: dict | None, started: set[str], result: C
     return Check(name, Verdict.OK, f"version {version}" if version else "imported")
 
 
+def _driver_cuda_check(driver_cuda: tuple[int, int] | None, torch_cuda: str) -> Check:
+    """Does the driver run the CUDA runtime that came inside torch's wheel? (No toolkit is used.)"""
+    name = "driver covers torch's CUDA"
+    wanted = tuple(int(part) for part in torch_cuda.split(".")[:2])
+    branch = DRIVER_FOR_CUDA.get(torch_cuda, "the branch NVIDIA lists for it")
+    fix = f"update the Windows NVIDIA driver to {branch} or newer (then `wsl --shutdown`), or install torch for an older CUDA (see docs/gpu.md)"
+    if driver_cuda is None:
+        return Check(name, Verdict.WARN, f"torch is built for CUDA {torch_cuda}; the driver's CUDA version is unknown (nvidia-smi gave no banner)", fix)
+    have = f"{driver_cuda[0]}.{driver_cuda[1]}"
+    if driver_cuda >= wanted:
+        return Check(name, Verdict.OK, f"driver supports CUDA {have}, torch is built for CUDA {torch_cuda}")
+    if driver_cuda[0] == wanted[0]:  # CUDA minor-version compatibility: runs, newer features may not
+        return Check(name, Verdict.WARN, f"driver supports CUDA {have}, older than torch's {torch_cuda} (same major: usually runs)", fix)
+    return Check(name, Verdict.FAIL, f"driver supports CUDA {have}, torch is built for CUDA {torch_cuda}: torch cannot use the GPU", fix)
+
+
+def _extension_check(record: dict | None) -> Check:
+    name = "detectron2 compiled extension (_C)"
+    if record is not None and record["ok"]:
+        return Check(name, Verdict.INFO, "present (a compiled build); posed does not need it")
+    return Check(name, Verdict.INFO, "absent, as expected: posed's detectors take ROIAlign and NMS from torchvision")
+
+
 def _cuda_check(cfg: PhalpConfig, record: dict | None) -> Check:
     name = "CUDA from torch"
     if record is None or not record["ok"]:
@@ -188,7 +222,7 @@ def _cuda_check(cfg: PhalpConfig, record: dict | None) -> Check:
         f"devices={len(record['devices'])}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}"
     )
     if not record["available"]:
-        fix = "install the CUDA build of torch (scripts/setup-gpu.sh), check nvidia-smi above, and unset CUDA_VISIBLE_DEVICES"
+        fix = "install the CUDA build of torch (scripts/setup-gpu.sh), check nvidia-smi and the driver/CUDA check above, and unset CUDA_VISIBLE_DEVICES"
         verdict = Verdict.FAIL if cfg.device.startswith("cuda") else Verdict.WARN
         return Check(name, verdict, facts, fix)
     devices = "; ".join(f"cuda:{d['index']} {d['name']} ({d['free'] / 2**30:.1f} of {d['total'] / 2**30:.1f} GiB free)" for d in record["devices"])
@@ -197,11 +231,14 @@ def _cuda_check(cfg: PhalpConfig, record: dict | None) -> Check:
 
 def _smpl_check(path: Path, record: dict | None) -> Check:
     name = "SMPL file readable"
+    convert = "convert it once: scripts/fetch-models.sh --smpl PATH/TO/basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
+    if record is not None and record["ok"] and record.get("needs_conversion"):
+        detail = f"{path} still holds chumpy/scipy objects ({', '.join(record['needs_conversion'][:4])}...), which need chumpy to load"
+        return Check(name, Verdict.FAIL, detail, convert)
     if record is not None and record["ok"] and record.get("has_shapedirs"):
-        return Check(name, Verdict.OK, f"{path} unpickles ({len(record['keys'])}+ fields)")
+        return Check(name, Verdict.OK, f"{path}: plain numpy ({len(record['keys'])}+ fields)")
     error = record["error"] if record is not None and not record["ok"] else "not an SMPL model (no shapedirs)"
-    fix = "install chumpy (scripts/setup-gpu.sh)" if "chumpy" in error else "replace it with basicModel_neutral_lbs_10_207_0_v1.0.0.pkl from the SMPLify site"
-    return Check(name, Verdict.FAIL, f"{path}: {error}", fix)
+    return Check(name, Verdict.FAIL, f"{path}: {error}", convert)
 
 
 # --- model files --------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import pickle
 import sys
+from pathlib import Path
 from typing import Any
 
 CUDA_STEP = "cuda"
@@ -21,7 +21,7 @@ SMPL_STEP = "smpl"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posed-probe")
-    parser.add_argument("--smpl", help="SMPL model file to unpickle (needs chumpy for the original file)")
+    parser.add_argument("--smpl", help="SMPL model file to check (read with the restricted unpickler of smpl_file.py)")
     parser.add_argument("--cuda", action="store_true", help="report torch.cuda facts after importing torch")
     parser.add_argument("modules", nargs="*")
     args = parser.parse_args(argv)
@@ -74,10 +74,11 @@ def _cuda_facts() -> dict[str, Any]:
 
 
 def _unpickle(path: str) -> dict[str, Any]:
-    with open(path, "rb") as handle:
-        model = pickle.load(handle, encoding="latin1")  # the original SMPL file is a Python 2 pickle
-    keys = sorted(model) if isinstance(model, dict) else []
-    return {"keys": keys[:20], "has_shapedirs": "shapedirs" in keys}
+    # The restricted reader: the file is never given to plain pickle, and chumpy is not needed.
+    from daemon.processing.backends.phalp.smpl_file import foreign_fields, read_smpl
+
+    model = read_smpl(Path(path))
+    return {"keys": sorted(model)[:20], "has_shapedirs": "shapedirs" in model, "needs_conversion": foreign_fields(Path(path))}
 
 
 if __name__ == "__main__":

@@ -34,12 +34,13 @@ from daemon.processing.backends.phalp.manifest import load_manifest
 from daemon.config import PhalpConfig
 from daemon.errors import BackendUnavailable
 
-GPU_STACK = ("torch", "torchvision", "detectron2", "neural_renderer", "smplx", "hmr2", "phalp")
+GPU_STACK = ("torch", "torchvision", "detectron2", "smplx", "hmr2", "phalp")
 MODELS_MODULE = "daemon.processing.backends.phalp.synthetic_models"
 WEIGHT_KEYS = ("hmr2_checkpoint", "phalp_hmar_weights", "phalp_pose_predictor_weights", "detector_maskrcnn", "detector_vitdet")
 SMPL_MEAN_POSE_6D = (1.0, 0.0, 0.0, 0.1, 1.0, 0.0)  # not degenerate under either 6D convention (HMR 2.0's, PHALP's)
 SMPL_MEAN_CAMERA = (0.9, 0.0, 0.0)  # weak-perspective scale and translation of an average crop
 SYNTHETIC_PEOPLE_PER_FRAME = 3
+POSE_PREDICTOR_FRAME_LENGTH = 100  # >= max_age_track + track_history: see POSE_PREDICTOR_CONFIG
 POSE_PREDICTOR_INPUT = 229  # PHALP pads its pose features to 229 (pose_transformer_v2.py:320)
 # HMR 2.0's architecture, as 4D-Humans' experiment/hmr_vit_transformer.yaml and default.yaml define it.
 HMR2_CONFIG = {
@@ -65,10 +66,14 @@ HMR2_CONFIG = {
 # PHALP's pose predictor (LART). The real config_40006.yaml was not available to read: these
 # sizes follow the code's constraints (transformer width = encoder output = in_feat) and come
 # to about 30 M parameters, near the real 140 MB checkpoint. Approximate, and a small share of
-# the per-frame time either way.
+# the per-frame time either way. frame_length is the predictor's time window: upstream
+# predict_next places each of a track's track_history (7) detections at its frame offset from
+# the first, and crashes ('int' object has no attribute 'item') once that offset reaches
+# frame_length - 1, i.e. as soon as a track's history spans a gap. Random detections make gaps
+# likely, so the window covers max_age_track (50) plus the history with room to spare.
 POSE_PREDICTOR_CONFIG = {
     "configs": {
-        "in_feat": 512, "frame_length": 7, "max_people": 1, "num_smpl_heads": 1, "mask_ratio": 0.4,
+        "in_feat": 512, "frame_length": POSE_PREDICTOR_FRAME_LENGTH, "max_people": 1, "num_smpl_heads": 1, "mask_ratio": 0.4,
         "mask_type_test": "zero",
         "transformer": {"depth": 6, "heads": 8, "mlp_dim": 512, "dim_head": 64, "dropout": 0.0, "emb_dropout": 0.0,
                         "droppath": 0.0, "conv": {"pad": 1, "stride": 1}},

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import neural_renderer
 import numpy as np
 import torch
 import torch.nn.functional as F
 from hmr2.models import HMR2
 
 from daemon.processing.backends.phalp.batched import autocast
+from daemon.processing.backends.phalp.depth_render import FAR, NEAR, render_depth
 
 VISIBILITY_EPSILON = 1e-4  # a UV texel is visible if it is at most this far behind the rendered surface
 
@@ -25,11 +25,12 @@ class HMR2TextureSampler(torch.nn.Module):
 
     The same computation as 4D-Humans' ``HMR2023TextureSampler.forward``: place HMR 2.0's mesh
     in its crop camera, find each texel's surface point through the UV atlas (bmap/fmap),
-    render a depth map with neural_renderer to test visibility, and sample the crop's colours
+    render a depth map to test visibility (``depth_render``'s pure torch z-buffer, or
+    neural_renderer as upstream with ``depth_renderer="nmr"``), and sample the crop's colours
     at visible texels. The texture feeds PHALP's appearance cue.
     """
 
-    def __init__(self, hmr2: HMR2, hmar_old: Any, bmap: np.ndarray, fmap: np.ndarray, precision: str) -> None:
+    def __init__(self, hmr2: HMR2, hmar_old: Any, bmap: np.ndarray, fmap: np.ndarray, precision: str, depth_renderer: str = "torch") -> None:
         super().__init__()
         self.model = hmr2
         self.hmar_old = hmar_old
@@ -40,14 +41,8 @@ class HMR2TextureSampler(torch.nn.Module):
         self.register_buffer("tex_bmap", torch.tensor(bmap, dtype=torch.float))
         self.register_buffer("tex_fmap", torch.tensor(fmap, dtype=torch.long))
         self.register_buffer("smpl_faces", torch.tensor(np.asarray(self.smpl.faces, dtype=np.int64)))
-        self.neural_renderer = neural_renderer.Renderer(
-            dist_coeffs=None,
-            orig_size=self.crop_size,
-            image_size=self.crop_size,
-            light_intensity_ambient=1,
-            light_intensity_directional=0,
-            anti_aliasing=False,
-        )
+        self.depth_renderer = depth_renderer
+        self.neural_renderer = _nmr_renderer(self.crop_size) if depth_renderer == "nmr" else None
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         image, mask = x[:, :3], x[:, 3].clip(0, 1)
@@ -79,6 +74,8 @@ class HMR2TextureSampler(torch.nn.Module):
         return uv_image
 
     def _render_depth(self, vertices: torch.Tensor) -> torch.Tensor:
+        if self.neural_renderer is None:
+            return render_depth(vertices, self.smpl_faces, self.focal_length, self.crop_size)
         device, batch = vertices.device, vertices.shape[0]
         intrinsics = torch.eye(3, device=device)
         intrinsics[0, 0] = intrinsics[1, 1] = self.focal_length
@@ -99,3 +96,19 @@ class HMR2TextureSampler(torch.nn.Module):
 
     def get_3d_parameters(self, *args: Any, **kwargs: Any):
         return self.hmar_old.get_3d_parameters(*args, **kwargs)
+
+
+def _nmr_renderer(crop_size: int) -> Any:
+    """neural_renderer as 4D-Humans builds it; imported only when selected (a compiled extension)."""
+    import neural_renderer
+
+    return neural_renderer.Renderer(
+        dist_coeffs=None,
+        orig_size=crop_size,
+        image_size=crop_size,
+        light_intensity_ambient=1,
+        light_intensity_directional=0,
+        anti_aliasing=False,
+        near=NEAR,
+        far=FAR,
+    )

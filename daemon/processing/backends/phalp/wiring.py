@@ -1,7 +1,7 @@
 """PHALP + HMR 2.0 built for streaming: local files only, no renderer, no unused models.
 
 Imported only by ``loader.load_models`` after its checks, inside the import sandbox: this is
-the one module that imports torch, PHALP, 4D-Humans, detectron2 and neural_renderer.
+the one module that imports PHALP, 4D-Humans and detectron2 (and, through ``texture``, the depth renderer).
 
 What differs from 4D-Humans' ``track.py`` (``HMR2_4dhuman`` + ``HMR2023TextureSampler``),
 reference §1 and §2.7:
@@ -196,6 +196,7 @@ def build_texture_sampler(phalp_cfg: DictConfig, request: BuildRequest) -> HMR2T
         bmap=np.load(request.paths["phalp_bmap"]),
         fmap=np.load(request.paths["phalp_fmap"]),
         precision=precision_of(request.cfg),
+        depth_renderer=request.cfg.depth_renderer,
     )
 
 
