@@ -98,9 +98,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     overrides = [token for token in leftover if _is_override(token)]
     unknown = [token for token in leftover if not _is_override(token)]
     command_parser = args.commands[args.command]
-    if unknown:
-        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.overrides = [*args.overrides, *overrides]
+    takes_overrides = hasattr(args, "overrides")  # eval and eval-video read files, not config
+    if unknown or (overrides and not takes_overrides):
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    if takes_overrides:
+        args.overrides = [*args.overrides, *overrides]
     del args.commands
     return args
 
