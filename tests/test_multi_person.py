@@ -30,8 +30,8 @@ def run_backend(path, overrides=(), frames=None):
         for frame in source.frames():
             if frames is not None and frame.index >= frames:
                 break
-            (result,) = backend.process(backend.preprocess(frame))
-            people.append(result.people)
+            people.extend(result.people for result in backend.process(backend.preprocess(frame)))
+        people.extend(result.people for result in backend.finish())
     return people, backend.summary()
 
 
@@ -111,6 +111,26 @@ def test_a_single_runner_matches_mediapipes_own_graph():
             medians.append(np.median(np.linalg.norm(runner.keypoints[:, :2] - theirs, axis=1)))
     assert len(medians) == 30
     assert np.median(medians) < 4.0  # pixels on a 1920x1088 frame
+
+
+def test_a_person_is_published_once_seen_in_consecutive_frames():
+    """A body seen for one or two frames (a bag, a shadow) is dropped; a person seen for three is
+    published from their first frame on; every frame comes out once, in order."""
+    from daemon.processing.backends.mediapipe.confirmation import TrackConfirmation
+    from daemon.records import FrameResult, Person
+
+    def person(track_id):
+        return Person(track_id=track_id, state="detected", confidence=1.0, bbox_xywh=(0, 0, 1, 1), keypoints=np.zeros((33, 3)))
+
+    seen = [[1], [1, 2], [1, 2], [1, 3], [1, 3, 4], [3, 4], [4], [4]]  # 2: two frames, 3: three, 4: four
+    confirmation = TrackConfirmation(3)
+    out = []
+    for index, ids in enumerate(seen):
+        out += confirmation.push(FrameResult(index=index, timestamp_s=index / 30, people=[person(i) for i in ids]))
+        assert len(out) == max(0, index - 1)  # two frames of latency
+    out += confirmation.finish()
+    assert [r.index for r in out] == list(range(len(seen)))
+    assert [[p.track_id for p in r.people] for r in out] == [[1], [1], [1], [1, 3], [1, 3, 4], [3, 4], [4], [4]]
 
 
 def test_max_people_may_not_exceed_the_frame_limit():

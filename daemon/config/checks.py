@@ -50,6 +50,7 @@ def validate(cfg: PosedConfig) -> None:
         "backend.mediapipe.max_track_distance": cfg.backend.mediapipe.max_track_distance,
         "backend.mediapipe.max_missing_s": cfg.backend.mediapipe.max_missing_s,
         "backend.mediapipe.threads": cfg.backend.mediapipe.threads,
+        "backend.mediapipe.confirm_frames": cfg.backend.mediapipe.confirm_frames,
     }
     for key, value in positive.items():
         if not value > 0:

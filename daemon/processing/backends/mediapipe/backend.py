@@ -15,6 +15,7 @@ import numpy as np
 from daemon.config import MediapipeConfig
 from daemon.processing.backends.base import Backend, LoadProgress
 from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33, WORLD_FRAME
+from daemon.processing.backends.mediapipe.confirmation import TrackConfirmation
 from daemon.processing.backends.mediapipe.detector import PersonDetector, weighted_nms
 from daemon.processing.backends.mediapipe.identities import IdentityTracker
 from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, LandmarkNetwork, Pose
@@ -62,6 +63,7 @@ class MediapipeBackend(Backend):
         self._identities = IdentityTracker(max_distance=self._cfg.max_track_distance,
                                            max_missing_frames=round(self._cfg.max_missing_s * fps))
         self._tracked = []
+        self._confirmation = TrackConfirmation(self._cfg.confirm_frames)
         self._counts = {"detector_runs": 0, "landmark_runs": 0, "max_people_in_a_frame": 0}
 
     def preprocess(self, frame: Frame) -> Frame:
@@ -75,8 +77,18 @@ class MediapipeBackend(Backend):
         self._tracked = poses
         height, width = rgb.shape[:2]
         people = sorted((_person(pose, track_id, width, height) for pose, track_id in zip(poses, ids)), key=lambda p: p.track_id)
-        self._counts["max_people_in_a_frame"] = max(self._counts["max_people_in_a_frame"], len(people))
-        return [FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, people=people)]
+        released = self._confirmation.push(FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, people=people))
+        self._count_people(released)
+        return released
+
+    def finish(self) -> list[FrameResult]:
+        released = self._confirmation.finish()
+        self._count_people(released)
+        return released
+
+    def _count_people(self, results: list[FrameResult]) -> None:
+        for result in results:
+            self._counts["max_people_in_a_frame"] = max(self._counts["max_people_in_a_frame"], len(result.people))
 
     def _find_people(self, rgb: np.ndarray) -> list[Pose]:
         found = []
@@ -88,13 +100,14 @@ class MediapipeBackend(Backend):
                                  np.array([d.keypoints for d in found]))
         limit = self._cfg.max_people
         looks = regions_to_look([pose.next_roi for pose in self._tracked], found, limit + EXTRA_LOOKS)
-        poses = []
-        for roi in looks:
+        poses, tracked = [], []
+        for number, roi in enumerate(looks):  # the first len(self._tracked) follow last frame's people
             pose = self._landmarks.estimate(rgb, roi)
             self._counts["landmark_runs"] += 1
             if pose.presence >= self._cfg.min_tracking_confidence and is_body(pose):
                 poses.append(pose)
-        return distinct_people(poses, limit)
+                tracked.append(number < len(self._tracked))
+        return distinct_people(poses, limit, tracked=tracked)
 
     def summary(self) -> dict[str, int]:
         return dict(self._counts)

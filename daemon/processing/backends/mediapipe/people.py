@@ -47,13 +47,17 @@ def is_body(pose: Pose) -> bool:
     return body_size(pose) >= MIN_REGION_FILL * pose.roi.size
 
 
-def distinct_people(poses: Sequence[Pose], limit: int) -> list[Pose]:
-    """The most confident pose of each body, at most ``limit`` bodies; no pose that is only a
-    small part of another person (a look that landed on someone's legs)."""
+def distinct_people(poses: Sequence[Pose], limit: int, *, tracked: Sequence[bool] = ()) -> list[Pose]:
+    """One pose per body, at most ``limit`` bodies; no pose that is only a small part of another
+    person (a look that landed on someone's legs). People already tracked (``tracked[i]``) come
+    first, then the most confident: a new find never displaces someone being followed, so with
+    ``limit`` 1 the person followed stays the one published, as MediaPipe's own graph did."""
+    following = list(tracked) + [False] * (len(poses) - len(tracked))
+    order = sorted(range(len(poses)), key=lambda i: (not following[i], -pose_score(poses[i])))
     kept: list[Pose] = []
-    for pose in sorted(poses, key=lambda p: -pose_score(p)):
-        if all(body_distance(pose, other) > SAME_BODY_DISTANCE for other in kept):
-            kept.append(pose)
+    for index in order:
+        if all(body_distance(poses[index], other) > SAME_BODY_DISTANCE for other in kept):
+            kept.append(poses[index])
     boxes = [keypoint_box(pose) for pose in kept]
     whole = [pose for pose, box in zip(kept, boxes) if not any(_is_part_of(box, other) for other in boxes if other is not box)]
     return whole[:limit]
