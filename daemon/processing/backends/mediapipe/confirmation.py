@@ -1,10 +1,11 @@
-"""A person is published once seen in ``confirm_frames`` consecutive frames.
+"""A person is published once seen in ``confirm_frames`` frames.
 
 The landmark network sometimes sees a body for a frame or two where there is none (a bag, a
-shadow, the remains of someone turning away). A real person is seen frame after frame, so each
-frame's results wait ``confirm_frames - 1`` frames: by then every track in them is either
-confirmed (seen in that many consecutive frames, at any time so far) or dropped from that frame.
-Latency: ``confirm_frames - 1`` frames; memory: that many frames' people.
+shadow, the remains of someone turning away): such a phantom comes and goes under a new id each
+time. A real person keeps their id, even when found only now and then (small, in a crowd), so
+their sightings add up. Each frame's results wait ``confirm_frames - 1`` frames; by then each
+track in them is confirmed (seen in that many frames so far) or dropped from that frame.
+Latency: ``confirm_frames - 1`` frames; memory: that many frames' people and a count per id.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ class TrackConfirmation:
     def __init__(self, confirm_frames: int) -> None:
         self._confirm = max(1, confirm_frames)
         self._pending: deque[FrameResult] = deque()
-        self._streak: dict[int, int] = {}
+        self._sightings: dict[int, int] = {}
         self._confirmed: set[int] = set()
 
     def push(self, result: FrameResult) -> list[FrameResult]:
         """This frame's results in; the frames whose wait is over out, in order."""
-        seen = {person.track_id for person in result.people}
-        self._streak = {track: self._streak.get(track, 0) + 1 for track in seen}
-        self._confirmed |= {track for track, streak in self._streak.items() if streak >= self._confirm}
+        for track in {person.track_id for person in result.people}:
+            self._sightings[track] = self._sightings.get(track, 0) + 1
+            if self._sightings[track] >= self._confirm:
+                self._confirmed.add(track)
         self._pending.append(result)
         released = []
         while len(self._pending) >= self._confirm:
