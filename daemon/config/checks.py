@@ -85,7 +85,7 @@ def validate(cfg: PosedConfig) -> None:
             "config key 'backend.mediapipe.model_complexity': only 1 ships inside the mediapipe wheel; "
             "0 and 2 would be downloaded at run time, which posed never does"
         )
-    if cfg.backend.mediapipe.max_people > cfg.limits.max_people_per_frame:
+    if cfg.backend.name == "mediapipe" and cfg.backend.mediapipe.max_people > cfg.limits.max_people_per_frame:
         raise ConfigError(
             f"config key 'backend.mediapipe.max_people': {cfg.backend.mediapipe.max_people} exceeds "
             f"limits.max_people_per_frame={cfg.limits.max_people_per_frame}"
