@@ -17,7 +17,7 @@ import pytest
 from bullmq import Queue
 
 from daemon.errors import ErrorCode
-from daemon.intake.queue import BullmqIntake
+from daemon.intake.queue.worker import BullmqIntake
 from tests.daemon_harness import MEDIA, REPO, SHORT_CLIP
 from tests.helpers import wait_until
 
@@ -238,7 +238,7 @@ def test_queue_config_is_checked_at_start() -> None:
 
 
 def test_queue_status_counts_jobs_and_names_the_holder(redis_server, intakes) -> None:
-    from daemon.intake.queue_status import read_queue_status, render_queue_status
+    from daemon.intake.queue.status import read_queue_status, render_queue_status
 
     first = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP), "job_id": "status-1"}, {})
     bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {})
@@ -289,7 +289,7 @@ def test_queue_jobs_take_exactly_the_sidecars_options() -> None:
 def _job_data(options: dict[str, Any]):
     from types import SimpleNamespace
 
-    from daemon.intake.queue_job import read_job
+    from daemon.intake.queue.job import read_job
 
     bull_job = SimpleNamespace(id="7", name="pose", timestamp=1, attemptsMade=0, failedReason=None, opts={},
                                data={"input": str(SHORT_CLIP), "options": options})  # fmt: skip

@@ -171,7 +171,7 @@ def _mount_checks(cfg: PosedConfig) -> Iterator[Check]:
 
 def _mount_functions() -> tuple[Callable[[Path], str], Callable[[str], bool]] | None:
     """``filesystem_type``/``needs_polling`` from the inbox code, wherever this build has them."""
-    for module_name in ("daemon.intake.mounts", "daemon.intake.inbox"):
+    for module_name in ("daemon.intake.folder.mounts", "daemon.intake.folder.inbox"):
         try:
             module = importlib.import_module(module_name)
         except ImportError:

@@ -23,9 +23,9 @@ from typing import Any
 
 from daemon.config import PosedConfig
 from daemon.intake.base import ClaimedInput
-from daemon.intake.loop_thread import QueueUnavailable
-from daemon.intake.queue import BullmqIntake
-from daemon.intake.queue_job import QueueJob
+from daemon.intake.queue.loop_thread import QueueUnavailable
+from daemon.intake.queue.worker import BullmqIntake
+from daemon.intake.queue.job import QueueJob
 from daemon.log import get_logger, job_context
 from daemon.paths import path_forms
 from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX, safe_stem

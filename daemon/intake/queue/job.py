@@ -25,7 +25,7 @@ from daemon.records import JobOptions
 from daemon.intake.sidecar import MAX_METADATA_BYTES, MESSAGE_PREFIX, JobSidecar, parse_options
 
 JOB_NAME = "pose"
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "queue-job.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "queue-job.schema.json"
 _ERROR_CODE_PREFIX = re.compile(r"^(E_[A-Z0-9_]+):")
 _WINDOWS_DEVICE = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$", re.IGNORECASE)
 

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from daemon.intake.loop_thread import LoopThread, QueueUnavailable
-from daemon.intake.queue_held import BACKOFF_S, HeldJob
-from daemon.intake.queue_job import QueueJob, failure_reason, read_job
-from daemon.intake.redis_client import HealthWatch, QueueHealth, connect, is_connection_error, redact
+from daemon.intake.queue.loop_thread import LoopThread, QueueUnavailable
+from daemon.intake.queue.held import BACKOFF_S, HeldJob
+from daemon.intake.queue.job import QueueJob, failure_reason, read_job
+from daemon.intake.queue.redis_client import HealthWatch, QueueHealth, connect, is_connection_error, redact
 from daemon.log import get_logger
 
 log = get_logger(__name__)

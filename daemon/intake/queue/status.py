@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from daemon.intake.redis_client import connect
+from daemon.intake.queue.redis_client import connect
 
 STATES = ("waiting", "active", "delayed", "prioritized", "completed", "failed")
 MAX_ACTIVE_SHOWN = 50

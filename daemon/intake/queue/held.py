@@ -15,8 +15,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.intake.queue_job import QueueJob
-from daemon.intake.redis_client import is_connection_error
+from daemon.intake.queue.job import QueueJob
+from daemon.intake.queue.redis_client import is_connection_error
 from daemon.log import get_logger
 
 log = get_logger(__name__)

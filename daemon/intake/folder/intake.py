@@ -18,9 +18,9 @@ from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, SettledInputs
 from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
-from daemon.intake.inbox import InboxWatcher
-from daemon.intake.orphans import OrphanSidecars
-from daemon.intake.sidecar_cache import SidecarCache
+from daemon.intake.folder.inbox import InboxWatcher
+from daemon.intake.folder.orphans import OrphanSidecars
+from daemon.intake.folder.sidecar_cache import SidecarCache
 from daemon.log import get_logger, job_context
 from daemon.paths import sidecar_path_for
 from daemon.publishing.naming import job_id_for
