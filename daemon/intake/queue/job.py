@@ -64,8 +64,11 @@ class QueueJob:
         return self.attempt >= self.attempts
 
 
-def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: str | None = None) -> QueueJob:
-    """Map a ``bullmq.Job`` fetched with ``token`` to a ``QueueJob`` (never raises on bad data)."""
+def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: str | None = None, *,
+             unparsed: dict[str, str] | None = None) -> QueueJob:
+    """Map a ``bullmq.Job`` fetched with ``token`` to a ``QueueJob`` (never raises on bad data).
+
+    ``unparsed``: the raw fields left unparsed because they were out of bounds (``bounded_json``)."""
     opts = bull_job.opts or {}
     attempts_made = int(bull_job.attemptsMade or 0)
     base = dict(
@@ -80,6 +83,9 @@ def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: st
         previous_error_code=_error_code(bull_job.failedReason) if attempts_made else None,
     )
     try:
+        if unparsed:
+            field, why = sorted(unparsed.items())[0]
+            raise JobError(ErrorCode.BAD_JOB_DATA, f"queue job {field}: {why}", stage="intake", details={"field": field})
         return QueueJob(**(base | _parse(bull_job.name, bull_job.data, roots, distro)))
     except JobError as problem:
         return QueueJob(**base, problem=problem)

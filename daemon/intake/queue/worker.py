@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from daemon.intake.queue.bounded_json import defuse
 from daemon.intake.queue.loop_thread import LoopThread, QueueUnavailable
 from daemon.intake.queue.held import BACKOFF_S, HeldJob
 from daemon.intake.queue.job import QueueJob, failure_reason, read_job
@@ -97,7 +98,7 @@ class BullmqIntake:
             "maxStalledCount": self.max_stalled_count,
             "autorun": False,
         }
-        self._worker = Worker(self.queue, None, opts)
+        self._worker = _bounded(Worker)(self.queue, None, opts)
         self._worker.on("lockRenewalFailed", self._on_lock_renewal_failed)
         self._worker.on("error", self._on_worker_error)
         self._worker.lockManager.start()
@@ -161,7 +162,10 @@ class BullmqIntake:
             try:
                 bull_job = await worker.getNextJob(token)
             except Exception as exc:  # noqa: BLE001 - classified below; the loop must survive
-                self._degrade(exc)
+                if is_connection_error(exc):
+                    self._degrade(exc)
+                else:  # a bug or a refused command, not an outage: say so, never "unreachable"
+                    log.error("queue.fetch_error", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, BACKOFF_S[1])
                 continue
@@ -169,7 +173,8 @@ class BullmqIntake:
             if bull_job is None:
                 continue  # the blocking wait timed out (drainDelay): look again
             worker.lockManager.track_job(bull_job.id, token, int(time.time() * 1000))
-            job = read_job(bull_job, token, self.queue, self.input_roots, self._distro)
+            unparsed = worker.unparsed.pop(str(bull_job.id), None)
+            job = read_job(bull_job, token, self.queue, self.input_roots, self._distro, unparsed=unparsed)
             self._ready.append(HeldJob(bull_job, job))
             self._wake()
             return
@@ -179,7 +184,7 @@ class BullmqIntake:
     def progress(self, job: QueueJob, frames_done: int = 0, frames_total: int | None = None,
                  fps: float | None = None, eta_s: float | None = None, *, stage: str = "running",
                  error: dict[str, Any] | None = None) -> None:
-        """Publish progress (``job.updateProgress``) without waiting (throttled: ``queue_held``)."""
+        """Publish progress (``job.updateProgress``) without waiting (throttled: ``held``)."""
         held = self._held.get(job.id)
         if held is None or held.lost:
             return
@@ -283,6 +288,29 @@ class BullmqIntake:
         """True once BullMQ refused to renew or extend this job's lock: stop and discard."""
         held = self._held.get(job.id)
         return held is None or held.lost
+
+
+def _bounded(worker_class: type) -> type:
+    """BullMQ's Worker, but job fields out of bounds are never parsed (``bounded_json``).
+
+    ``Worker.nextJobFromJobData`` runs ``Job.fromJSON`` (``json.loads``) on the job hash right
+    after the job was moved to active and locked for us; deep data made it raise there, so
+    the job was never handed over, never failed, and cycled waiting <-> active forever. Here
+    the raw fields are measured first and replaced by empty stand-ins; the job is handed over
+    with the reasons, and the daemon fails it with ``E_BAD_JOB_DATA`` like any bad data."""
+
+    class BoundedWorker(worker_class):
+        unparsed: dict[str, dict[str, str]]
+
+        async def nextJobFromJobData(self, job_data=None, job_id=None, *args, **kwargs):  # noqa: ANN001
+            if job_data and job_id is not None:
+                problems = defuse(job_data)
+                if problems:
+                    self.unparsed[str(job_id)] = problems
+            return await super().nextJobFromJobData(job_data, job_id, *args, **kwargs)
+
+    BoundedWorker.unparsed = {}
+    return BoundedWorker
 
 
 def worker_name(host: str, daemon_name: str) -> str:

@@ -73,6 +73,18 @@ describe('queue producer', { timeout: 120_000 }, () => {
     assert.deepEqual(await producer.counts(), before);
   });
 
+  test('metadata nested 3,000 levels or bigger than the daemon reads is refused before it reaches Redis', async () => {
+    const before = await producer.counts();
+    let deep = {};
+    for (let i = 0; i < 3000; i += 1) deep = { a: deep };
+    for (const metadata of [deep, { blob: 'x'.repeat(300 * 1024) }]) {
+      await assert.rejects(producer.enqueue('/x.mp4', { metadata }),
+        (err) => err instanceof PosedQueueError && err.code === 'E_CLIENT_BAD_JOB_DATA' && /deeper than 32|bytes of JSON/.test(err.message));
+    }
+    await producer.queue.remove((await producer.enqueue('/x.mp4', { metadata: { nested: { ok: [1, 2, { three: 3 }] } } })).id);
+    assert.deepEqual(await producer.counts(), before);
+  });
+
   test('wait resolves with the return value after progress events; failures carry the code', async () => {
     const worker = new Worker('posed-node-test', async (job) => {
       if (job.data.input.endsWith('bad.mp4')) throw new UnrecoverableError('E_TRUNCATED: the file is cut short (report: /o/x.error.json)');
