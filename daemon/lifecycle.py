@@ -89,7 +89,7 @@ class JobLifecycle:
             item.input_info = self.outcomes.input_info(item.path, item.input_stat)
             if item.refusal is None:
                 try:
-                    check_file(item.path, self.cfg.limits, self.cfg.inbox.extensions)
+                    check_file(item.path, self.cfg.limits, self.cfg.inbox.extensions, exact=item.exact_path)
                 except JobError as exc:
                     item.refusal = exc
             if item.refusal is None:
@@ -121,6 +121,7 @@ class JobLifecycle:
                 "input_info": item.input_info | _destination(self.outcomes, item, "done"),
                 "options": item.options.to_json(),
                 "client": item.client,
+                "exact_path": item.exact_path,
             },
             now,
         )

@@ -94,3 +94,86 @@ def test_a_daemon_answers_deep_and_huge_jobs_once_with_a_code_and_never_says_deg
         assert report["error"]["code"] == "E_BAD_JOB_DATA"
     events = [e.get("event") for e in daemon.log_events()]
     assert "queue.degraded" not in events and "queue.fetch_error" not in events
+
+
+def test_queue_mode_refuses_to_start_without_explicit_input_roots(tmp_path) -> None:
+    run = subprocess.run([sys.executable, "-m", "daemon", "run", "--queue", "redis://127.0.0.1:9/0", "--outbox", str(tmp_path / "o")],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 3 and "intake.input_roots" in run.stderr and "none is set" in run.stderr
+    assert not (tmp_path / "o").exists()  # refused before anything was created
+
+
+def _secret_tree(tmp_path):
+    """uploads/ (the only root) holding a real video, a symlinked folder and a symlinked file that
+    both lead outside, to a 'video' whose bytes are a secret."""
+    uploads, outside = tmp_path / "uploads", tmp_path / "outside"
+    uploads.mkdir()
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(b"TOPSECRET-" + b"s" * 77767)  # 77777 bytes
+    os.link(SHORT_CLIP, outside / "clip.mp4") if os.stat(SHORT_CLIP).st_dev == os.stat(outside).st_dev else \
+        (outside / "clip.mp4").write_bytes(SHORT_CLIP.read_bytes())  # fmt: skip
+    (uploads / "ok.mp4").write_bytes(SHORT_CLIP.read_bytes())
+    (uploads / "linkdir").symlink_to(outside, target_is_directory=True)
+    (uploads / "link.mp4").symlink_to(outside / "clip.mp4")
+    return uploads, outside
+
+
+def test_nothing_about_files_outside_the_roots_reaches_a_report(tmp_path, redis_server, daemons) -> None:
+    uploads, outside = _secret_tree(tmp_path)
+    jobs = {
+        "ok": str(uploads / "ok.mp4"),
+        "shadow": "/etc/shadow",
+        "absent": "/etc/no-such-file-posed",
+        "dirlink-video": str(uploads / "linkdir" / "clip.mp4"),  # issue 21 item 3: was processed
+        "dirlink-secret": str(uploads / "linkdir" / "secret.mp4"),  # its bytes were in the reason
+        "dirlink-absent": str(uploads / "linkdir" / "absent.mp4"),
+        "filelink": str(uploads / "link.mp4"),
+    }
+    ids = {name: bullmq_call(redis_server.url, "add", {"input": path, "job_id": name}, {"attempts": 3}) for name, path in jobs.items()}
+    daemon = start(daemons, "qa", redis_server.url, f"intake.input_roots=[{uploads}]")
+    for bull_id in ids.values():
+        wait_until(lambda b=bull_id: raw_state(redis_server.url, b)["state"] in ("completed", "failed"), 120, daemon.log_tail)
+    assert raw_state(redis_server.url, ids["ok"])["state"] == "completed"
+    told = {}
+    for name in jobs:
+        if name == "ok":
+            continue
+        state = raw_state(redis_server.url, ids[name])
+        [published] = [p for p in daemon.outbox.glob("*.error.json") if f'"bullmq:{QUEUE}:{ids[name]}:' in p.read_text()]
+        report = published.read_text()
+        told[name] = (state["state"], state["attemptsMade"], json.loads(report)["error"]["code"], json.loads(report)["input"]["bytes"])
+        for text in (report, state["failedReason"]):
+            assert "TOPSECRET" not in text and "77777" not in text, (name, text)
+    assert set(told.values()) == {("failed", 1, "E_BAD_JOB_DATA", None)}, told
+    # Outside and existing, outside and absent: the same words, only the path given differs.
+    reason = {name: raw_state(redis_server.url, ids[name])["failedReason"].split(" (report: ")[0].replace(jobs[name], "<p>")
+              for name in jobs if name != "ok"}
+    assert reason["shadow"] == reason["absent"]
+    assert reason["dirlink-secret"] == reason["dirlink-absent"] == reason["dirlink-video"]
+    assert "symbolic link" in reason["dirlink-secret"] and "symbolic link" in reason["filelink"]
+    log = daemon.log_path.read_text(errors="replace")
+    assert "TOPSECRET" not in log and "77777" not in log
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_is_never_read(tmp_path) -> None:
+    """The check-then-open race: the intake walked the path; before the worker opens it, a folder
+    on the way becomes a symlink to a folder outside the roots holding a file of the same name."""
+    import pytest
+
+    from daemon.config import LimitsConfig
+    from daemon.errors import JobError
+    from daemon.paths import open_beneath
+    from daemon.processing.media import check_file
+
+    uploads, outside = _secret_tree(tmp_path)
+    (uploads / "day").mkdir()
+    (uploads / "day" / "clip.mp4").write_bytes(SHORT_CLIP.read_bytes())
+    fd, canonical = open_beneath(str(uploads / "day" / "clip.mp4"), [str(uploads)], os.O_RDONLY)
+    os.close(fd)
+    (uploads / "day").rename(tmp_path / "day-moved")
+    (uploads / "day").symlink_to(outside, target_is_directory=True)  # outside/clip.mp4 exists
+    extensions = [".mp4"]
+    assert check_file(canonical, LimitsConfig(), extensions) > 0  # the old open: followed the folder link
+    with pytest.raises(JobError) as refused:
+        check_file(canonical, LimitsConfig(), extensions, exact=True)
+    assert refused.value.code == ErrorCode.INPUT_CHANGED and "no longer at the path that was checked" in refused.value.message

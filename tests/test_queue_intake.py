@@ -230,9 +230,11 @@ def test_queue_config_is_checked_at_start() -> None:
     from daemon.config import load_config
     from daemon.errors import ConfigError
 
-    cfg = load_config(None, ["intake.kind=bullmq", "intake.url=rediss://posed:secret@redis.lan:6380/2"])
+    queue = ["intake.kind=bullmq", "intake.url=rediss://posed:secret@redis.lan:6380/2"]
+    cfg = load_config(None, queue + ["intake.input_roots=[/srv/uploads]"])
     assert (cfg.intake.kind, cfg.intake.queue, cfg.intake.lock_duration_s) == ("bullmq", "posed", 30.0)
-    for bad in (["intake.kind=bullmq"], ["intake.kind=kafka"], ["intake.queue=a:b"], ["intake.lock_duration_s=0"]):
+    for bad in (["intake.kind=bullmq"], ["intake.kind=kafka"], ["intake.queue=a:b"], ["intake.lock_duration_s=0"], queue,
+                queue + ["intake.input_roots=[uploads]"]):
         with pytest.raises(ConfigError, match="intake"):
             load_config(None, bad)
 

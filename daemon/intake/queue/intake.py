@@ -27,7 +27,8 @@ from daemon.intake.queue.loop_thread import QueueUnavailable
 from daemon.intake.queue.worker import BullmqIntake
 from daemon.intake.queue.job import QueueJob
 from daemon.log import get_logger, job_context
-from daemon.paths import path_forms
+from daemon.errors import ErrorCode, JobError
+from daemon.paths import BadPath, PathThroughLink, open_beneath, path_forms
 from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX, safe_stem
 
 log = get_logger(__name__)
@@ -82,7 +83,7 @@ class QueueIntake:
         job = self.queue.take()
         while job is not None and self._settled_before(job):
             job = self.queue.take()
-        return None if job is None else _claimed(job)
+        return None if job is None else _claimed(job, self.queue.input_roots)
 
     def _settled_before(self, job: QueueJob) -> bool:
         """Its daemon published an outcome and died before telling BullMQ: tell it now."""
@@ -176,17 +177,32 @@ def published_files(manifest: Path) -> dict[str, dict[str, Any]] | None:
         return None
 
 
-def _claimed(job: QueueJob) -> ClaimedInput:
+def _claimed(job: QueueJob, roots: list[str]) -> ClaimedInput:
     path = job.input_path or Path(safe_stem(f"{job.queue}-{job.id}"))
     options = job.options
     if job.previous_error_code == "E_OUT_OF_MEMORY":  # the last attempt ran out of memory
         options = replace(options, low_memory=True)
-    try:  # bytes in the outcome, and a result refused if the file changes while it is processed
-        input_stat = os.stat(path) if job.problem is None else None
-    except OSError:
-        input_stat = None  # missing or unreadable: the lifecycle's file check reports it
+    input_stat, refusal = None, job.problem
+    if refusal is None:
+        path, input_stat, refusal = _confined(path, roots)
     return ClaimedInput(path=path, job_id=job.job_id, wanted_stem=job.stem, input_stat=input_stat, options=options,
-                        client=job.client, refusal=job.problem, ticket=job, moves_input=False)
+                        client=job.client, refusal=refusal, ticket=job, moves_input=False, exact_path=True)
+
+
+def _confined(path: Path, roots: list[str]) -> tuple[Path, os.stat_result | None, JobError | None]:
+    """The input's canonical path and stat (bytes in the outcome, and a result refused if the
+    file changes while it is processed), walked down from its root without following a link
+    (``paths.open_beneath``): nothing outside the roots is ever stat'ed, opened or measured."""
+    try:
+        fd, canonical = open_beneath(str(path), roots, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PathThroughLink as exc:
+        return path, None, JobError(ErrorCode.BAD_JOB_DATA, f"queue job data.input: {exc}", stage="intake", details={"field": "input"})
+    except (BadPath, OSError):
+        return path, None, None  # missing or unreadable: the lifecycle's file check reports it
+    try:
+        return Path(canonical), os.fstat(fd), None
+    finally:
+        os.close(fd)
 
 
 def find_published(outbox: Path, stem: str, job_id: str) -> tuple[Path, dict[str, Any]] | None:

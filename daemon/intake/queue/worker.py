@@ -62,7 +62,7 @@ class BullmqIntake:
         self.queue = queue
         self.host = socket.gethostname()
         self.daemon_name = daemon_name or self.host
-        self.input_roots = list(input_roots or ["/"])
+        self.input_roots = list(input_roots or [])  # none: every input is outside (config requires them)
         self.lock_ms = int(lock_duration_s * 1000)
         self.stalled_ms = int(stalled_interval_s * 1000)
         self.max_stalled_count = max_stalled_count
