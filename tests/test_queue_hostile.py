@@ -177,3 +177,24 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_never_read(tmp_path) -> 
     with pytest.raises(JobError) as refused:
         check_file(canonical, LimitsConfig(), extensions, exact=True)
     assert refused.value.code == ErrorCode.INPUT_CHANGED and "no longer at the path that was checked" in refused.value.message
+
+
+def test_queue_job_ids_follow_the_sidecar_rules(tmp_path, redis_server, intakes) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "hijack.mp4").write_bytes(SHORT_CLIP.read_bytes())
+    hijack = str(uploads / "hijack.mp4")
+    refused = {job_id: bullmq_call(redis_server.url, "add", {"input": hijack, "job_id": job_id}, {})
+               for job_id in ("LPT0", "COM0", "lpt0.upload", "Nul", "victim.mp4", "victim.MOV")}  # fmt: skip
+    own = bullmq_call(redis_server.url, "add", {"input": hijack, "job_id": "hijack.mp4"}, {})
+    plain = bullmq_call(redis_server.url, "add", {"input": hijack, "job_id": "upload-7.v2"}, {})
+    intake = intakes(input_roots=[str(uploads)])
+    jobs = {job.id: job for job in (take(intake) for _ in range(len(refused) + 2))}
+    for job_id, bull_id in refused.items():
+        problem = jobs[bull_id].problem
+        assert problem is not None and problem.code == ErrorCode.BAD_JOB_DATA, job_id
+        assert problem.details["field"] == "job_id" and problem.message.startswith("queue job data.job_id: "), problem.message
+    assert "device name" in jobs[refused["LPT0"]].problem.message
+    assert "looks like a video file name" in jobs[refused["victim.mp4"]].problem.message
+    assert (jobs[own].problem, jobs[own].stem) == (None, "hijack.mp4")  # its own name is fine
+    assert (jobs[plain].problem, jobs[plain].stem) == (None, "upload-7.v2")

@@ -46,7 +46,7 @@ class QueueIntake:
         self.queue = BullmqIntake(
             intake.url, intake.queue, daemon_name=daemon_name, input_roots=list(intake.input_roots),
             lock_duration_s=intake.lock_duration_s, stalled_interval_s=intake.stalled_interval_s,
-            max_stalled_count=intake.max_stalled_count, wake=wake,
+            max_stalled_count=intake.max_stalled_count, wake=wake, extensions=list(cfg.inbox.extensions),
         )  # fmt: skip
         self.unconfirmed: list[tuple[QueueJob, str, dict[str, Any]]] = []  # published, BullMQ not yet told
 

@@ -57,6 +57,7 @@ class BullmqIntake:
         op_timeout_s: float = 10.0,
         wake: Callable[[], None] | None = None,
         distro: str | None = None,
+        extensions: list[str] | None = None,
     ) -> None:
         self.url = url
         self.queue = queue
@@ -69,6 +70,7 @@ class BullmqIntake:
         self.op_timeout_s = op_timeout_s
         self._wake = wake or (lambda: None)
         self._distro = distro
+        self._extensions = extensions  # a job_id that looks like a video name must be its input's own
         self._thread = LoopThread("posed-bullmq")
         self._worker: Any = None
         self._held: dict[str, HeldJob] = {}
@@ -174,7 +176,8 @@ class BullmqIntake:
                 continue  # the blocking wait timed out (drainDelay): look again
             worker.lockManager.track_job(bull_job.id, token, int(time.time() * 1000))
             unparsed = worker.unparsed.pop(str(bull_job.id), None)
-            job = read_job(bull_job, token, self.queue, self.input_roots, self._distro, unparsed=unparsed)
+            job = read_job(bull_job, token, self.queue, self.input_roots, self._distro, unparsed=unparsed,
+                           extensions=self._extensions)
             self._ready.append(HeldJob(bull_job, job))
             self._wake()
             return

@@ -67,7 +67,8 @@ describe('queue producer', { timeout: 120_000 }, () => {
 
   test('data that breaks queue-job.schema.json is refused before it reaches Redis', async () => {
     const before = await producer.counts();
-    for (const [input, extra] of [['', {}], ['/x.mp4', { jobId: '../evil' }], ['/x.mp4', { options: { start_fame: 1 } }]]) {
+    for (const [input, extra] of [['', {}], ['/x.mp4', { jobId: '../evil' }], ['/x.mp4', { options: { start_fame: 1 } }],
+      ['/x.mp4', { jobId: 'LPT0' }], ['/x.mp4', { jobId: 'com0.upload' }]]) {
       await assert.rejects(producer.enqueue(input, extra), (err) => err instanceof PosedQueueError && err.code === 'E_CLIENT_BAD_JOB_DATA');
     }
     assert.deepEqual(await producer.counts(), before);
