@@ -252,6 +252,7 @@ class Daemon:
         board.queue_length = self.intake.queue_length() + len(self.jobs.retry)
         board.counters.worker_restarts = self.supervisor.restarts
         board.degraded_reason = self._degraded_reason()
+        board.warnings = getattr(self.intake, "warnings", list)()  # only the queue intake has any
         board.state = self._state_name()
         board.current_job = self.jobs.progress(now)
         worker = self.supervisor.worker

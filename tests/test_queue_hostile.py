@@ -198,3 +198,55 @@ def test_queue_job_ids_follow_the_sidecar_rules(tmp_path, redis_server, intakes)
     assert "looks like a video file name" in jobs[refused["victim.mp4"]].problem.message
     assert (jobs[own].problem, jobs[own].stem) == (None, "hijack.mp4")  # its own name is fine
     assert (jobs[plain].problem, jobs[plain].stem) == (None, "upload-7.v2")
+
+
+def _blocking_waits(url: str) -> int:
+    with redis.Redis.from_url(url) as client:
+        return int(client.info("commandstats").get("cmdstat_bzpopmin", {}).get("calls", 0))
+
+
+def test_an_idle_worker_on_a_healthy_redis_never_reports_an_outage(redis_server, capsys) -> None:
+    """BullMQ's idle wait blocks 5 s; redis-py's socket timeout is 5 s by default, here 1 s
+    (the URL's socket_timeout). The read timed out on every idle cycle and flipped the daemon
+    to "degraded: ... Timeout reading from" (issue 21, item 4)."""
+    from daemon.intake.queue.worker import BullmqIntake
+
+    intake = BullmqIntake(redis_server.url + "?socket_timeout=1", QUEUE, input_roots=[str(SHORT_CLIP.parent)],
+                          lock_duration_s=5, stalled_interval_s=1)  # fmt: skip
+    intake.start()
+    try:
+        wait_until(lambda: intake.health().state == "connected", 20, "connected")
+        assert intake.take() is None  # the blocking wait begins
+        first, states = _blocking_waits(redis_server.url), []
+
+        def eight_blocking_reads_done() -> bool:  # a timed-out read is retried 5 times, then reported
+            states.append(intake.health().state)
+            return _blocking_waits(redis_server.url) >= first + 8
+
+        wait_until(eight_blocking_reads_done, 300, lambda: f"states {sorted(set(states))}", interval=0.1)
+        assert "degraded" not in states and states.count("connected") == len(states)
+        assert "queue.degraded" not in capsys.readouterr().out
+        bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {})
+        assert take(intake).id == bull_id  # the wait was alive all along
+    finally:
+        intake.close()
+
+
+def test_tls_verification_turned_off_is_said_loudly_in_the_log_the_status_and_doctor(tmp_path, daemons) -> None:
+    from daemon.intake.queue.redis_client import insecure_tls
+
+    assert insecure_tls("rediss://:pw@redis.lan:6380/0?ssl_ca_certs=/etc/posed/ca.pem") is None
+    assert insecure_tls("redis://127.0.0.1:6379/0?ssl_cert_reqs=none") is None  # no TLS at all: doctor says so instead
+    assert "ssl_check_hostname=false" in insecure_tls("rediss://redis.lan:6380/0?ssl_check_hostname=False")
+    url = "rediss://posed:pw@127.0.0.1:9/0?ssl_cert_reqs=none"  # nothing listens: start never waits for Redis
+    daemon = daemons("qtls", queue_mode(url))
+    status = wait_until(lambda: (doc := daemon.status()).get("warnings") and doc, 120, daemon.log_tail)
+    assert status["warnings"] == [insecure_tls(url)] and "ssl_cert_reqs=none" in status["warnings"][0]
+    assert [e["event"] for e in daemon.log_events() if e.get("event") == "queue.tls_unverified"] == ["queue.tls_unverified"]
+    shown = subprocess.run([sys.executable, "-m", "daemon", "status", "--outbox", str(daemon.outbox)], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "WARNING: TLS certificate verification is off (ssl_cert_reqs=none)" in shown.stdout, shown.stdout
+    doctor = subprocess.run([sys.executable, "-m", "daemon", "doctor", f"outbox.path={daemon.outbox}", *queue_mode(url)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "Redis TLS" in doctor.stdout and "verification is off" in doctor.stdout, doctor.stdout
+    assert "pw@" not in doctor.stdout and "pw@" not in shown.stdout

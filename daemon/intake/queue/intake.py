@@ -24,6 +24,7 @@ from typing import Any
 from daemon.config import PosedConfig
 from daemon.intake.base import ClaimedInput
 from daemon.intake.queue.loop_thread import QueueUnavailable
+from daemon.intake.queue.redis_client import insecure_tls
 from daemon.intake.queue.worker import BullmqIntake
 from daemon.intake.queue.job import QueueJob
 from daemon.log import get_logger, job_context
@@ -64,6 +65,11 @@ class QueueIntake:
 
     def queue_length(self) -> int:
         return 0  # the queue's depth is BullMQ's: posed status --queue shows it
+
+    def warnings(self) -> list[str]:
+        """Standing problems that do not stop work, for the status file (``insecure_tls``)."""
+        why = insecure_tls(self.queue.url)
+        return [why] if why else []
 
     def degraded_reason(self) -> str | None:
         health = self.queue.health()

@@ -35,7 +35,7 @@ from daemon.intake.queue.bounded_json import defuse
 from daemon.intake.queue.loop_thread import LoopThread, QueueUnavailable
 from daemon.intake.queue.held import BACKOFF_S, HeldJob
 from daemon.intake.queue.job import QueueJob, failure_reason, read_job
-from daemon.intake.queue.redis_client import HealthWatch, QueueHealth, connect, is_connection_error, redact
+from daemon.intake.queue.redis_client import HealthWatch, QueueHealth, connect, connect_blocking, insecure_tls, is_connection_error, redact
 from daemon.log import get_logger
 
 log = get_logger(__name__)
@@ -87,6 +87,8 @@ class BullmqIntake:
         self._thread.start()
         self._thread.run(self._start_worker(), timeout=self.op_timeout_s)
         log.info("queue.start", url=redact(self.url), queue=self.queue, worker=worker_name(self.host, self.daemon_name))
+        if (why := insecure_tls(self.url)) is not None:
+            log.warning("queue.tls_unverified", reason=why, url=redact(self.url))
 
     async def _start_worker(self) -> None:
         from bullmq import Worker
@@ -101,6 +103,7 @@ class BullmqIntake:
             "autorun": False,
         }
         self._worker = _bounded(Worker)(self.queue, None, opts)
+        _block_on_own_client(self._worker, self.url)
         self._worker.on("lockRenewalFailed", self._on_lock_renewal_failed)
         self._worker.on("error", self._on_worker_error)
         self._worker.lockManager.start()
@@ -314,6 +317,17 @@ def _bounded(worker_class: type) -> type:
 
     BoundedWorker.unparsed = {}
     return BoundedWorker
+
+
+def _block_on_own_client(worker: Any, url: str) -> None:
+    """Give BullMQ's blocking wait a client whose read timeout outlasts the wait itself
+    (``redis_client.connect_blocking``); BullMQ shares the one client it is given otherwise."""
+    from bullmq.redis_connection import RedisConnection
+
+    blocking = RedisConnection(connect_blocking(url))
+    worker.backend.blocking_connection = blocking
+    worker.blockingRedisConnection = blocking
+    worker.bclient = blocking.conn
 
 
 def worker_name(host: str, daemon_name: str) -> str:
