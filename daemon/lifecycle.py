@@ -285,8 +285,9 @@ class JobLifecycle:
 
     def keep_claims(self) -> None:
         for job in [j for j in self.held() if j.item in self.intake.keep_alive([j.item])]:
-            if job is self.active:
-                self.supervisor.kill("claim lost to another daemon")
+            if job is self.active:  # the queue intake knows what happened; a lock file is taken by another daemon
+                why = getattr(self.intake, "lost_reason", lambda item: None)(job.item) or "taken over by another daemon"
+                self.supervisor.kill(f"claim lost: {why}")
                 self.active = None
             elif job in self.retry:
                 self.retry.remove(job)

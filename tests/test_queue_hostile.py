@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import redis
 
@@ -168,8 +169,9 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_never_read(tmp_path) -> 
     uploads, outside = _secret_tree(tmp_path)
     (uploads / "day").mkdir()
     (uploads / "day" / "clip.mp4").write_bytes(SHORT_CLIP.read_bytes())
-    fd, canonical = open_beneath(str(uploads / "day" / "clip.mp4"), [str(uploads)], os.O_RDONLY)
+    fd, found = open_beneath(str(uploads / "day" / "clip.mp4"), [str(uploads)], os.O_RDONLY)
     os.close(fd)
+    canonical = Path(found)
     (uploads / "day").rename(tmp_path / "day-moved")
     (uploads / "day").symlink_to(outside, target_is_directory=True)  # outside/clip.mp4 exists
     extensions = [".mp4"]
@@ -250,3 +252,57 @@ def test_tls_verification_turned_off_is_said_loudly_in_the_log_the_status_and_do
                             cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "Redis TLS" in doctor.stdout and "verification is off" in doctor.stdout, doctor.stdout
     assert "pw@" not in doctor.stdout and "pw@" not in shown.stdout
+
+
+def _lock(url: str, bull_id: str) -> str | None:
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        return client.get(f"bull:{QUEUE}:{bull_id}:lock")
+
+
+def test_a_lock_that_ran_out_with_nobody_else_holding_the_job_is_taken_back(redis_server, intakes) -> None:
+    bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {"attempts": 1})
+    intake = intakes(lock_duration_s=4, stalled_interval_s=600)
+    job = take(intake)
+    with redis.Redis.from_url(redis_server.url) as client:  # what an outage longer than the lease leaves
+        client.delete(f"bull:{QUEUE}:{bull_id}:lock")
+    wait_until(lambda: _lock(redis_server.url, bull_id) == job.token, 30, "the refused renewal is looked into and the lock re-taken")
+    assert not intake.is_lost(job) and intake.still_ours(job) is True
+    assert intake.complete(job, {"status": "ok"}) is True
+    state = bullmq_call(redis_server.url, "get", bull_id)
+    assert (state["state"], state["attemptsMade"]) == ("completed", 1)  # one attempt, the only one
+
+
+def test_a_redis_restart_longer_than_the_lease_neither_kills_the_worker_nor_redoes_the_job(redis_server, daemons) -> None:
+    daemon = start(daemons, "qa", redis_server.url, "backend.fault.slow_ms_per_frame=150", "intake.stalled_interval_s=600")
+    bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP), "job_id": "through-restart"}, {"attempts": 3})
+    wait_until(lambda: (daemon.status().get("current_job") or {}).get("frames_done", 0) >= 2, 60, daemon.log_tail)
+    redis_server.stop()
+    daemon.wait_state("degraded", timeout=60)
+    redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as client:  # the lease ran out meanwhile (4 s here)
+        client.delete(f"bull:{QUEUE}:{bull_id}:lock")
+    wait_until(lambda: bullmq_call(redis_server.url, "get", bull_id)["state"] == "completed", 120, daemon.log_tail)
+    events = [e for e in daemon.log_events()]
+    names = [e.get("event") for e in events]
+    assert "queue.lock_reacquired" in names and "queue.lock_lost" not in names, daemon.log_tail()
+    assert names.count("job.start") == 1  # the work was not thrown away and begun again
+    assert not [e for e in events if "claim lost" in json.dumps(e)]
+    state = bullmq_call(redis_server.url, "get", bull_id)
+    assert state["attemptsMade"] == 1 and (daemon.outbox / "through-restart.result.json").is_file()
+
+
+def test_a_job_bullmq_gave_up_on_after_too_many_stalls_gets_a_report_not_a_rerun(redis_server, daemons) -> None:
+    """max_stalled_count=0: the first lost lock is one too many. BullMQ's checker marks the job
+    failed-to-be (``defa``) and puts it back in the queue; the next daemon must fail it with a
+    report, as docs/queue.md says, not process it again."""
+    first = start(daemons, "qa", redis_server.url, "backend.fault.slow_ms_per_frame=300", "intake.max_stalled_count=0")
+    bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP), "job_id": "stalls"}, {"attempts": 3})
+    wait_until(lambda: (first.status().get("current_job") or {}).get("frames_done", 0) >= 1, 60, first.log_tail)
+    first.kill9()
+    second = start(daemons, "qb", redis_server.url, "intake.max_stalled_count=0")
+    wait_until(lambda: bullmq_call(redis_server.url, "get", bull_id)["state"] == "failed", 120, second.log_tail)
+    state = bullmq_call(redis_server.url, "get", bull_id)
+    assert state["failedReason"].startswith("E_QUEUE_STALLED: BullMQ failed the job: job stalled more than allowable limit")
+    report = json.loads((second.outbox / "stalls.error.json").read_text())
+    assert report["error"]["code"] == "E_QUEUE_STALLED"
+    assert "job.start" not in [e.get("event") for e in second.log_events()]  # not processed again

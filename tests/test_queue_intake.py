@@ -133,13 +133,15 @@ def test_crash_is_retried_by_bullmq_until_attempts_run_out(redis_server, intakes
 
 def test_lock_lost_to_another_worker_is_reported_and_fenced(redis_server, intakes) -> None:
     bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {"attempts": 1})
-    first = intakes()
+    first = intakes(lock_duration_s=600)  # renewals are far apart: the next one is made below, after the takeover
     job = take(first)
     asyncio.run(_delete(redis_server.url, f"bull:{QUEUE}:{bull_id}:lock"))  # the lease is gone (a frozen host)
     second = intakes()
     again = take(second, timeout=60)  # the stalled checker hands the job to the other worker
     assert again.id == bull_id and again.token != job.token
+    first._thread.run(first._worker.lockManager._extend_locks([job.id]), 10)  # BullMQ's own renewal, now
     wait_until(lambda: first.is_lost(job), 20, "the first worker notices its lock renewal is refused")
+    assert first.lost_reason(job).startswith("another daemon holds the job's lock now")
     assert first.still_ours(job) is False
     assert first.complete(job, {"from": "first"}) is False  # fenced: BullMQ refuses the stale token
     assert second.still_ours(again) is True and second.complete(again, {"from": "second"}) is True

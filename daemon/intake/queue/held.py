@@ -30,6 +30,8 @@ class HeldJob:
     bull_job: Any  # bullmq.Job
     job: QueueJob
     lost: bool = False  # BullMQ refused to renew or extend the lock: discard the work
+    lost_why: str | None = None  # what happened, in words (lock_recovery)
+    reclaiming: bool = False  # a refused renewal is being looked into
     settling: concurrent.futures.Future | None = None  # complete / fail / release: issued once
     settled: bool = False  # a state change was asked for: no progress after it
     progress: dict[str, Any] | None = None  # the newest value not yet sent

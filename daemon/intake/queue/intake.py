@@ -108,6 +108,10 @@ class QueueIntake:
 
     # -- holding -----------------------------------------------------------------------------
 
+    def lost_reason(self, item: ClaimedInput) -> str | None:
+        """What happened to a job ``keep_alive`` reported lost, in words (``lock_recovery``)."""
+        return self.queue.lost_reason(item.ticket)
+
     def keep_alive(self, held: list[ClaimedInput]) -> list[ClaimedInput]:
         """BullMQ's lock manager renews the locks; report the jobs whose renewal it refused."""
         return [item for item in held if self.queue.is_lost(item.ticket)]

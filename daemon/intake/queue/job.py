@@ -87,9 +87,14 @@ def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: st
         if unparsed:
             field, why = sorted(unparsed.items())[0]
             raise JobError(ErrorCode.BAD_JOB_DATA, f"queue job {field}: {why}", stage="intake", details={"field": field})
-        return QueueJob(**(base | _parse(bull_job.name, bull_job.data, roots, distro, extensions or list(VIDEO_EXTENSIONS))))
+        parsed = _parse(bull_job.name, bull_job.data, roots, distro, extensions or list(VIDEO_EXTENSIONS))
     except JobError as problem:
         return QueueJob(**base, problem=problem)
+    if getattr(bull_job, "deferredFailure", None):  # BullMQ's stalled checker gave up on it: answer, do not rerun
+        problem = JobError(ErrorCode.QUEUE_STALLED, f"BullMQ failed the job: {bull_job.deferredFailure} (its lock ran out more "
+                           "than intake.max_stalled_count times)", stage="intake", details={"stalled": getattr(bull_job, "stalledCounter", None)})  # fmt: skip
+        return QueueJob(**(base | parsed), problem=problem)
+    return QueueJob(**(base | parsed))
 
 
 def failure_reason(code: str, message: str, report_path: str | None) -> str:

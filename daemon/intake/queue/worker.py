@@ -32,6 +32,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from daemon.intake.queue.bounded_json import defuse
+from daemon.intake.queue.lock_recovery import look_into
 from daemon.intake.queue.loop_thread import LoopThread, QueueUnavailable
 from daemon.intake.queue.held import BACKOFF_S, HeldJob
 from daemon.intake.queue.job import QueueJob, failure_reason, read_job
@@ -94,14 +95,8 @@ class BullmqIntake:
         from bullmq import Worker
         from bullmq.timer import Timer
 
-        opts = {
-            "connection": connect(self.url),
-            "name": worker_name(self.host, self.daemon_name),
-            "lockDuration": self.lock_ms,
-            "stalledInterval": self.stalled_ms,
-            "maxStalledCount": self.max_stalled_count,
-            "autorun": False,
-        }
+        opts = {"connection": connect(self.url), "name": worker_name(self.host, self.daemon_name), "lockDuration": self.lock_ms,
+                "stalledInterval": self.stalled_ms, "maxStalledCount": self.max_stalled_count, "autorun": False}  # fmt: skip
         self._worker = _bounded(Worker)(self.queue, None, opts)
         _block_on_own_client(self._worker, self.url)
         self._worker.on("lockRenewalFailed", self._on_lock_renewal_failed)
@@ -168,7 +163,7 @@ class BullmqIntake:
                 bull_job = await worker.getNextJob(token)
             except Exception as exc:  # noqa: BLE001 - classified below; the loop must survive
                 if is_connection_error(exc):
-                    self._degrade(exc)
+                    self._health.degrade(exc)
                 else:  # a bug or a refused command, not an outage: say so, never "unreachable"
                     log.error("queue.fetch_error", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)
@@ -260,7 +255,7 @@ class BullmqIntake:
 
     async def _fenced(self, held: HeldJob, operation: Callable[[HeldJob], Coroutine]) -> bool:
         try:
-            return await held.change_state(operation, self._degrade)
+            return await held.change_state(operation, self._health.degrade)
         finally:
             self._worker.lockManager.untrack_job(held.job.id)
 
@@ -269,26 +264,29 @@ class BullmqIntake:
     def health(self) -> QueueHealth:
         return self._health.now
 
-    def _degrade(self, exc: BaseException) -> None:
-        self._health.degrade(exc)
-
     # -- callbacks from BullMQ (on the loop thread) --------------------------------------
 
     def _on_lock_renewal_failed(self, job_ids: list[str]) -> None:
+        """BullMQ refused to renew: find out why before giving the work up (``lock_recovery``)."""
         for job_id in job_ids:
             held = self._held.get(str(job_id))
-            if held is not None:
-                self._lose(held, "lock renewal refused")
+            if held is not None and not held.lost and not held.reclaiming:
+                held.reclaiming = True
+                self._tasks.append(asyncio.ensure_future(look_into(held, self._worker, self.queue, self.lock_ms, self._lose)))
 
     def _on_worker_error(self, error: Any, *_: Any) -> None:
         if isinstance(error, BaseException) and is_connection_error(error):
-            self._degrade(error)
+            self._health.degrade(error)
         else:
             log.warning("queue.worker_error", error=str(error))
 
     def _lose(self, held: HeldJob, why: str) -> None:
-        held.lost = True
+        held.lost, held.lost_why = True, why
         log.error("queue.lock_lost", job=held.job.job_id, bullmq_id=held.job.id, reason=why)
+
+    def lost_reason(self, job: QueueJob) -> str | None:
+        held = self._held.get(job.id)
+        return held.lost_why if held is not None else None
 
     def is_lost(self, job: QueueJob) -> bool:
         """True once BullMQ refused to renew or extend this job's lock: stop and discard."""
