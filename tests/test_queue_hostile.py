@@ -306,3 +306,28 @@ def test_a_job_bullmq_gave_up_on_after_too_many_stalls_gets_a_report_not_a_rerun
     report = json.loads((second.outbox / "stalls.error.json").read_text())
     assert report["error"]["code"] == "E_QUEUE_STALLED"
     assert "job.start" not in [e.get("event") for e in second.log_events()]  # not processed again
+
+
+def test_a_real_tls_redis_verified_quietly_or_unverified_with_a_warning(tmp_path, daemons) -> None:
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis-tls", tls=True).start()
+    try:
+        verified, unverified = f"{server.url}?ssl_ca_certs={server.ca_file}", f"{server.url}?ssl_cert_reqs=none"
+        quiet = start(daemons, "qv", verified)
+        loud = start(daemons, "qu", unverified)
+        for daemon in (quiet, loud):
+            daemon.wait_state("ready", timeout=60)
+        assert quiet.status()["warnings"] == [] and "ssl_cert_reqs=none" in loud.status()["warnings"][0]
+        ids = [bullmq_call(verified, "add", {"input": str(SHORT_CLIP), "job_id": f"tls-{n}"}, {}) for n in range(2)]
+        for bull_id in ids:
+            wait_until(lambda b=bull_id: bullmq_call(verified, "get", b)["state"] == "completed", 120, loud.log_tail)
+        assert sorted(p.name for p in quiet.outbox.glob("tls-*.result.json")) == ["tls-0.result.json", "tls-1.result.json"]
+        events = [e.get("event") for e in quiet.log_events()], [e.get("event") for e in loud.log_events()]
+        assert "queue.tls_unverified" not in events[0] and "queue.tls_unverified" in events[1]
+        refused = start(daemons, "qr", server.url)  # TLS but neither a CA nor verification off: it must not connect
+        refused.wait_state("degraded", timeout=60)
+        wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in (refused.status().get("degraded_reason") or ""), 120, refused.log_tail)
+        assert refused.status()["warnings"] == []
+    finally:
+        server.stop()

@@ -122,8 +122,8 @@ class HealthWatch:
             except asyncio.CancelledError:
                 raise
             except (asyncio.TimeoutError, TimeoutError) as exc:  # slow, not refused: degraded if it lasts
-                self._slow_pings += 1
-                if self._slow_pings >= PING_TIMEOUTS_FOR_OUTAGE:
+                self._slow_pings += 1  # a known reason (refused, TLS failed) is more useful than "timeout": kept
+                if self._slow_pings >= PING_TIMEOUTS_FOR_OUTAGE and self.now.state != "degraded":
                     self.degrade(exc)
             except Exception as exc:  # noqa: BLE001 - any other failure to answer is "degraded"
                 self.degrade(exc)
