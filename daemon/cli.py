@@ -206,7 +206,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _queue_status(args: argparse.Namespace) -> int:
-    from daemon.intake.queue_status import read_queue_status, render_queue_status
+    from daemon.intake.queue.status import read_queue_status, render_queue_status
 
     queue = _load(args).intake.queue
     while True:

@@ -32,11 +32,14 @@ class ErrorCode(str, Enum):
     INTERNAL = "E_INTERNAL"
     TRUNCATED = "E_TRUNCATED"  # issue 5: the header shows the file is cut short
     BAD_JOB_DATA = "E_BAD_JOB_DATA"  # issue 15: a queue job's data fails queue-job.schema.json
+    QUEUE_STALLED = "E_QUEUE_STALLED"  # issue 21: BullMQ gave up on a job whose lock was lost too often
     TOO_MANY_FRAMES = "E_TOO_MANY_FRAMES"  # issue 10: decode bombs
     FRAME_RATE_TOO_HIGH = "E_FRAME_RATE_TOO_HIGH"
 
 
 HINTS: dict[ErrorCode, str] = {
+    ErrorCode.QUEUE_STALLED: "The job's lock ran out more than intake.max_stalled_count times (its daemons died, or lost Redis "
+    "for longer than intake.lock_duration_s). Check the daemons and Redis, then enqueue it again.",
     ErrorCode.EMPTY_FILE: "The file has 0 bytes; the upload or copy probably failed. Upload it again.",
     ErrorCode.NOT_A_VIDEO: "The file is not a video container OpenCV/FFmpeg can open. Check the upload.",
     ErrorCode.NO_VIDEO_STREAM: "The container has no video stream (audio only?). Upload the video track.",

@@ -94,7 +94,7 @@ class JobLifecycle:
             item.input_info = self.outcomes.input_info(item.path, item.input_stat)
             if item.refusal is None:
                 try:
-                    check_file(item.path, self.cfg.limits, self.cfg.inbox.extensions)
+                    check_file(item.path, self.cfg.limits, self.cfg.inbox.extensions, exact=item.exact_path)
                 except JobError as exc:
                     item.refusal = exc
             if item.refusal is None:
@@ -126,6 +126,7 @@ class JobLifecycle:
                 "input_info": item.input_info | _destination(self.outcomes, item, "done"),
                 "options": item.options.to_json(),
                 "client": item.client,
+                "exact_path": item.exact_path,
             },
             now,
         )
@@ -289,8 +290,9 @@ class JobLifecycle:
 
     def keep_claims(self) -> None:
         for job in [j for j in self.held() if j.item in self.intake.keep_alive([j.item])]:
-            if job is self.active:
-                self.supervisor.kill("claim lost to another daemon")
+            if job is self.active:  # the queue intake knows what happened; a lock file is taken by another daemon
+                why = getattr(self.intake, "lost_reason", lambda item: None)(job.item) or "taken over by another daemon"
+                self.supervisor.kill(f"claim lost: {why}")
                 self.active = None
             elif job in self.retry:
                 self.retry.remove(job)

@@ -22,14 +22,20 @@ Rules, all of which raise ``BadPath`` (or its subclass ``PathOutsideRoots``):
 - Drive paths compare case-insensitively against roots (NTFS upcases per character);
   Linux paths compare exactly.
 
-The check is lexical: a symlink inside a root can still point outside it. Callers that open
-the file should ``os.path.realpath`` it and call ``to_wsl`` again on the result.
+The checks above are lexical. ``open_beneath`` is the one that touches the file system: it
+opens a confined path component by component from its root with ``O_NOFOLLOW``, so no symbolic
+link below a root is followed (a root itself may be one: it is configuration), and
+``open_exact`` reopens that canonical path later and proves, through ``/proc/self/fd``, that the
+descriptor is the file at exactly that path, so a folder swapped for a link in between is
+refused instead of followed (issue 21, item 3).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +67,15 @@ class PathOutsideRoots(BadPath):
     """A well-formed path that lies outside every configured root."""
 
 
+class PathThroughLink(BadPath):
+    """A path that reaches its file only through a symbolic link below its root, or whose
+    folders changed into one since it was checked."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_LINK_ERRNOS = (errno.ELOOP, errno.ENOTDIR)  # O_NOFOLLOW on a link: ELOOP, or ENOTDIR with O_DIRECTORY
+
+
 @dataclass(frozen=True)
 class _Parsed:
     drive: str | None  # lower-case letter for a Windows drive path, None for a Linux path
@@ -90,6 +105,63 @@ def to_wsl(path: str, roots: Iterable[str], *, distro: str | None = None) -> str
         shown = ", ".join(_render_wsl(root) for root in allowed) or "none configured"
         raise PathOutsideRoots(f"path {_short(path)} is outside the allowed roots ({shown})")
     return _render_wsl(parsed)
+
+
+def open_beneath(path: str, roots: Iterable[str], flags: int, *, distro: str | None = None) -> tuple[int, str]:
+    """Open ``path`` (confined by ``to_wsl``) walking down from its root, never following a
+    symbolic link below the root; return the descriptor and the file's canonical path (the
+    root's real path joined with the components walked).
+
+    Raises:
+        PathOutsideRoots: as ``to_wsl``.
+        PathThroughLink: a component below the root is a symbolic link.
+        OSError: anything else (missing, unreadable), for the caller to report.
+    """
+    wsl = to_wsl(path, roots, distro=distro)
+    distro = _default_distro(distro)
+    parsed = _parse(wsl, distro)
+    root = max((r for r in (_parse(root, distro) for root in roots) if _is_within(parsed, r)), key=lambda r: len(_full_parts(r)))
+    below = _full_parts(parsed)[len(_full_parts(root)):]
+    top = os.path.realpath(_render_wsl(root))
+    fd = os.open(top, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for index, name in enumerate(below):
+            last = index == len(below) - 1
+            try:
+                child = os.open(name, (flags | os.O_NOFOLLOW) if last else _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in _LINK_ERRNOS and _is_link(name, fd):
+                    raise PathThroughLink(f"path {_short(path)} goes through a symbolic link below its root; links are not followed") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, os.path.join(top, *below)
+
+
+def open_exact(path: str | os.PathLike[str], flags: int) -> int:
+    """Open ``path`` (canonical: from ``open_beneath``) without following a link, and prove the
+    descriptor is the file at exactly that path (``/proc/self/fd``): a folder on the way that
+    was replaced by a symbolic link since the check raises ``PathThroughLink``."""
+    wanted = os.path.abspath(os.fspath(path))
+    fd = os.open(wanted, flags | os.O_NOFOLLOW)
+    try:
+        actual = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        actual = None  # no /proc: the walk at intake is the only check
+    if actual is not None and actual != wanted:
+        os.close(fd)
+        raise PathThroughLink(f"{os.path.basename(wanted)} is no longer at the path that was checked (a folder on the way was replaced)")
+    return fd
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def to_windows(path: str, *, distro: str | None = None) -> str | None:

@@ -25,7 +25,7 @@ from daemon.errors import PublishError
 from daemon.intake.base import Intake
 from daemon.intake.claim import ClaimIdentity
 from daemon.intake.liveness import owner_tag, tagged_owner_gone
-from daemon.intake.folder import FolderIntake
+from daemon.intake.folder.intake import FolderIntake
 from daemon.lifecycle import JobLifecycle
 from daemon.log import get_logger
 from daemon.ops.name_guard import live_holder
@@ -88,7 +88,7 @@ class Daemon:
 
     def _make_intake(self) -> Intake:
         if self.cfg.intake.kind == "bullmq":
-            from daemon.intake.queue_intake import QueueIntake
+            from daemon.intake.queue.intake import QueueIntake
 
             return QueueIntake(self.cfg, self.name, wake=self.wake.set)
         return FolderIntake(self.cfg, self.identity, self.outcomes.answered)
@@ -252,6 +252,7 @@ class Daemon:
         board.queue_length = self.intake.queue_length() + len(self.jobs.retry)
         board.counters.worker_restarts = self.supervisor.restarts
         board.degraded_reason = self._degraded_reason()
+        board.warnings = getattr(self.intake, "warnings", list)()  # only the queue intake has any
         board.state = self._state_name()
         board.current_job = self.jobs.progress(now)
         worker = self.supervisor.worker

@@ -9,13 +9,16 @@
 # --queue (BullMQ on Redis, docs/queue.md): the config names the queue (its password stays out of
 # the unit and of ps), --input-root (repeatable) bounds the paths jobs may name, and the unit's
 # network sandbox lets the daemon reach that Redis host and nothing else.
-# --verify-only writes OUTDIR/posed.service and OUTDIR/posed.yaml and runs the same checks only.
+# --verify-only writes OUTDIR/posed.service and OUTDIR/posed.yaml (mode 0600) and runs the same checks only.
+# An existing config that differs from these options is never silently kept beside a unit
+# rewritten for them: the installer shows the difference (passwords hidden) and stops;
+# --replace-config replaces it (the old one is kept as posed.yaml.bak).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 inbox="" outbox="" user="posed" config="/etc/posed/posed.yaml" dry_run=0 verify_dir="" queue=""
-input_roots=()
+input_roots=() replace_config=0
 
-usage() { sed -n '2,12p' "$0" >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --inbox) inbox="$2"; shift 2 ;;
@@ -25,10 +28,13 @@ while [ $# -gt 0 ]; do
     --user) user="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --verify-only) verify_dir="$2"; shift 2 ;;
+    --replace-config) replace_config=1; shift ;;
     *) usage ;;
   esac
 done
 [ -n "$outbox" ] || usage
+# An empty User= runs the service as root; a name systemd or useradd would read otherwise is refused too.
+[[ "$user" =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || { echo "posed: --user needs a user name (lower-case letters, digits, _ or -), got '$user'" >&2; exit 2; }
 if [ -n "$queue" ]; then
   [ -z "$inbox" ] || { echo "posed: --queue takes jobs from Redis: drop --inbox" >&2; exit 2; }
   [ "${#input_roots[@]}" -gt 0 ] || { echo "posed: --queue needs --input-root DIR: the folder(s) job inputs must lie in (job data names paths; posed refuses others)" >&2; exit 2; }
@@ -75,7 +81,11 @@ if queue:
     settings["intake"] = {"kind": "bullmq", "url": queue, "input_roots": input_roots}
 else:
     settings["inbox"] = {"path": inbox}
-pathlib.Path(config_out).write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+# 0600 from its creation: in queue mode it holds the Redis password (installed as 0640 below).
+fd = os.open(config_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.fchmod(fd, 0o600)
+with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    handle.write(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 sys.path.insert(0, root)
 from daemon.config import load_config
 from daemon.errors import ConfigError
@@ -112,10 +122,45 @@ verify_unit() {  # verify_unit UNIT_FILE
   fi
 }
 
+# config_differs EXISTING NEW: 0 (and the difference on stderr, passwords hidden) if they differ.
+config_differs() {
+  "$root/.venv/bin/python" - "$1" "$2" <<'PY'
+import difflib, re, sys
+def shown(path):
+    text = open(path, encoding="utf-8", errors="replace").read()
+    return re.sub(r"(rediss?://[^:@/\s]*:)[^@\s]*@", r"\1***@", text).splitlines(keepends=True)
+old, new = shown(sys.argv[1]), shown(sys.argv[2])
+if old == new and open(sys.argv[1], "rb").read() == open(sys.argv[2], "rb").read():
+    sys.exit(1)
+sys.stderr.writelines(difflib.unified_diff(old, new, sys.argv[1], "these options"))
+PY
+}
+
+# place_config NEW TARGET MODE: a first config, the same one again, or a refusal showing the difference.
+place_config() {
+  local new="$1" target="$2" mode="$3"
+  if [ ! -f "$target" ]; then
+    install -m "$mode" ${4:+-g "$4"} "$new" "$target"
+    say "wrote $target (mode $mode)"
+  elif ! config_differs "$target" "$new"; then
+    say "kept $target: it already holds these options"
+  elif [ "$replace_config" -eq 1 ]; then
+    cp -p "$target" "$target.bak"
+    install -m "$mode" ${4:+-g "$4"} "$new" "$target"
+    say "replaced $target (the old one is $target.bak)"
+  else
+    fail "the existing $target differs from these options (above); the unit would name one set of paths and the config another. Re-run with --replace-config to replace it, or with the options it holds"
+  fi
+}
+
 if [ -n "$verify_dir" ]; then
   mkdir -p "$verify_dir"
-  render "$verify_dir/posed.service" "$verify_dir/posed.yaml"
-  verify_unit "$verify_dir/posed.service"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  render "$work/posed.service" "$work/posed.yaml"
+  verify_unit "$work/posed.service"
+  place_config "$work/posed.yaml" "$verify_dir/posed.yaml" 0600
+  cp "$work/posed.service" "$verify_dir/posed.service"
   say "unit verified: $verify_dir/posed.service (config: $verify_dir/posed.yaml)"
   exit 0
 fi
@@ -157,14 +202,8 @@ verify_unit "$unit_tmp"
 if [ "$dry_run" -eq 1 ]; then cat "$unit_tmp"; exit 0; fi
 
 mkdir -p "$(dirname "$config")"
-if [ ! -f "$config" ]; then
-  # Readable by the service's group only: in queue mode it holds the Redis password.
-  install -m 0640 -g "$user" "$unit_dir/posed.yaml" "$config"
-  say "wrote $config"
-else
-  say "kept the existing $config; for these options it would read:"
-  cat "$unit_dir/posed.yaml" >&2
-fi
+# Readable by the service's group only: in queue mode it holds the Redis password.
+place_config "$unit_dir/posed.yaml" "$config" 0640 "$user"
 install -m 0644 "$unit_tmp" /etc/systemd/system/posed.service
 systemctl daemon-reload
 systemctl enable --now posed.service

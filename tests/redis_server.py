@@ -3,12 +3,15 @@
 Persistence is on (append-only file, fsync always) so a restart keeps every job, as a
 production Redis for BullMQ must (BullMQ's docs: AOF, ``maxmemory-policy noeviction``).
 ``stop`` is a clean SIGTERM shutdown; ``start`` again reuses the port and the data.
+``tls=True``: TLS only (``rediss://``), with a self-signed certificate for 127.0.0.1 made by the
+``openssl`` command in the data folder; ``ca_file`` is what a verifying client needs.
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -24,17 +27,19 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, tls: bool = False) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError(INSTALL_HINT)
         self.dir = directory
         self.port = port or free_port()
+        self.tls = tls
+        self.ca_file = directory / "cert.pem"
         self.proc: subprocess.Popen | None = None
         self.log_path = directory / "redis.log"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -43,6 +48,8 @@ class RedisServer:
             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.log_path), "--daemonize", "no",
         ]  # fmt: skip
+        if self.tls:
+            command += self._tls_arguments()
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self._answers():
@@ -65,9 +72,19 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def _tls_arguments(self) -> list[str]:
+        key = self.dir / "key.pem"
+        if not self.ca_file.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(self.ca_file),
+                            "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                           check=True, capture_output=True, timeout=60)  # fmt: skip
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.ca_file), "--tls-key-file", str(key),
+                "--tls-ca-cert-file", str(self.ca_file), "--tls-auth-clients", "no"]  # fmt: skip
+
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                conn = ssl.create_default_context(cafile=self.ca_file).wrap_socket(raw, server_hostname="127.0.0.1") if self.tls else raw
                 conn.sendall(b"PING\r\n")
                 return conn.recv(64).startswith(b"+PONG")
         except OSError:

@@ -88,6 +88,22 @@ def test_every_import_points_down_the_stages(graph):
     assert not wrong, "imports against the stated direction:\n" + "\n".join(sorted(wrong))
 
 
+def test_the_two_intakes_never_import_each_other(graph):
+    # Each intake sees the pieces they share (daemon.intake.*), never the other's subpackage.
+    sides = ("daemon.intake.folder", "daemon.intake.queue")
+    crossing = [
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        for mine, other in (sides, sides[::-1])
+        if module.startswith(mine) and target.startswith(other)
+    ]
+    shared = [f"{module} -> {target}" for module, targets in graph.items() for target in targets
+              if module.count(".") == 2 and module.startswith("daemon.intake.") and target.startswith(sides)]
+    assert not crossing, "one intake imports the other:\n" + "\n".join(sorted(crossing))
+    assert not shared, "a shared intake piece imports one intake:\n" + "\n".join(sorted(shared))
+
+
 def test_no_import_cycles(graph):
     # Package __init__ modules import nothing, so edges through them are not real cycles.
     cycles, state, stack = [], {}, []

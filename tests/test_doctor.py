@@ -110,9 +110,9 @@ def test_an_outbox_that_is_a_file_fails_with_a_fix(tmp_path):
 
 
 def test_an_inbox_on_9p_with_inotify_forced_is_warned_about(tmp_path, monkeypatch):
-    import daemon.intake.mounts
+    import daemon.intake.folder.mounts
 
-    monkeypatch.setattr(daemon.intake.mounts, "filesystem_type", lambda path, mountinfo=None: "9p")
+    monkeypatch.setattr(daemon.intake.folder.mounts, "filesystem_type", lambda path, mountinfo=None: "9p")
     _, report = doctor(config(tmp_path, "backend.name=mediapipe", "inbox.observer=inotify"))
     assert "[warn] inbox file system: 9p" in report and "inbox.observer=auto" in report
     _, report = doctor(config(tmp_path, "backend.name=mediapipe"))

@@ -15,9 +15,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon.intake import mounts
+from daemon.intake.folder import mounts
 from daemon.config import InboxConfig
-from daemon.intake.inbox import (
+from daemon.intake.folder.inbox import (
     InboxWatcher,
     SettleTracker,
     choose_observer,

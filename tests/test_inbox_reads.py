@@ -17,9 +17,9 @@ import pytest
 
 from daemon.config import load_config
 from daemon.errors import JobError
-from daemon.intake import sidecar_cache
+from daemon.intake.folder import sidecar_cache
 from daemon.intake.claim import ClaimIdentity
-from daemon.intake.folder import FolderIntake
+from daemon.intake.folder.intake import FolderIntake
 from daemon.intake.sidecar import read_regular_file
 from daemon.publishing.outcomes import OutcomeWriter
 from tests.daemon_harness import SHORT_CLIP, drop, wait_outcome

@@ -16,8 +16,8 @@ import pytest
 from structlog.testing import capture_logs
 from watchdog.observers.polling import PollingObserver
 
-from daemon.intake import mounts
-from daemon.intake.mounts import choose_observer, filesystem_type, needs_polling, polling_reason
+from daemon.intake.folder import mounts
+from daemon.intake.folder.mounts import choose_observer, filesystem_type, needs_polling, polling_reason
 from tests.daemon_harness import SHORT_CLIP, wait_outcome
 
 MOUNTINFO = "\n".join([

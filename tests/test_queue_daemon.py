@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from daemon.config import load_config
-from daemon.intake.queue_intake import QueueIntake
+from daemon.intake.queue.intake import QueueIntake
 from tests.daemon_harness import MEDIA, REPO, SHORT_CLIP
 from tests.helpers import wait_until
 from tests.test_queue_intake import QUEUE, bullmq_call, queue_validator

@@ -17,7 +17,7 @@ import pytest
 from bullmq import Queue
 
 from daemon.errors import ErrorCode
-from daemon.intake.queue import BullmqIntake
+from daemon.intake.queue.worker import BullmqIntake
 from tests.daemon_harness import MEDIA, REPO, SHORT_CLIP
 from tests.helpers import wait_until
 
@@ -133,13 +133,15 @@ def test_crash_is_retried_by_bullmq_until_attempts_run_out(redis_server, intakes
 
 def test_lock_lost_to_another_worker_is_reported_and_fenced(redis_server, intakes) -> None:
     bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {"attempts": 1})
-    first = intakes()
+    first = intakes(lock_duration_s=600)  # renewals are far apart: the next one is made below, after the takeover
     job = take(first)
     asyncio.run(_delete(redis_server.url, f"bull:{QUEUE}:{bull_id}:lock"))  # the lease is gone (a frozen host)
     second = intakes()
     again = take(second, timeout=60)  # the stalled checker hands the job to the other worker
     assert again.id == bull_id and again.token != job.token
+    first._thread.run(first._worker.lockManager._extend_locks([job.id]), 10)  # BullMQ's own renewal, now
     wait_until(lambda: first.is_lost(job), 20, "the first worker notices its lock renewal is refused")
+    assert first.lost_reason(job).startswith("another daemon holds the job's lock now")
     assert first.still_ours(job) is False
     assert first.complete(job, {"from": "first"}) is False  # fenced: BullMQ refuses the stale token
     assert second.still_ours(again) is True and second.complete(again, {"from": "second"}) is True
@@ -230,15 +232,17 @@ def test_queue_config_is_checked_at_start() -> None:
     from daemon.config import load_config
     from daemon.errors import ConfigError
 
-    cfg = load_config(None, ["intake.kind=bullmq", "intake.url=rediss://posed:secret@redis.lan:6380/2"])
+    queue = ["intake.kind=bullmq", "intake.url=rediss://posed:secret@redis.lan:6380/2"]
+    cfg = load_config(None, queue + ["intake.input_roots=[/srv/uploads]"])
     assert (cfg.intake.kind, cfg.intake.queue, cfg.intake.lock_duration_s) == ("bullmq", "posed", 30.0)
-    for bad in (["intake.kind=bullmq"], ["intake.kind=kafka"], ["intake.queue=a:b"], ["intake.lock_duration_s=0"]):
+    for bad in (["intake.kind=bullmq"], ["intake.kind=kafka"], ["intake.queue=a:b"], ["intake.lock_duration_s=0"], queue,
+                queue + ["intake.input_roots=[uploads]"]):
         with pytest.raises(ConfigError, match="intake"):
             load_config(None, bad)
 
 
 def test_queue_status_counts_jobs_and_names_the_holder(redis_server, intakes) -> None:
-    from daemon.intake.queue_status import read_queue_status, render_queue_status
+    from daemon.intake.queue.status import read_queue_status, render_queue_status
 
     first = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP), "job_id": "status-1"}, {})
     bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP)}, {})
@@ -289,7 +293,7 @@ def test_queue_jobs_take_exactly_the_sidecars_options() -> None:
 def _job_data(options: dict[str, Any]):
     from types import SimpleNamespace
 
-    from daemon.intake.queue_job import read_job
+    from daemon.intake.queue.job import read_job
 
     bull_job = SimpleNamespace(id="7", name="pose", timestamp=1, attemptsMade=0, failedReason=None, opts={},
                                data={"input": str(SHORT_CLIP), "options": options})  # fmt: skip

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 
 import pytest
@@ -209,3 +210,42 @@ def test_a_daemon_started_before_its_inbox_is_mounted_waits_and_then_processes(d
     drop(SHORT_CLIP, inbox, "after-mount.mp4")
     assert wait_outcome(daemon.outbox, "after-mount.mp4")[0] == "result"
     assert daemon.stop() == 0
+
+
+@needs_systemd_analyze
+def test_the_verified_config_holding_a_password_is_never_world_readable(tmp_path):
+    url = "redis://posed:s3cret-pw@127.0.0.1:6390/2"
+    done, out = _verify_queue(tmp_path, "--queue", url, "--input-root", "/mnt/share/uploads", "--outbox", "/mnt/share/outbox")
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((out / "posed.yaml").stat().st_mode) == 0o600  # was 0644 (issue 21 item 8)
+    assert "s3cret-pw" in (out / "posed.yaml").read_text() and "s3cret-pw" not in done.stderr
+
+
+@pytest.mark.parametrize("user", ["", "Root Admin", "-posed"])
+def test_the_installer_refuses_an_empty_or_odd_user(tmp_path, user):
+    done, out = _verify_queue(tmp_path, "--inbox", "/mnt/c/posed/inbox", "--outbox", "/mnt/c/posed/outbox", "--user", user)
+    assert done.returncode == 2 and "--user needs a user name" in done.stderr, done.stderr
+    assert not out.exists()  # an empty User= would have run the daemon as root
+
+
+@needs_systemd_analyze
+def test_rerunning_with_other_paths_shows_the_difference_and_refuses_unless_told(tmp_path):
+    first = ["--queue", "redis://posed:s3cret-pw@127.0.0.1:6390/2", "--input-root", "/mnt/share/uploads", "--outbox", "/mnt/share/outbox"]
+    assert _verify_queue(tmp_path, *first)[0].returncode == 0
+    unit_before = (tmp_path / "unit" / "posed.service").read_text()
+    again, out = _verify_queue(tmp_path, *first)
+    assert again.returncode == 0 and "already holds these options" in again.stderr, again.stderr
+
+    moved = first[:-1] + ["/mnt/share/outbox2"]
+    refused, out = _verify_queue(tmp_path, *moved)
+    assert refused.returncode == 1 and "differs from these options" in refused.stderr, refused.stderr
+    assert "-  path: /mnt/share/outbox" in refused.stderr and "+  path: /mnt/share/outbox2" in refused.stderr
+    assert "s3cret-pw" not in refused.stderr  # the difference hides the password
+    assert load_config(out / "posed.yaml").outbox.path == "/mnt/share/outbox"
+    assert (out / "posed.service").read_text() == unit_before  # the unit was not rewritten either
+
+    replaced, out = _verify_queue(tmp_path, *moved, "--replace-config")
+    assert replaced.returncode == 0, replaced.stderr
+    assert load_config(out / "posed.yaml").outbox.path == "/mnt/share/outbox2"
+    assert load_config(out / "posed.yaml.bak").outbox.path == "/mnt/share/outbox"
+    assert '"-/mnt/share/outbox2"' in (out / "posed.service").read_text()

@@ -121,6 +121,14 @@ def _validate_intake(intake: IntakeConfig) -> None:
     for key in ("lock_duration_s", "stalled_interval_s"):
         if not getattr(intake, key) > 0:
             raise ConfigError(f"config key 'intake.{key}': must be > 0, got {getattr(intake, key)!r}")
+    if intake.kind == "bullmq" and not intake.input_roots:
+        raise ConfigError(
+            "config key 'intake.input_roots': queue mode reads the files jobs name, so it needs the folders they may "
+            "lie in, set explicitly (for example intake.input_roots='[/mnt/share/posed/uploads]'); none is set"
+        )
+    for root in intake.input_roots:
+        if not isinstance(root, str) or not (root.startswith("/") or root[1:3] in (":\\", ":/") or root.startswith("\\\\")):
+            raise ConfigError(f"config key 'intake.input_roots': each root must be an absolute Windows or WSL path, got {root!r}")
     if intake.max_stalled_count < 0:
         raise ConfigError(f"config key 'intake.max_stalled_count': must be >= 0, got {intake.max_stalled_count}")
 

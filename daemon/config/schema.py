@@ -40,7 +40,7 @@ class IntakeConfig:
     kind: str = "folder"  # folder | bullmq
     url: str = ""  # bullmq: redis://[user:pass@]host:port/db, rediss:// for TLS
     queue: str = "posed"
-    input_roots: list[str] = field(default_factory=lambda: ["/"])  # job inputs must lie below one
+    input_roots: list[str] = field(default_factory=list)  # job inputs must lie below one; bullmq needs them set
     lock_duration_s: float = 30.0  # BullMQ lock (renewed at half); a dead daemon's job waits this long
     stalled_interval_s: float = 30.0  # how often stalled jobs are looked for and handed over
     max_stalled_count: int = 1  # stalls (lost locks) a job survives before BullMQ fails it

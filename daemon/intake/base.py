@@ -31,6 +31,7 @@ class ClaimedInput:
     input_info: dict[str, Any] = field(default_factory=dict)  # filled by the lifecycle
     moves_input: bool = True  # settling moves the input away (folder); publish receipts make that exactly-once
     previous_attempts: int = 0  # started by daemons whose claim we took over: attempts count on
+    exact_path: bool = False  # path is canonical and confined: every open proves it (paths.open_exact)
 
 
 class SettledInputs(Protocol):

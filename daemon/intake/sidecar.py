@@ -231,6 +231,17 @@ def _job_id(value: Any) -> str | None:
     return value
 
 
+def check_job_id(value: Any) -> str | None:
+    """The sidecar's ``job_id`` rules, for any intake: ``JobError(E_BAD_SIDECAR)`` naming the field."""
+    return _job_id(value)
+
+
+def job_id_takes_a_video_name(job_id: str, own_name: str, extensions: list[str]) -> bool:
+    """A job id that looks like a video file name would take another upload's outcome name
+    (``hijack.mp4`` with job id ``victim.mp4``): allowed only as the input's own name."""
+    return job_id != own_name and job_id.lower().endswith(tuple(ext.lower() for ext in extensions))
+
+
 def parse_options(value: Any) -> SidecarOptions:
     """``options`` of a sidecar (or of a queue job's data, which takes the same options)."""
     if value is None:

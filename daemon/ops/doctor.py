@@ -66,6 +66,8 @@ def _sections(cfg: PosedConfig, host: HostFiles | None) -> Iterator[tuple[str, I
     gpu_selected = cfg.backend.name == GPU_BACKEND
     yield "System", _system_checks(cfg), True
     yield "Inbox and outbox", _folder_checks(cfg), True
+    if cfg.intake.kind == "bullmq":
+        yield "Queue (BullMQ on Redis)", _queue_checks(cfg), True
     if cfg.backend.name == "mediapipe":
         yield "CPU backend (mediapipe)", _mediapipe_checks(), True
     title = "GPU backend (phalp: PHALP + HMR 2.0)"
@@ -120,6 +122,21 @@ def _gpu_checks(cfg: PosedConfig, *, blocking: bool, host: HostFiles | None) -> 
     yield from phalp_checks(cfg.backend.phalp, blocking=blocking, host=host)
 
 
+# --- queue ----------------------------------------------------------------------------------
+
+
+def _queue_checks(cfg: PosedConfig) -> Iterator[Check]:
+    from daemon.intake.queue.redis_client import insecure_tls
+
+    url = cfg.intake.url
+    if (why := insecure_tls(url)) is not None:
+        yield Check("Redis TLS", Verdict.WARN, why, "drop ssl_cert_reqs / ssl_check_hostname from intake.url and give ssl_ca_certs=<CA file> (docs/queue.md)")
+    elif url.lower().startswith("rediss://"):
+        yield Check("Redis TLS", Verdict.OK, "rediss://: certificate and host name verified")
+    else:
+        yield Check("Redis TLS", Verdict.INFO, "redis:// is not encrypted: fine on one host or a private link; across machines use rediss:// (docs/queue.md)")
+
+
 # --- inbox and outbox -------------------------------------------------------------------
 
 
@@ -171,7 +188,7 @@ def _mount_checks(cfg: PosedConfig) -> Iterator[Check]:
 
 def _mount_functions() -> tuple[Callable[[Path], str], Callable[[str], bool]] | None:
     """``filesystem_type``/``needs_polling`` from the inbox code, wherever this build has them."""
-    for module_name in ("daemon.intake.mounts", "daemon.intake.inbox"):
+    for module_name in ("daemon.intake.folder.mounts", "daemon.intake.folder.inbox"):
         try:
             module = importlib.import_module(module_name)
         except ImportError:

@@ -57,6 +57,7 @@ class StatusBoard:
     last_error: dict[str, Any] | None = None
     loading: dict[str, Any] | None = None
     degraded_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)  # standing risks that do not stop work (TLS unverified)
     worker: dict[str, Any] | None = None
     status_interval_s: float = 2.0
     last_error_ttl_s: float = 3600.0
@@ -105,6 +106,7 @@ class StatusBoard:
             "last_error": self._current_error(),
             "loading": self.loading,
             "degraded_reason": self.degraded_reason,
+            "warnings": list(self.warnings),
             "worker": self.worker,
         }
 
@@ -145,6 +147,7 @@ def render(doc: dict[str, Any], *, file_mtime: float | None = None, now: float |
         lines.append(f"  loading: {doc['loading'].get('what')} since {doc['loading'].get('since')}")
     if doc.get("degraded_reason"):
         lines.append(f"  degraded: {doc['degraded_reason']}")
+    lines.extend(f"  WARNING: {warning}" for warning in doc.get("warnings") or [])
     job = doc.get("current_job")
     if job:
         lines.append("  " + _job_line(job, width))

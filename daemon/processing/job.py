@@ -38,6 +38,7 @@ class JobSpec:
     input_info: dict[str, Any]  # names and paths as reported in the result (both path forms)
     options: JobOptions = JobOptions()
     client: dict[str, Any] | None = None  # echoed back from a job sidecar
+    exact_path: bool = False  # input_path is canonical: refuse it if reached through a link (media.check_file)
 
 
 def run_job(
@@ -55,7 +56,7 @@ def run_job(
     started_at, started = utc_now(), time.perf_counter()
     spec = replace(spec, options=spec.options.resolved(asdict(cfg.output)))
     progress(0, None, "probe")
-    with VideoSource(spec.input_path, cfg.limits, cfg.inbox.extensions) as source:
+    with VideoSource(spec.input_path, cfg.limits, cfg.inbox.extensions, exact=spec.exact_path) as source:
         meta = source.meta
         total = meta.frame_count_estimate
         probed(meta.to_json())

@@ -24,6 +24,7 @@ import cv2
 from daemon.config import LimitsConfig
 from daemon.processing.container import ContainerFacts, inspect
 from daemon.errors import ErrorCode, JobError
+from daemon.paths import PathThroughLink, open_exact
 from daemon.records import Frame, VideoMeta
 
 # Leading bytes of the containers we accept; anything else is refused before FFmpeg sees it.
@@ -82,15 +83,19 @@ def describe_non_video(header: bytes) -> str:
     return "text" if all(ch.isprintable() or ch in "\r\n\t" for ch in text) else "not a video container"
 
 
-def check_file(path: Path, limits: LimitsConfig, extensions: list[str]) -> int:
-    """Cheap checks before decoding; returns the file size. Raises ``JobError``."""
-    return inspect_file(path, limits, extensions)[0]
+def check_file(path: Path, limits: LimitsConfig, extensions: list[str], *, exact: bool = False) -> int:
+    """Cheap checks before decoding; returns the file size. Raises ``JobError``.
+
+    ``exact``: ``path`` is canonical (a queue job's, from ``paths.open_beneath``) and every open
+    must prove it reached the file at exactly that path (``paths.open_exact``), so a folder on
+    the way swapped for a link to a file outside the roots is never read, nor even measured."""
+    return inspect_file(path, limits, extensions, exact=exact)[0]
 
 
-def inspect_file(path: Path, limits: LimitsConfig, extensions: list[str]) -> tuple[int, ContainerFacts]:
+def inspect_file(path: Path, limits: LimitsConfig, extensions: list[str], *, exact: bool = False) -> tuple[int, ContainerFacts]:
     """``check_file`` plus what the container header says. Raises ``JobError``."""
     try:
-        info = os.stat(path, follow_symlinks=False)
+        info = _stat_exact(path) if exact else os.stat(path, follow_symlinks=False)
     except FileNotFoundError as exc:
         raise JobError(ErrorCode.INPUT_VANISHED, f"{path.name} disappeared before it was processed", stage="probe") from exc
     if not stat.S_ISREG(info.st_mode):
@@ -106,7 +111,7 @@ def inspect_file(path: Path, limits: LimitsConfig, extensions: list[str]) -> tup
             stage="probe",
         )
     try:
-        with open(path, "rb", opener=_open_nofollow) as handle:
+        with open(path, "rb", opener=_open_exact if exact else _open_nofollow) as handle:
             header = handle.read(HEADER_BYTES)
             if not looks_like_video(header):
                 raise JobError(
@@ -168,6 +173,25 @@ def _check_frames(name: str, frames: int | None, fps: float | None, limits: Limi
         )
 
 
+def _stat_exact(path: Path) -> os.stat_result:
+    fd = _open_exact(str(path), os.O_RDONLY)
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_exact(path: str, flags: int) -> int:
+    try:
+        fd = open_exact(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PathThroughLink as exc:
+        raise JobError(ErrorCode.INPUT_CHANGED, str(exc), stage="probe") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise JobError(ErrorCode.UNSUPPORTED, f"{os.path.basename(path)} is not a regular file", stage="probe")
+    return fd
+
+
 def _open_nofollow(path: str, flags: int) -> int:
     # O_NONBLOCK: a FIFO swapped in after the stat above must not block the main loop in open().
     fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -177,7 +201,7 @@ def _open_nofollow(path: str, flags: int) -> int:
     return fd
 
 
-def _open_for_decoder(path: Path) -> tuple[int, str]:
+def _open_for_decoder(path: Path, exact: bool = False) -> tuple[int, str]:
     """An open descriptor of the input and the name to give OpenCV for it.
 
     OpenCV is handed ``/proc/self/fd/N`` rather than the file name: its Python binding
@@ -185,7 +209,10 @@ def _open_for_decoder(path: Path) -> tuple[int, str]:
     decoder then reads the very file that was checked, opened without following a symlink.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        if exact:
+            fd = _open_exact(str(path), os.O_RDONLY)
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         raise JobError(ErrorCode.INPUT_VANISHED, f"{path.name} disappeared before it was processed", stage="probe") from exc
     except PermissionError as exc:
@@ -209,10 +236,10 @@ def _open_for_decoder(path: Path) -> tuple[int, str]:
 class VideoSource:
     """An opened video. Use as a context manager; ``frames()`` streams decoded frames."""
 
-    def __init__(self, path: Path, limits: LimitsConfig, extensions: list[str]) -> None:
+    def __init__(self, path: Path, limits: LimitsConfig, extensions: list[str], *, exact: bool = False) -> None:
         self.path = path
-        file_bytes, self.container = inspect_file(path, limits, extensions)
-        self._fd, decoder_path = _open_for_decoder(path)
+        file_bytes, self.container = inspect_file(path, limits, extensions, exact=exact)
+        self._fd, decoder_path = _open_for_decoder(path, exact)
         # One FFmpeg thread: decoding only has to outpace the model, and a second decoder
         # thread competes with inference for the cores (issue 6: overhead 1.21 -> 1.16 measured).
         self._capture = cv2.VideoCapture(decoder_path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODE_THREADS])

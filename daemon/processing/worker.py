@@ -104,6 +104,7 @@ def _run_one(job: dict[str, Any], backend, info, cfg, messages: MessageWriter, c
         input_info=job["input_info"],
         options=JobOptions(**job.get("options", {})),
         client=job.get("client"),
+        exact_path=bool(job.get("exact_path")),
     )
     bind_job(spec.job_id, (spec.client or {}).get("job_id"))
     commands.cancel_requested.clear()

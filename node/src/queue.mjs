@@ -29,10 +29,30 @@ export function failureCode(reason) {
   return match ? match[1] : null;
 }
 
-/** data -> null | problem: queue-job.schema.json, then the sidecar rules the schema cannot state. */
+// The daemon's bounds (daemon/intake/queue/bounded_json.py): job data deeper or bigger than this
+// is never parsed there, and is refused here before a recursive validator or encoder touches it.
+export const MAX_JOB_DATA_BYTES = 256 * 1024;
+export const MAX_JSON_DEPTH = 32;
+
+/** Why `data` is out of bounds (too deep, too big), or null. Walks with its own stack: never recurses. */
+export function jobDataBounds(data, { maxDepth = MAX_JSON_DEPTH, maxBytes = MAX_JOB_DATA_BYTES } = {}) {
+  const stack = [[data, 1]];
+  while (stack.length) {
+    const [value, depth] = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > maxDepth) return `nests deeper than ${maxDepth} levels`;
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(data) ?? '', 'utf8'); // safe now: the depth is bounded
+  return bytes > maxBytes ? `is ${bytes} bytes of JSON; at most ${maxBytes} are accepted` : null;
+}
+
+/** data -> null | problem: its bounds, queue-job.schema.json, then the sidecar rules the schema cannot state. */
 export function loadJobValidator(schemasDir = DEFAULT_SCHEMAS_DIR) {
   const schema = loadSchemaValidator('queue-job.schema.json', schemasDir);
   return (data) => {
+    const bounds = jobDataBounds(data);
+    if (bounds) return `data ${bounds}`;
     const problem = schema(data);
     if (problem) return problem;
     try {

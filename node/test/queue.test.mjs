@@ -70,10 +70,23 @@ describe('queue producer', { timeout: 120_000 }, () => {
     let deep = 1;
     for (let i = 0; i < 33; i++) deep = { k: deep }; // deeper than the daemon's 32 levels
     const refused = [['', {}], ['/x.mp4', { jobId: '../evil' }], ['/x.mp4', { options: { start_fame: 1 } }], ['/x.mp4', { jobId: 'COM1' }],
+      ['/x.mp4', { jobId: 'LPT0' }], ['/x.mp4', { jobId: 'com0.upload' }],
       ['/x.mp4', { metadata: deep }], ['/x.mp4', { metadata: { n: Infinity } }], ['/x.mp4', { options: { start_frame: 9, end_frame: 3 } }]];
     for (const [input, extra] of refused) {
       await assert.rejects(producer.enqueue(input, extra), (err) => err instanceof PosedQueueError && err.code === 'E_CLIENT_BAD_JOB_DATA');
     }
+    assert.deepEqual(await producer.counts(), before);
+  });
+
+  test('metadata nested 3,000 levels or bigger than the daemon reads is refused before it reaches Redis', async () => {
+    const before = await producer.counts();
+    let deep = {};
+    for (let i = 0; i < 3000; i += 1) deep = { a: deep };
+    for (const metadata of [deep, { blob: 'x'.repeat(300 * 1024) }]) {
+      await assert.rejects(producer.enqueue('/x.mp4', { metadata }),
+        (err) => err instanceof PosedQueueError && err.code === 'E_CLIENT_BAD_JOB_DATA' && /deeper than 32|bytes of JSON/.test(err.message));
+    }
+    await producer.queue.remove((await producer.enqueue('/x.mp4', { metadata: { nested: { ok: [1, 2, { three: 3 }] } } })).id);
     assert.deepEqual(await producer.counts(), before);
   });
 

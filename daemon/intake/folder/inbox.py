@@ -24,8 +24,8 @@ from watchdog.observers.polling import PollingObserver
 
 from daemon.config import InboxConfig
 from daemon.log import get_logger
-from daemon.intake.mounts import choose_observer, filesystem_type, needs_polling, parse_mountinfo
-from daemon.intake.settle import SettleTracker
+from daemon.intake.folder.mounts import choose_observer, filesystem_type, needs_polling, parse_mountinfo
+from daemon.intake.folder.settle import SettleTracker
 
 log = get_logger(__name__)
 

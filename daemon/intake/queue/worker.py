@@ -31,10 +31,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from daemon.intake.loop_thread import LoopThread, QueueUnavailable
-from daemon.intake.queue_held import BACKOFF_S, HeldJob
-from daemon.intake.queue_job import QueueJob, failure_reason, read_job
-from daemon.intake.redis_client import HealthWatch, QueueHealth, connect, is_connection_error, redact
+from daemon.intake.queue.bounded_json import defuse
+from daemon.intake.queue.lock_recovery import look_into
+from daemon.intake.queue.loop_thread import LoopThread, QueueUnavailable
+from daemon.intake.queue.held import BACKOFF_S, HeldJob
+from daemon.intake.queue.job import QueueJob, failure_reason, read_job
+from daemon.intake.queue.redis_client import HealthWatch, QueueHealth, connect, connect_blocking, insecure_tls, is_connection_error, redact
 from daemon.log import get_logger
 
 log = get_logger(__name__)
@@ -56,18 +58,20 @@ class BullmqIntake:
         op_timeout_s: float = 10.0,
         wake: Callable[[], None] | None = None,
         distro: str | None = None,
+        extensions: list[str] | None = None,
     ) -> None:
         self.url = url
         self.queue = queue
         self.host = socket.gethostname()
         self.daemon_name = daemon_name or self.host
-        self.input_roots = list(input_roots or ["/"])
+        self.input_roots = list(input_roots or [])  # none: every input is outside (config requires them)
         self.lock_ms = int(lock_duration_s * 1000)
         self.stalled_ms = int(stalled_interval_s * 1000)
         self.max_stalled_count = max_stalled_count
         self.op_timeout_s = op_timeout_s
         self._wake = wake or (lambda: None)
         self._distro = distro
+        self._extensions = extensions  # a job_id that looks like a video name must be its input's own
         self._thread = LoopThread("posed-bullmq")
         self._worker: Any = None
         self._held: dict[str, HeldJob] = {}
@@ -84,20 +88,17 @@ class BullmqIntake:
         self._thread.start()
         self._thread.run(self._start_worker(), timeout=self.op_timeout_s)
         log.info("queue.start", url=redact(self.url), queue=self.queue, worker=worker_name(self.host, self.daemon_name))
+        if (why := insecure_tls(self.url)) is not None:
+            log.warning("queue.tls_unverified", reason=why, url=redact(self.url))
 
     async def _start_worker(self) -> None:
         from bullmq import Worker
         from bullmq.timer import Timer
 
-        opts = {
-            "connection": connect(self.url),
-            "name": worker_name(self.host, self.daemon_name),
-            "lockDuration": self.lock_ms,
-            "stalledInterval": self.stalled_ms,
-            "maxStalledCount": self.max_stalled_count,
-            "autorun": False,
-        }
-        self._worker = Worker(self.queue, None, opts)
+        opts = {"connection": connect(self.url), "name": worker_name(self.host, self.daemon_name), "lockDuration": self.lock_ms,
+                "stalledInterval": self.stalled_ms, "maxStalledCount": self.max_stalled_count, "autorun": False}  # fmt: skip
+        self._worker = _bounded(Worker)(self.queue, None, opts)
+        _block_on_own_client(self._worker, self.url)
         self._worker.on("lockRenewalFailed", self._on_lock_renewal_failed)
         self._worker.on("error", self._on_worker_error)
         self._worker.lockManager.start()
@@ -161,7 +162,10 @@ class BullmqIntake:
             try:
                 bull_job = await worker.getNextJob(token)
             except Exception as exc:  # noqa: BLE001 - classified below; the loop must survive
-                self._degrade(exc)
+                if is_connection_error(exc):
+                    self._health.degrade(exc)
+                else:  # a bug or a refused command, not an outage: say so, never "unreachable"
+                    log.error("queue.fetch_error", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, BACKOFF_S[1])
                 continue
@@ -169,7 +173,9 @@ class BullmqIntake:
             if bull_job is None:
                 continue  # the blocking wait timed out (drainDelay): look again
             worker.lockManager.track_job(bull_job.id, token, int(time.time() * 1000))
-            job = read_job(bull_job, token, self.queue, self.input_roots, self._distro)
+            unparsed = worker.unparsed.pop(str(bull_job.id), None)
+            job = read_job(bull_job, token, self.queue, self.input_roots, self._distro, unparsed=unparsed,
+                           extensions=self._extensions)
             self._ready.append(HeldJob(bull_job, job))
             self._wake()
             return
@@ -179,7 +185,7 @@ class BullmqIntake:
     def progress(self, job: QueueJob, frames_done: int = 0, frames_total: int | None = None,
                  fps: float | None = None, eta_s: float | None = None, *, stage: str = "running",
                  error: dict[str, Any] | None = None) -> None:
-        """Publish progress (``job.updateProgress``) without waiting (throttled: ``queue_held``)."""
+        """Publish progress (``job.updateProgress``) without waiting (throttled: ``held``)."""
         held = self._held.get(job.id)
         if held is None or held.lost:
             return
@@ -249,7 +255,7 @@ class BullmqIntake:
 
     async def _fenced(self, held: HeldJob, operation: Callable[[HeldJob], Coroutine]) -> bool:
         try:
-            return await held.change_state(operation, self._degrade)
+            return await held.change_state(operation, self._health.degrade)
         finally:
             self._worker.lockManager.untrack_job(held.job.id)
 
@@ -258,31 +264,68 @@ class BullmqIntake:
     def health(self) -> QueueHealth:
         return self._health.now
 
-    def _degrade(self, exc: BaseException) -> None:
-        self._health.degrade(exc)
-
     # -- callbacks from BullMQ (on the loop thread) --------------------------------------
 
     def _on_lock_renewal_failed(self, job_ids: list[str]) -> None:
+        """BullMQ refused to renew: find out why before giving the work up (``lock_recovery``)."""
         for job_id in job_ids:
             held = self._held.get(str(job_id))
-            if held is not None:
-                self._lose(held, "lock renewal refused")
+            if held is not None and not held.lost and not held.reclaiming:
+                held.reclaiming = True
+                self._tasks.append(asyncio.ensure_future(look_into(held, self._worker, self.queue, self.lock_ms, self._lose)))
 
     def _on_worker_error(self, error: Any, *_: Any) -> None:
         if isinstance(error, BaseException) and is_connection_error(error):
-            self._degrade(error)
+            self._health.degrade(error)
         else:
             log.warning("queue.worker_error", error=str(error))
 
     def _lose(self, held: HeldJob, why: str) -> None:
-        held.lost = True
+        held.lost, held.lost_why = True, why
         log.error("queue.lock_lost", job=held.job.job_id, bullmq_id=held.job.id, reason=why)
+
+    def lost_reason(self, job: QueueJob) -> str | None:
+        held = self._held.get(job.id)
+        return held.lost_why if held is not None else None
 
     def is_lost(self, job: QueueJob) -> bool:
         """True once BullMQ refused to renew or extend this job's lock: stop and discard."""
         held = self._held.get(job.id)
         return held is None or held.lost
+
+
+def _bounded(worker_class: type) -> type:
+    """BullMQ's Worker, but job fields out of bounds are never parsed (``bounded_json``).
+
+    ``Worker.nextJobFromJobData`` runs ``Job.fromJSON`` (``json.loads``) on the job hash right
+    after the job was moved to active and locked for us; deep data made it raise there, so
+    the job was never handed over, never failed, and cycled waiting <-> active forever. Here
+    the raw fields are measured first and replaced by empty stand-ins; the job is handed over
+    with the reasons, and the daemon fails it with ``E_BAD_JOB_DATA`` like any bad data."""
+
+    class BoundedWorker(worker_class):
+        unparsed: dict[str, dict[str, str]]
+
+        async def nextJobFromJobData(self, job_data=None, job_id=None, *args, **kwargs):  # noqa: ANN001
+            if job_data and job_id is not None:
+                problems = defuse(job_data)
+                if problems:
+                    self.unparsed[str(job_id)] = problems
+            return await super().nextJobFromJobData(job_data, job_id, *args, **kwargs)
+
+    BoundedWorker.unparsed = {}
+    return BoundedWorker
+
+
+def _block_on_own_client(worker: Any, url: str) -> None:
+    """Give BullMQ's blocking wait a client whose read timeout outlasts the wait itself
+    (``redis_client.connect_blocking``); BullMQ shares the one client it is given otherwise."""
+    from bullmq.redis_connection import RedisConnection
+
+    blocking = RedisConnection(connect_blocking(url))
+    worker.backend.blocking_connection = blocking
+    worker.blockingRedisConnection = blocking
+    worker.bclient = blocking.conn
 
 
 def worker_name(host: str, daemon_name: str) -> str:

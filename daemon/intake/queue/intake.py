@@ -23,11 +23,13 @@ from typing import Any
 
 from daemon.config import PosedConfig
 from daemon.intake.base import ClaimedInput
-from daemon.intake.loop_thread import QueueUnavailable
-from daemon.intake.queue import BullmqIntake
-from daemon.intake.queue_job import QueueJob
+from daemon.intake.queue.loop_thread import QueueUnavailable
+from daemon.intake.queue.redis_client import insecure_tls
+from daemon.intake.queue.worker import BullmqIntake
+from daemon.intake.queue.job import QueueJob
 from daemon.log import get_logger, job_context
-from daemon.paths import path_forms
+from daemon.errors import ErrorCode, JobError
+from daemon.paths import BadPath, PathThroughLink, open_beneath, path_forms
 from daemon.publishing.naming import ERROR_SUFFIX, RESULT_SUFFIX, safe_stem
 
 log = get_logger(__name__)
@@ -45,7 +47,7 @@ class QueueIntake:
         self.queue = BullmqIntake(
             intake.url, intake.queue, daemon_name=daemon_name, input_roots=list(intake.input_roots),
             lock_duration_s=intake.lock_duration_s, stalled_interval_s=intake.stalled_interval_s,
-            max_stalled_count=intake.max_stalled_count, wake=wake,
+            max_stalled_count=intake.max_stalled_count, wake=wake, extensions=list(cfg.inbox.extensions),
         )  # fmt: skip
         self.unconfirmed: list[tuple[QueueJob, str, dict[str, Any]]] = []  # published, BullMQ not yet told
 
@@ -63,6 +65,11 @@ class QueueIntake:
 
     def queue_length(self) -> int:
         return 0  # the queue's depth is BullMQ's: posed status --queue shows it
+
+    def warnings(self) -> list[str]:
+        """Standing problems that do not stop work, for the status file (``insecure_tls``)."""
+        why = insecure_tls(self.queue.url)
+        return [why] if why else []
 
     def degraded_reason(self) -> str | None:
         health = self.queue.health()
@@ -82,7 +89,7 @@ class QueueIntake:
         job = self.queue.take()
         while job is not None and self._settled_before(job):
             job = self.queue.take()
-        return None if job is None else _claimed(job)
+        return None if job is None else _claimed(job, self.queue.input_roots)
 
     def _settled_before(self, job: QueueJob) -> bool:
         """Its daemon published an outcome and died before telling BullMQ: tell it now."""
@@ -100,6 +107,10 @@ class QueueIntake:
         return True
 
     # -- holding -----------------------------------------------------------------------------
+
+    def lost_reason(self, item: ClaimedInput) -> str | None:
+        """What happened to a job ``keep_alive`` reported lost, in words (``lock_recovery``)."""
+        return self.queue.lost_reason(item.ticket)
 
     def keep_alive(self, held: list[ClaimedInput]) -> list[ClaimedInput]:
         """BullMQ's lock manager renews the locks; report the jobs whose renewal it refused."""
@@ -176,17 +187,32 @@ def published_files(manifest: Path) -> dict[str, dict[str, Any]] | None:
         return None
 
 
-def _claimed(job: QueueJob) -> ClaimedInput:
+def _claimed(job: QueueJob, roots: list[str]) -> ClaimedInput:
     path = job.input_path or Path(safe_stem(f"{job.queue}-{job.id}"))
     options = job.options
     if job.previous_error_code == "E_OUT_OF_MEMORY":  # the last attempt ran out of memory
         options = replace(options, low_memory=True)
-    try:  # bytes in the outcome, and a result refused if the file changes while it is processed
-        input_stat = os.stat(path) if job.problem is None else None
-    except OSError:
-        input_stat = None  # missing or unreadable: the lifecycle's file check reports it
+    input_stat, refusal = None, job.problem
+    if refusal is None:
+        path, input_stat, refusal = _confined(path, roots)
     return ClaimedInput(path=path, job_id=job.job_id, wanted_stem=job.stem, input_stat=input_stat, options=options,
-                        client=job.client, refusal=job.problem, ticket=job, moves_input=False)
+                        client=job.client, refusal=refusal, ticket=job, moves_input=False, exact_path=True)
+
+
+def _confined(path: Path, roots: list[str]) -> tuple[Path, os.stat_result | None, JobError | None]:
+    """The input's canonical path and stat (bytes in the outcome, and a result refused if the
+    file changes while it is processed), walked down from its root without following a link
+    (``paths.open_beneath``): nothing outside the roots is ever stat'ed, opened or measured."""
+    try:
+        fd, canonical = open_beneath(str(path), roots, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PathThroughLink as exc:
+        return path, None, JobError(ErrorCode.BAD_JOB_DATA, f"queue job data.input: {exc}", stage="intake", details={"field": "input"})
+    except (BadPath, OSError):
+        return path, None, None  # missing or unreadable: the lifecycle's file check reports it
+    try:
+        return Path(canonical), os.fstat(fd), None
+    finally:
+        os.close(fd)
 
 
 def find_published(outbox: Path, stem: str, job_id: str) -> tuple[Path, dict[str, Any]] | None:

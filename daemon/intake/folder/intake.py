@@ -18,9 +18,10 @@ from daemon.config import PosedConfig
 from daemon.errors import ErrorCode, JobError
 from daemon.intake.base import ClaimedInput, SettledInputs
 from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, lock_dir_for
-from daemon.intake.inbox import InboxWatcher
-from daemon.intake.orphans import OrphanSidecars
-from daemon.intake.sidecar_cache import SidecarCache
+from daemon.intake.folder.inbox import InboxWatcher
+from daemon.intake.folder.orphans import OrphanSidecars
+from daemon.intake.folder.sidecar_cache import SidecarCache
+from daemon.intake.sidecar import job_id_takes_a_video_name
 from daemon.log import get_logger, job_context
 from daemon.paths import sidecar_path_for
 from daemon.publishing.naming import job_id_for
@@ -222,7 +223,7 @@ class FolderIntake:
 def _refuse_a_video_name(job_id: str, video: Path, extensions: list[str]) -> None:
     """A job id that looks like a video file name would take another upload's outcome name
     (``hijack.mp4`` with job id ``victim.mp4``): allowed only as the video's own name."""
-    if job_id != video.name and job_id.lower().endswith(tuple(ext.lower() for ext in extensions)):
+    if job_id_takes_a_video_name(job_id, video.name, extensions):
         raise JobError(
             ErrorCode.BAD_SIDECAR,
             f"{sidecar_path_for(video).name}: job sidecar: job_id {job_id!r} looks like a video file name; "

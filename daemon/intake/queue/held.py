@@ -15,8 +15,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.intake.queue_job import QueueJob
-from daemon.intake.redis_client import is_connection_error
+from daemon.intake.queue.job import QueueJob
+from daemon.intake.queue.redis_client import is_connection_error
 from daemon.log import get_logger
 
 log = get_logger(__name__)
@@ -30,6 +30,8 @@ class HeldJob:
     bull_job: Any  # bullmq.Job
     job: QueueJob
     lost: bool = False  # BullMQ refused to renew or extend the lock: discard the work
+    lost_why: str | None = None  # what happened, in words (lock_recovery)
+    reclaiming: bool = False  # a refused renewal is being looked into
     settling: concurrent.futures.Future | None = None  # complete / fail / release: issued once
     settled: bool = False  # a state change was asked for: no progress after it
     progress: dict[str, Any] | None = None  # the newest value not yet sent

@@ -11,7 +11,8 @@ import asyncio
 import time
 from typing import Any
 
-from daemon.intake.redis_client import connect
+from daemon.intake.queue.bounded_json import defuse
+from daemon.intake.queue.redis_client import connect
 
 STATES = ("waiting", "active", "delayed", "prioritized", "completed", "failed")
 MAX_ACTIVE_SHOWN = 50
@@ -28,7 +29,7 @@ async def _read(url: str, queue_name: str) -> dict[str, Any]:
     queue = Queue(queue_name, {"connection": connect(url)})
     try:
         counts = await queue.getJobCounts(*STATES)
-        active = await queue.getJobs(["active"], 0, MAX_ACTIVE_SHOWN - 1, True)
+        active = await _active_jobs(queue)
         workers = await queue.get_workers()
     finally:
         await queue.close()
@@ -39,6 +40,22 @@ async def _read(url: str, queue_name: str) -> dict[str, Any]:
         "active": [_active_job(job, now_ms) for job in active if job is not None],
         "workers": _one_per_worker(workers),
     }
+
+
+async def _active_jobs(queue: Any) -> list[Any]:
+    """``Queue.getJobs(["active"])``, but a job whose fields are out of bounds is shown with
+    empty stand-ins instead of breaking the whole status (``bounded_json``)."""
+    from bullmq import Job
+
+    jobs = []
+    for by_type in await queue.backend.scripts.getJobs(["active"], 0, MAX_ACTIVE_SHOWN - 1, True):
+        for job_id, fields in by_type:
+            raw = dict(zip(fields[::2], fields[1::2]))
+            unparsed = defuse(raw)
+            job = Job.fromJSON(queue, raw, job_id)
+            job.unparsed = sorted(unparsed)
+            jobs.append(job)
+    return jobs
 
 
 def _one_per_worker(clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,6 +81,7 @@ def _active_job(job: Any, now_ms: float) -> dict[str, Any]:
         "eta_seconds": progress.get("eta_seconds"),
         "attempt": job.attemptsMade + 1,
         "running_s": round((now_ms - job.processedOn) / 1000, 1) if job.processedOn else None,
+        "unparsed": getattr(job, "unparsed", []),  # fields too big or too deep to read
     }
 
 
@@ -84,7 +102,7 @@ def render_queue_status(doc: dict[str, Any]) -> str:
     for job in doc["active"]:
         percent = f"{job['percent']:.0f}%" if job["percent"] is not None else "?"
         where = f"{job['host'] or '?'}/{job['daemon'] or '?'}"
-        name = job["client_job_id"] or job["input"]
+        name = job["client_job_id"] or job["input"] or (f"unreadable {', '.join(job['unparsed'])}" if job["unparsed"] else None)
         lines.append(f"  active {job['id']} on {where}: {job['stage'] or '?'} {percent}, attempt {job['attempt']}, {name}")
     lines.append(f"workers connected: {len(doc['workers'])}")
     lines.extend(f"  {worker['name']} from {worker['addr']}" for worker in doc["workers"])

@@ -10,6 +10,7 @@ path rules (Windows or POSIX, confinement to ``intake.input_roots``) are ``daemo
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,12 +23,15 @@ from daemon.errors import ErrorCode, JobError
 from daemon.publishing.naming import safe_stem
 from daemon.paths import BadPath, to_windows, to_wsl
 from daemon.records import JobOptions
-from daemon.intake.sidecar import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MESSAGE_PREFIX, JobSidecar, parse_options, too_deep
+from daemon.config import VIDEO_EXTENSIONS
+from daemon.intake.sidecar import (
+    MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MESSAGE_PREFIX, JobSidecar, check_job_id, job_id_takes_a_video_name, parse_options,
+    too_deep,
+)
 
 JOB_NAME = "pose"
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "queue-job.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "queue-job.schema.json"
 _ERROR_CODE_PREFIX = re.compile(r"^(E_[A-Z0-9_]+):")
-_WINDOWS_DEVICE = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,11 @@ class QueueJob:
         return self.attempt >= self.attempts
 
 
-def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: str | None = None) -> QueueJob:
-    """Map a ``bullmq.Job`` fetched with ``token`` to a ``QueueJob`` (never raises on bad data)."""
+def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: str | None = None, *,
+             unparsed: dict[str, str] | None = None, extensions: list[str] | None = None) -> QueueJob:
+    """Map a ``bullmq.Job`` fetched with ``token`` to a ``QueueJob`` (never raises on bad data).
+
+    ``unparsed``: the raw fields left unparsed because they were out of bounds (``bounded_json``)."""
     opts = bull_job.opts or {}
     attempts_made = int(bull_job.attemptsMade or 0)
     base = dict(
@@ -80,9 +87,17 @@ def read_job(bull_job: Any, token: str, queue: str, roots: list[str], distro: st
         previous_error_code=_error_code(bull_job.failedReason) if attempts_made else None,
     )
     try:
-        return QueueJob(**(base | _parse(bull_job.name, bull_job.data, roots, distro)))
+        if unparsed:
+            field, why = sorted(unparsed.items())[0]
+            raise JobError(ErrorCode.BAD_JOB_DATA, f"queue job {field}: {why}", stage="intake", details={"field": field})
+        parsed = _parse(bull_job.name, bull_job.data, roots, distro, extensions or list(VIDEO_EXTENSIONS))
     except JobError as problem:
         return QueueJob(**base, problem=problem)
+    if getattr(bull_job, "deferredFailure", None):  # BullMQ's stalled checker gave up on it: answer, do not rerun
+        problem = JobError(ErrorCode.QUEUE_STALLED, f"BullMQ failed the job: {bull_job.deferredFailure} (its lock ran out more "
+                           "than intake.max_stalled_count times)", stage="intake", details={"stalled": getattr(bull_job, "stalledCounter", None)})  # fmt: skip
+        return QueueJob(**(base | parsed), problem=problem)
+    return QueueJob(**(base | parsed))
 
 
 def failure_reason(code: str, message: str, report_path: str | None) -> str:
@@ -91,9 +106,11 @@ def failure_reason(code: str, message: str, report_path: str | None) -> str:
     return f"{reason} (report: {report_path})" if report_path else reason
 
 
-def _parse(name: str, data: Any, roots: list[str], distro: str | None) -> dict[str, Any]:
+def _parse(name: str, data: Any, roots: list[str], distro: str | None, extensions: list[str]) -> dict[str, Any]:
     if name != JOB_NAME:
         raise _bad(None, f"the job is named {name!r}; posed processes jobs named {JOB_NAME!r}")
+    if isinstance(data, dict):
+        _check_job_id(data.get("job_id"))  # before the schema: its words, not the schema's
     _check_schema(data)
     try:
         input_path = to_wsl(data["input"], roots, distro=distro)
@@ -101,8 +118,9 @@ def _parse(name: str, data: Any, roots: list[str], distro: str | None) -> dict[s
     except BadPath as exc:
         raise _bad("input", str(exc)) from None
     client_id = data.get("job_id")
-    if client_id is not None and _WINDOWS_DEVICE.match(client_id.split(".")[0]):
-        raise _bad("job_id", f"is a Windows device name, which cannot be a file name: {client_id!r}")
+    if client_id is not None and job_id_takes_a_video_name(client_id, os.path.basename(input_path), extensions):
+        raise _bad("job_id", f"{client_id!r} looks like a video file name; it may only be the input's own name "
+                             f"({os.path.basename(input_path)!r}), or another upload's outcome could carry it")  # fmt: skip
     metadata = data.get("metadata")
     _check_metadata(metadata)
     try:  # the sidecar's own rules, so both intakes take exactly the same options
@@ -122,6 +140,14 @@ def _parse(name: str, data: Any, roots: list[str], distro: str | None) -> dict[s
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _check_job_id(value: Any) -> None:
+    """The sidecar's rules (issue 21 item 5): device names COM0-9/LPT0-9 with any extension too."""
+    try:
+        check_job_id(value)
+    except JobError as exc:
+        raise _bad("job_id", exc.message.removeprefix(f"{MESSAGE_PREFIX}job_id ")) from None
 
 
 def _check_schema(data: Any) -> None:
