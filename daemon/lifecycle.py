@@ -78,11 +78,16 @@ class JobLifecycle:
 
     # -- prepare and start ---------------------------------------------------------------------
 
+    def answer_refusals(self) -> None:
+        """Inputs the intake refuses without decoding get their error report now, whatever the
+        worker is doing: they never wait behind a long video."""
+        for item in self.intake.refused():
+            self._refuse(item)
+
     def next_job(self) -> Job | None:
         """A job ready for the worker: a retry first, else the intake's next input. Inputs that
         are bad before any worker runs get their error report here."""
-        for item in self.intake.refused():
-            self._refuse(item)
+        self.answer_refusals()
         if self.retry:
             return self.retry.popleft()
         while (item := self.intake.take()) is not None:
@@ -336,14 +341,14 @@ def discard_tmp(job: Job) -> None:
 def job_progress(job: Job, now: float) -> dict[str, Any]:
     """The running job as the status file and the intake's progress events show it."""
     elapsed = max(now - job.started_at, 1e-6)
-    fps = job.frames_done / elapsed if job.frames_done else None
-    total = job.frames_total
-    percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
-    eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
+    done, total = frames_to_process(job)
+    fps = done / elapsed if done else None
+    percent = round(100.0 * min(done / total, 1.0), 1) if total else None
+    eta = round((total - done) / fps, 1) if fps and total and total >= done else None
     return {
         "job_id": job.job_id,
         "input_name": job.path.name,
-        "frames_done": job.frames_done,
+        "frames_done": done,
         "frames_total": total,
         "percent": percent,
         "frames_per_second": round(fps, 2) if fps else None,
@@ -352,6 +357,20 @@ def job_progress(job: Job, now: float) -> dict[str, Any]:
         "attempt": job.attempt,
         "started_at": job.started_iso,
     }
+
+
+def frames_to_process(job: Job) -> tuple[int, int | None]:
+    """(frames done, frames to do) of the job's cut ``[start_frame, end_frame)``: a 900-frame cut
+    of an 18,000-frame video is 100 % at its 900th frame. The worker reports the index of the
+    frame entering the model, which counts from the video's first frame."""
+    options = job.item.options
+    start = options.start_frame or 0
+    end = job.frames_total
+    if options.end_frame is not None:
+        end = options.end_frame if end is None else min(end, options.end_frame)
+    total = None if end is None else max(end - start, 0)
+    done = max(job.frames_done - start, 0)
+    return (done if total is None else min(done, total)), total
 
 
 def _destination(outcomes: OutcomeWriter, item: ClaimedInput, outcome: str) -> dict[str, Any]:
