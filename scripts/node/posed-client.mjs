@@ -87,8 +87,8 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     const id = jobId ?? inboxName;
     const target = path.join(inbox, inboxName);
     if (await exists(target)) throw new PosedError('EEXIST', `${target} is already in the inbox; use another name`);
-    knownOutputs.set(id, new Set((await listOutputs(outbox, outcomeStem(id))).map((o) => o.name)));
     inboxNames.set(id, inboxName);
+    knownOutputs.set(id, new Set((await listAnswers(id)).map((o) => o.name)));
     const sidecar = path.join(inbox, `${inboxName}.job.json`);
     const wantsSidecar = jobId !== undefined || metadata !== undefined || options !== undefined;
     try {
@@ -116,9 +116,13 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
     let lastProblem = '';
     for (;;) {
       signal?.throwIfAborted();
-      const output = (await listOutputs(outbox, outcomeStem(id))).find((o) => !ignore.has(o.name));
+      const output = (await listAnswers(id)).find((o) => !ignore.has(o.name));
       if (output) {
         const read = await readJson(path.join(outbox, output.name));
+        if (read.ok && output.byVideoName && read.doc.client?.job_id != null) {
+          ignore.add(output.name); // another upload of this file name, answered under its own job id
+          continue;
+        }
         if (read.ok) return settle(id, output, read.doc);
         lastProblem = `${output.name}: ${read.reason}`;
         brokenSince ??= read.broken ? Date.now() : null;
@@ -136,6 +140,17 @@ export function createClient({ inbox, outbox, schemasDir = DEFAULT_SCHEMAS_DIR, 
       await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), undefined, signal ? { signal } : undefined);
       delay = Math.min(delay * 1.5, maxPollMs);
     }
+  }
+
+  // The daemon answers under the job id; a sidecar it could not take a valid job id from (not
+  // JSON, not an object, a bad job_id) is answered under the video's name, without `client`
+  // (README, "Job sidecar"): wait() watches both names.
+  async function listAnswers(id) {
+    const inboxName = inboxNames.get(id) ?? id;
+    const own = await listOutputs(outbox, outcomeStem(id));
+    if (outcomeStem(inboxName) === outcomeStem(id)) return own;
+    const byVideo = (await listOutputs(outbox, outcomeStem(inboxName))).map((o) => ({ ...o, byVideoName: true }));
+    return [...own, ...byVideo];
   }
 
   function settle(id, output, doc) {
@@ -200,7 +215,7 @@ export async function* readFrames(file, entry, validate = loadValidator()) {
   });
   for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) {
     lines += 1;
-    const frame = JSON.parse(line);
+    const frame = parseFrameLine(line, entry.name, lines);
     if (validate) {
       const problems = validate({ schema: 'posed.frame', ...frame });
       if (problems) throw new PosedError('E_CLIENT_SCHEMA', `${entry.name} line ${lines}: ${problems}`);
@@ -217,6 +232,20 @@ export async function* readFrames(file, entry, validate = loadValidator()) {
     const detail = wrong.map((key) => `${key} ${found[key]} (manifest: ${entry[key]})`).join(', ');
     throw new PosedError('E_CLIENT_FRAMES', `${entry.name} does not match its manifest: ${detail}`);
   }
+}
+
+/** One line of a frames file; a line cut short or damaged is E_CLIENT_FRAMES like any other tampering. */
+function parseFrameLine(line, name, number) {
+  let frame;
+  try {
+    frame = JSON.parse(line);
+  } catch (err) {
+    throw new PosedError('E_CLIENT_FRAMES', `${name} line ${number} is not one whole JSON frame (cut short or damaged): ${err.message}`);
+  }
+  if (frame === null || typeof frame !== 'object' || Array.isArray(frame) || !Number.isInteger(frame.frame_index)) {
+    throw new PosedError('E_CLIENT_FRAMES', `${name} line ${number} is not a frame object with an integer frame_index`);
+  }
+  return frame;
 }
 
 /**

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { spawnSync } from 'node:child_process';
-import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError } from '../posed-client.mjs';
+import { createClient, DEFAULT_SCHEMAS_DIR, DOWN_AFTER_INTERVALS, heartbeatAgeMs, liveness, loadValidator, PosedError, readFrames } from '../posed-client.mjs';
 
 const EXAMPLES = fileURLToPath(new URL('../../../daemon/schemas/examples/', import.meta.url));
 const example = (name) => JSON.parse(readFileSync(path.join(EXAMPLES, `${name}.example.json`), 'utf8'));
@@ -106,6 +106,24 @@ describe('wait', () => {
     assert.equal(failure.code, 'E_NOT_A_VIDEO');
     assert.equal(failure.report.error.code, 'E_NOT_A_VIDEO');
     assert.match(failure.hint, /not a video container/);
+  });
+
+  test('a job id also waits for the video name, where a sidecar without a usable job id is answered', async () => {
+    const id = await client.submit(video, { jobId: 'upload-12', name: 'clip.mp4', options: { start_frame: 1 } });
+    const report = { ...example('error'), input: { ...example('error').input, name: 'clip.mp4' } };
+    report.error = { ...report.error, code: 'E_BAD_SIDECAR', message: 'clip.mp4.job.json: job sidecar: the document is not valid JSON' };
+    delete report.client; // the daemon could not read a job id: no client echo
+    setTimeout(() => publish('clip.mp4.error.json', report), 100);
+    const failure = await client.wait(id, { timeoutMs: 5000 }).then(() => assert.fail('resolved'), (err) => err);
+    assert.equal(failure.code, 'E_BAD_SIDECAR');
+  });
+
+  test('an outcome under the video name that carries another job id is not this job\'s', async () => {
+    const id = await client.submit(video, { jobId: 'upload-13', name: 'same.mp4' });
+    await publish('same.mp4.result.json', { ...resultFor('x'), client: { job_id: 'same.mp4', metadata: null } });
+    setTimeout(() => publish('upload-13.result.json', { ...resultFor('upload-13'), client: { job_id: 'upload-13', metadata: null } }), 150);
+    const result = await client.wait(id, { timeoutMs: 5000 });
+    assert.equal(result.client.job_id, 'upload-13');
   });
 
   test('reads again while the file is still being written (a Windows reader can see it mid-rename)', async () => {
@@ -276,4 +294,23 @@ describe('liveness', () => {
     const self = liveness({ ...fresh, daemon: { ...doc.daemon, ...here, pid: process.pid, start_time: undefined } });
     assert.equal(self.verdict, 'alive');
   });
+});
+
+describe('readFrames on a damaged frames file', () => {
+  for (const where of ['last', 'middle']) {
+    test(`a file cut in the ${where} line rejects with E_CLIENT_FRAMES, as other tampering does, not a SyntaxError`, async () => {
+      const entry = example('result').files.frames;
+      const lines = readFileSync(path.join(EXAMPLES, entry.name), 'utf8').split(/(?<=\n)/);
+      const cut = where === 'last' ? lines.length - 1 : 1;
+      const damaged = [...lines.slice(0, cut), lines[cut].slice(0, Math.floor(lines[cut].length / 2)), ...lines.slice(cut + 1)].join('');
+      const file = path.join(outbox, entry.name);
+      await fs.writeFile(file, damaged);
+      const failure = await (async () => {
+        for await (const frame of readFrames(file, entry)) void frame;
+      })().then(() => assert.fail('a cut file was read'), (err) => err);
+      assert.ok(failure instanceof PosedError, `${failure.name}: ${failure.message}`);
+      assert.equal(failure.code, 'E_CLIENT_FRAMES');
+      assert.match(failure.message, new RegExp(`line ${cut + 1} is not one whole JSON frame`));
+    });
+  }
 });
