@@ -159,3 +159,19 @@ def test_queue_mode_says_where_its_jobs_come_from_not_an_inbox(redis_server, dae
     [line] = [line for line in daemon.log_path.read_text().splitlines() if line.startswith("posed: ready")]
     assert "drop videos" not in line and "inbox" not in line
     assert line.startswith("posed: ready, taking BullMQ jobs from queue ") and redis_server.url.split("@")[-1] in line
+
+
+def test_queue_priority_runs_in_the_same_direction_as_the_folder(redis_server, daemons) -> None:
+    from tests.test_queue_daemon import queue_mode
+    from tests.test_queue_intake import QUEUE, bullmq_call
+
+    # As scripts/node/queue-producer.mjs enqueues: options.priority becomes BullMQ's priority.
+    names = {}
+    for job_id, priority in [("q3", 3), ("q1", 1), ("qnone", None), ("q2", 2)]:
+        options = {} if priority is None else {"priority": priority}
+        bull_id = bullmq_call(redis_server.url, "add", {"input": str(SHORT_CLIP), "job_id": job_id, "options": options}, options)
+        names[f"bullmq:{QUEUE}:{bull_id}:"] = job_id
+    daemon = daemons("q", queue_mode(redis_server.url))  # every job waits before the daemon takes one
+    wait_until(lambda: len(_events(daemon, "job.outcome")) == 4, 120, daemon.log_tail)
+    started = [names[prefix] for e in _events(daemon, "job.start") for prefix in names if e["job_id"].startswith(prefix)]
+    assert started == ["qnone", "q1", "q2", "q3"], started
