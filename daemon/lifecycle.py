@@ -27,7 +27,7 @@ from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
 from daemon.publishing.naming import ERROR_SUFFIX
 from daemon.publishing.outcomes import OutcomeWriter, destination
 from daemon.publishing.receipts import Receipt
-from daemon.publishing.publish import companions_of, new_tmp_path
+from daemon.publishing.publish import companions_of, new_tmp_path, remove_tmp
 from daemon.publishing.scheduled import ScheduledPublishes
 
 log = get_logger(__name__)
@@ -333,7 +333,7 @@ def discard_tmp(job: Job) -> None:
         return
     for path in [job.result_tmp, *companions_of(job.result_tmp)]:
         try:
-            path.unlink(missing_ok=True)
+            remove_tmp(path)
         except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
             log.warning("outbox.tmp_not_removed", path=str(path), error=str(exc))
     job.result_tmp = None

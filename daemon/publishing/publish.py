@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -65,6 +66,14 @@ def companions_of(tmp_path: Path) -> list[Path]:
     except OSError:
         return []
     return [tmp_path.parent / name for name in names if name.startswith(prefix) and name != tmp_path.name]
+
+
+def remove_tmp(path: Path) -> None:
+    """Remove one temp entry: a file, or an export's folder of row files (never followed if a link)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _result_prefix(tmp_path: Path) -> str:

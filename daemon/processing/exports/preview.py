@@ -43,8 +43,10 @@ class PreviewExporter(Exporter):
         self._source: VideoSource | None = None
         self._frames: Iterator[Frame] | None = None
         self._encoder: H264Encoder | None = None
-        self._partial = target.with_name(f".{target.name}.partial")
-        self._indexed = target.with_name(f".{target.name}.indexed")
+        # Named after the target (<owner>.<uuid>.preview.partial...): the result's temp prefix and
+        # owner tag, so discarding a failed try and the temp sweeper both find them.
+        self._partial = target.with_name(f"{target.name}.encoding")
+        self._indexed = target.with_name(f"{target.name}.indexed")
         self._times: RecordFile | None = None
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
@@ -60,7 +62,7 @@ class PreviewExporter(Exporter):
         self._edges = skeleton_edges(info.keypoint_names)
         self._fps = meta.nominal_fps
         self._encoder = H264Encoder(self._partial, meta.width, meta.height, meta.nominal_fps)
-        self._times = RecordFile(self.target.parent, 1, prefix=f".{self.target.name}.times-", dtype="<f8")
+        self._times = RecordFile(self.target.parent, 1, prefix=f"{self.target.name}.times-", dtype="<f8")
         self._last_ts = 0.0
 
     def write(self, result: FrameResult) -> None:
