@@ -281,7 +281,9 @@ def free_name_in(dest_dir: Path, name: str) -> str:
 
 
 def numbered_name(name: str, n: int) -> str:
-    """``clip~2.mp4`` for ``clip.mp4``; the stem is shortened so the name stays within 255 bytes."""
+    """``clip~2.mp4`` for ``clip.mp4``: ``~N`` before the type suffix, the numbering rule outcome
+    names follow too (``clip.mp4~2.result.json``, ``naming.reserve_stem``; README). The stem is
+    shortened so the name stays within 255 bytes."""
     path = Path(name)
     stem, suffix, mark = path.stem, path.suffix, f"~{n}"
     if len(os.fsencode(mark + suffix)) >= MAX_NAME_BYTES // 2:  # an absurd "extension": number the whole name
