@@ -267,7 +267,8 @@ def test_a_symlinked_outcome_folder_is_never_followed_and_nothing_is_processed_t
     os.unlink(daemon.inbox / "failed")  # repaired: the next retry moves it
     wait_until(lambda: (daemon.inbox / "failed" / "evil").is_file(), 10)
     assert not (daemon.inbox / "failed").is_symlink() and list(elsewhere.iterdir()) == []
-    assert _events(daemon, "input.moved_late") and daemon.status()["state"] == "ready"
+    wait_until(lambda: _events(daemon, "input.moved_late"), 10, daemon.log_tail)  # logged just after the rename we saw
+    assert daemon.wait_state("ready", timeout=10)
 
 
 def test_a_replaced_input_under_a_stuck_name_is_processed_as_new(daemons):
