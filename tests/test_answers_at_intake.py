@@ -14,6 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from daemon.publishing.contract import validate_file
 from tests.daemon_harness import SHORT_CLIP, DaemonProcess, drop, outcomes, wait_outcome, write_bytes
 from tests.helpers import wait_until
 
@@ -68,6 +69,8 @@ def test_a_bad_option_is_reported_under_the_valid_job_id_with_the_client_echo(da
         kind, report = wait_outcome(daemon.outbox, video)
         assert kind == "error" and report["error"]["code"] == "E_BAD_SIDECAR" and report.get("client") is None
     assert not [name for name in outcomes(daemon.outbox) if name.startswith(("a.mp4", "b.mp4", "upload-11"))]
+    for path in outcomes(daemon.outbox).values():
+        validate_file(path)  # every report, with or without client, matches error.schema.json
     wait_until(lambda: (daemon.inbox / "failed" / "a.mp4.job.json").exists(), 10)
 
 
