@@ -47,6 +47,7 @@ class Job:
     started_iso: str = ""
     frames_done: int = 0
     frames_total: int | None = None
+    cut_entered_at: float | None = None  # when the cut's first frame entered the model: the rate's start
     stage: str = "queued"
     video: dict[str, Any] = field(default_factory=dict)
 
@@ -113,7 +114,7 @@ class JobLifecycle:
         job.attempt += 1
         job.result_tmp = new_tmp_path(self.outbox, "result", self.outcomes.tmp_owner)
         job.started_at, job.started_iso, job.stage = now, iso(), "starting"
-        job.frames_done = 0
+        job.frames_done, job.cut_entered_at = 0, None
         self.active = job
         with job_context(job.job_id):
             log.info("job.start", input=job.path.name, attempt=job.attempt)
@@ -140,7 +141,10 @@ class JobLifecycle:
             job.video = data.get("video", job.video)
             job.frames_total = data.get("frames_total", job.frames_total) or job.video.get("frame_count_estimate")
             job.frames_done, job.stage = data.get("frames_done", job.frames_done), data.get("stage", job.stage)
-            self.intake.progress(job.item, job_progress(job, time.monotonic()))
+            now = time.monotonic()
+            if job.cut_entered_at is None and job.stage == "inference":
+                job.cut_entered_at = now  # decoding up to start_frame is over: frames/s counts from here
+            self.intake.progress(job.item, job_progress(job, now))
         elif kind == "done":
             self._publish_result(job, data.get("summary", {}))
         elif kind == "failed":
@@ -340,7 +344,7 @@ def discard_tmp(job: Job) -> None:
 
 def job_progress(job: Job, now: float) -> dict[str, Any]:
     """The running job as the status file and the intake's progress events show it."""
-    elapsed = max(now - job.started_at, 1e-6)
+    elapsed = max(now - (job.started_at if job.cut_entered_at is None else job.cut_entered_at), 1e-6)
     done, total = frames_to_process(job)
     fps = done / elapsed if done else None
     percent = round(100.0 * min(done / total, 1.0), 1) if total else None

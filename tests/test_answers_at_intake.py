@@ -178,3 +178,18 @@ def test_queue_priority_runs_in_the_same_direction_as_the_folder(redis_server, d
     wait_until(lambda: len(_events(daemon, "job.outcome")) == 4, 120, daemon.log_tail)
     started = [names[prefix] for e in _events(daemon, "job.start") for prefix in names if e["job_id"].startswith(prefix)]
     assert started == ["qnone", "q1", "q2", "q3"], started
+
+
+def test_the_rate_and_eta_of_a_cut_count_from_its_first_frame_not_from_decoding_up_to_it() -> None:
+    """The 900-frame cut at frame 17,100 of an 18,000-frame video (the issue's case): 60 s spent
+    decoding up to the cut must not make 450 frames in 6 s look like 7 frames/s."""
+    from daemon.intake.base import ClaimedInput
+    from daemon.lifecycle import Job, job_progress
+    from daemon.records import JobOptions
+
+    item = ClaimedInput(path=Path("long.mp4"), job_id="long", wanted_stem="long.mp4",
+                        options=JobOptions(start_frame=17_100, end_frame=18_000))  # fmt: skip
+    job = Job(item, started_at=100.0, frames_total=18_000, frames_done=17_100 + 450, cut_entered_at=160.0, stage="inference")
+    progress = job_progress(job, now=166.0)
+    assert (progress["frames_done"], progress["frames_total"], progress["percent"]) == (450, 900, 50.0)
+    assert progress["frames_per_second"] == 75.0 and progress["eta_seconds"] == 6.0
