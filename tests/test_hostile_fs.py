@@ -258,12 +258,17 @@ def test_a_symlinked_outcome_folder_is_never_followed_and_nothing_is_processed_t
     write_bytes(daemon.inbox, "evil", b"* * * * * root touch /tmp/owned\n")  # no video: goes to failed/
     kind, report = wait_outcome(daemon.outbox, "evil")
     assert kind == "error" and report["error"]["code"] == "E_UNSUPPORTED"
-    wait_until(lambda: _events(daemon, "input.move_failed"), 10)
-    assert "not a real directory" in _events(daemon, "input.move_failed")[0]["error"]
+    # evil's own move failures: the symlink "failed" is itself reported as a rejected input, and
+    # its events must not stand in for evil's (on a loaded machine they come first).
+    def evil_move_failures() -> list[dict]:
+        return [e for e in _events(daemon, "input.move_failed") if e.get("input") == "evil"]
+
+    wait_until(evil_move_failures, 10, daemon.log_tail)
+    assert "not a real directory" in evil_move_failures()[0]["error"]
     assert list(elsewhere.iterdir()) == [], "the input was moved through the symlink"
     assert (daemon.inbox / "evil").is_file(), "published but not movable: it stays"
     # Settles again and again, but is never processed a second time.
-    wait_until(lambda: len(_events(daemon, "input.move_failed")) >= 3, 20)
+    wait_until(lambda: len(evil_move_failures()) >= 3, 20, daemon.log_tail)
     assert [n for n in outcomes(daemon.outbox) if n.startswith("evil")] == ["evil.error.json"]
     assert len([e for e in _events(daemon, "claim.acquired") if e.get("video") == "evil"]) == 1
 
