@@ -271,6 +271,8 @@ def test_a_symlinked_outcome_folder_is_never_followed_and_nothing_is_processed_t
     wait_until(lambda: len(evil_move_failures()) >= 3, 20, daemon.log_tail)
     assert [n for n in outcomes(daemon.outbox) if n.startswith("evil")] == ["evil.error.json"]
     assert len([e for e in _events(daemon, "claim.acquired") if e.get("video") == "evil"]) == 1
+    # The planted symlink is itself an input that is not a file: answered once, never again.
+    assert [n for n in outcomes(daemon.outbox) if n.startswith("failed")] == ["failed.error.json"]
 
     os.unlink(daemon.inbox / "failed")  # repaired: the next retry moves it
     wait_until(lambda: (daemon.inbox / "failed" / "evil").is_file(), 10)

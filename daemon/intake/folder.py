@@ -144,6 +144,8 @@ class FolderIntake:
     def _refused_non_files(self) -> list[ClaimedInput]:
         items = []
         for path in self.watcher.rejected():
+            if self.settled.already_settled(path):
+                continue  # answered already, only not movable (a planted symlink named "failed"): one report
             claim = self.claims.try_claim(path.name)
             if claim is None:
                 continue
