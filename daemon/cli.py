@@ -19,6 +19,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
+EXIT_NO_DAEMON_ALIVE = 5  # posed status: status files, but every daemon is down or stopped
 EXIT_INTERRUPTED = 130
 
 
@@ -201,8 +202,19 @@ def _status(args: argparse.Namespace) -> int:
             sys.stdout.write(("\x1b[2J\x1b[H" if args.watch else "") + text + "\n")
         sys.stdout.flush()
         if not args.watch:
-            return EXIT_OK if docs else EXIT_FAILED
+            return _status_exit_code(files)
         time.sleep(2.0)
+
+
+def _status_exit_code(files: list[tuple[dict, float]]) -> int:
+    """0: at least one daemon on this outbox is alive; 1: no status file at all; 5
+    (EXIT_NO_DAEMON_ALIVE): every daemon is down or stopped (README, "Health")."""
+    from daemon.ops.health import judge
+
+    if not files:
+        return EXIT_FAILED
+    alive = any(judge(doc, file_mtime=mtime).verdict == "alive" for doc, mtime in files)
+    return EXIT_OK if alive else EXIT_NO_DAEMON_ALIVE
 
 
 def _queue_status(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from daemon.processing.supervisor import WorkerEvent, WorkerSupervisor
 from daemon.publishing.naming import ERROR_SUFFIX
 from daemon.publishing.outcomes import OutcomeWriter, destination
 from daemon.publishing.receipts import Receipt
-from daemon.publishing.publish import companions_of, new_tmp_path
+from daemon.publishing.publish import companions_of, new_tmp_path, remove_tmp
 from daemon.publishing.scheduled import ScheduledPublishes
 
 log = get_logger(__name__)
@@ -47,6 +47,7 @@ class Job:
     started_iso: str = ""
     frames_done: int = 0
     frames_total: int | None = None
+    cut_entered_at: float | None = None  # when the cut's first frame entered the model: the rate's start
     stage: str = "queued"
     video: dict[str, Any] = field(default_factory=dict)
 
@@ -83,11 +84,16 @@ class JobLifecycle:
 
     # -- prepare and start ---------------------------------------------------------------------
 
+    def answer_refusals(self) -> None:
+        """Inputs the intake refuses without decoding get their error report now, whatever the
+        worker is doing: they never wait behind a long video."""
+        for item in self.intake.refused():
+            self._refuse(item)
+
     def next_job(self) -> Job | None:
         """A job ready for the worker: a retry first, else the intake's next input. Inputs that
         are bad before any worker runs get their error report here."""
-        for item in self.intake.refused():
-            self._refuse(item)
+        self.answer_refusals()
         if self.retry:
             return self.retry.popleft()
         while (item := self.intake.take()) is not None:
@@ -113,7 +119,7 @@ class JobLifecycle:
         job.attempt += 1
         job.result_tmp = new_tmp_path(self.outbox, "result", self.outcomes.tmp_owner)
         job.started_at, job.started_iso, job.stage = now, iso(), "starting"
-        job.frames_done = 0
+        job.frames_done, job.cut_entered_at = 0, None
         self.active = job
         with job_context(job.job_id, job.client_job_id):
             log.info("job.start", input=job.path.name, attempt=job.attempt)
@@ -141,7 +147,10 @@ class JobLifecycle:
             job.video = data.get("video", job.video)
             job.frames_total = data.get("frames_total", job.frames_total) or job.video.get("frame_count_estimate")
             job.frames_done, job.stage = data.get("frames_done", job.frames_done), data.get("stage", job.stage)
-            self.intake.progress(job.item, job_progress(job, time.monotonic()))
+            now = time.monotonic()
+            if job.cut_entered_at is None and job.stage == "inference":
+                job.cut_entered_at = now  # decoding up to start_frame is over: frames/s counts from here
+            self.intake.progress(job.item, job_progress(job, now))
         elif kind == "done":
             self._publish_result(job, data.get("summary", {}))
         elif kind == "failed":
@@ -335,23 +344,23 @@ def discard_tmp(job: Job) -> None:
         return
     for path in [job.result_tmp, *companions_of(job.result_tmp)]:
         try:
-            path.unlink(missing_ok=True)
+            remove_tmp(path)
         except OSError as exc:  # a read-only outbox; the stale-tmp sweep removes it later
             log.warning("outbox.tmp_not_removed", path=str(path), error=str(exc))
     job.result_tmp = None
 
 def job_progress(job: Job, now: float) -> dict[str, Any]:
     """The running job as the status file and the intake's progress events show it."""
-    elapsed = max(now - job.started_at, 1e-6)
-    fps = job.frames_done / elapsed if job.frames_done else None
-    total = job.frames_total
-    percent = round(100.0 * min(job.frames_done / total, 1.0), 1) if total else None
-    eta = round((total - job.frames_done) / fps, 1) if fps and total and total >= job.frames_done else None
+    elapsed = max(now - (job.started_at if job.cut_entered_at is None else job.cut_entered_at), 1e-6)
+    done, total = frames_to_process(job)
+    fps = done / elapsed if done else None
+    percent = round(100.0 * min(done / total, 1.0), 1) if total else None
+    eta = round((total - done) / fps, 1) if fps and total and total >= done else None
     return {
         "job_id": job.job_id,
         "client_job_id": job.client_job_id,
         "input_name": job.path.name,
-        "frames_done": job.frames_done,
+        "frames_done": done,
         "frames_total": total,
         "percent": percent,
         "frames_per_second": round(fps, 2) if fps else None,
@@ -360,6 +369,20 @@ def job_progress(job: Job, now: float) -> dict[str, Any]:
         "attempt": job.attempt,
         "started_at": job.started_iso,
     }
+
+
+def frames_to_process(job: Job) -> tuple[int, int | None]:
+    """(frames done, frames to do) of the job's cut ``[start_frame, end_frame)``: a 900-frame cut
+    of an 18,000-frame video is 100 % at its 900th frame. The worker reports the index of the
+    frame entering the model, which counts from the video's first frame."""
+    options = job.item.options
+    start = options.start_frame or 0
+    end = job.frames_total
+    if options.end_frame is not None:
+        end = options.end_frame if end is None else min(end, options.end_frame)
+    total = None if end is None else max(end - start, 0)
+    done = max(job.frames_done - start, 0)
+    return (done if total is None else min(done, total)), total
 
 
 def _destination(outcomes: OutcomeWriter, item: ClaimedInput, outcome: str) -> dict[str, Any]:

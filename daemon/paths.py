@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.errors import PosedError
+from daemon.errors import ErrorCode, JobError, PosedError
 
 DRIVE_MOUNT_ROOT = "mnt"  # WSL automounts drive C: at /mnt/c (wsl.conf [automount] root)
 WSL_UNC_HOSTS = ("wsl$", "wsl.localhost")
@@ -338,3 +338,12 @@ def sidecar_path_for(video: Path) -> Path:
 
     Here, not in ``intake.sidecar``, because publishing moves a sidecar along with its video."""
     return video.with_name(video.name + SIDECAR_SUFFIX)
+
+
+def unsupported_extension(path: Path, extensions: Iterable[str]) -> JobError | None:
+    """E_UNSUPPORTED for a name whose extension is not accepted (any letter case), else None.
+    Needs no reading: the folder intake answers it at once, the worker check repeats it."""
+    accepted = [ext.lower() for ext in extensions]
+    if path.suffix.lower() in accepted:
+        return None
+    return JobError(ErrorCode.UNSUPPORTED, f"{path.name}: extension {path.suffix!r} is not one of {', '.join(accepted)}", stage="probe")

@@ -58,6 +58,15 @@ def temp_silence_s(cfg: PosedConfig) -> float:
     return max(2 * stale, worker.first_frame_timeout_s, worker.stall_timeout_s) + stale
 
 
+def input_source(cfg: PosedConfig) -> str:
+    """Where a daemon takes its work from, as its ready line says it (queue mode has no inbox)."""
+    if cfg.intake.kind == "bullmq":
+        scheme, _, rest = cfg.intake.url.partition("://")
+        where = f"{scheme}://{rest.rpartition('@')[2]}"  # never the credentials
+        return f"taking BullMQ jobs from queue {cfg.intake.queue!r} at {where}"
+    return f"drop videos into {cfg.inbox.path}"
+
+
 class Daemon:
     def __init__(self, cfg: PosedConfig) -> None:
         self.cfg = cfg
@@ -183,6 +192,7 @@ class Daemon:
             self.temps.sweep()
 
     def _dispatch(self, now: float) -> None:
+        self.jobs.answer_refusals()  # no worker needed: not even a loaded one
         if self.jobs.active is not None or self.supervisor.state != WorkerState.READY:
             return
         job = self.jobs.next_job()
@@ -213,9 +223,10 @@ class Daemon:
         self.status.backend = {"name": info.get("name"), "device": info.get("device"), "model_version": info.get("model_version")}
         self.status.loading = None
         if not self._ready_notified:
-            notify("READY=1\nSTATUS=models loaded, watching " + str(self.inbox))
+            source = input_source(self.cfg)
+            notify(f"READY=1\nSTATUS=models loaded, {source}")
             # The one line for a person at a terminal; stdout, so stderr stays JSON lines.
-            print(f"posed: ready, drop videos into {self.inbox} (outcomes appear in {self.outbox})", flush=True)
+            print(f"posed: ready, {source} (outcomes appear in {self.outbox})", flush=True)
             self._ready_notified = True
 
     # -- periodic duties -------------------------------------------------------------------

@@ -28,6 +28,7 @@ from daemon.publishing.contract import (
     validate_outbox,
 )
 from daemon.errors import ErrorCode, JobError
+from daemon.publishing.reader import open_result
 from daemon.publishing.encoding import FrameEncoder
 from daemon.records import BackendInfo, FrameResult, Person, SmplParams
 
@@ -77,6 +78,22 @@ def test_a_frames_file_that_disagrees_with_its_manifest_is_refused(tmp_path: Pat
         list(iter_verified_frames(tmp_path / entry["name"], entry))
     (tmp_path / entry["name"]).write_bytes(lines[0] + lines[2])  # a frame missing in the middle
     with pytest.raises(ResultFileError, match="follows frame"):
+        list(iter_verified_frames(tmp_path / entry["name"], entry))
+
+
+@pytest.mark.parametrize("where", ["last line", "middle line"])
+def test_a_frames_file_cut_mid_line_is_refused_as_tampering_not_a_bare_decode_error(tmp_path: Path, where: str) -> None:
+    manifest = example("result")
+    entry = manifest["files"]["frames"]
+    lines = (EXAMPLES / entry["name"]).read_bytes().splitlines(keepends=True)
+    cut = len(lines) - 1 if where == "last line" else 1
+    (tmp_path / entry["name"]).write_bytes(b"".join(lines[:cut]) + lines[cut][: len(lines[cut]) // 2] + b"".join(lines[cut + 1 :]))
+    (tmp_path / "run.mp4.result.json").write_text(json.dumps(manifest))
+    with pytest.raises(ResultFileError, match=f"line {cut + 1} is not one whole JSON frame") as caught:
+        list(open_result(tmp_path / "run.mp4.result.json").frames())  # the reader a consumer uses
+    assert not isinstance(caught.value, json.JSONDecodeError)
+    (tmp_path / entry["name"]).write_bytes(b"[1, 2]\n" + b"".join(lines[1:]))  # JSON, but not a frame
+    with pytest.raises(ResultFileError, match="line 1 is not a frame object"):
         list(iter_verified_frames(tmp_path / entry["name"], entry))
 
 

@@ -164,8 +164,9 @@ def test_a_job_sidecar_names_the_outcome_and_is_echoed_back(daemons):
 
     write_bytes(daemon.inbox, "bad.mp4.job.json", b'{"job_id": "x", "optoins": {}}')
     drop(SHORT_CLIP, daemon.inbox, "bad.mp4")
-    kind, report = wait_outcome(daemon.outbox, "bad.mp4")
+    kind, report = wait_outcome(daemon.outbox, "x")  # its job_id is valid: the report goes out under it
     assert kind == "error" and report["error"]["code"] == "E_BAD_SIDECAR" and "optoins" in report["error"]["message"]
+    assert report["client"] == {"job_id": "x", "metadata": None}
     assert daemon.alive()
 
 

@@ -88,10 +88,10 @@ def test_each_sidecar_is_read_once_per_change_however_long_the_queue(tmp_path: P
     picked = [intake._next_by_priority() for _ in range(500)]
     assert len(reads) == 1000, "every sidecar read exactly once for 500 picks"
     priorities = [int(p.name[1:5]) % 7 for p in picked]
-    assert priorities == sorted(priorities, reverse=True), "highest priority first"
+    assert priorities == sorted(priorities), "lowest priority number first, as in BullMQ"
 
     changed = intake.pending[0]
-    (intake.inbox / f"{changed.name}.job.json").write_text(json.dumps({"options": {"priority": 999}}))
+    (intake.inbox / f"{changed.name}.job.json").write_text(json.dumps({"options": {"priority": 0}}))
     os.utime(intake.inbox / f"{changed.name}.job.json", ns=(1, 1))  # a new mtime even on a coarse clock
     assert intake._next_by_priority() == changed
     assert len(reads) == 1001, "only the changed sidecar is read again"

@@ -17,25 +17,37 @@ from tests.daemon_harness import REPO, DaemonProcess, write_bytes
 from tests.helpers import wait_until
 
 
-def _posed_status(daemon: DaemonProcess) -> str:
-    done = subprocess.run([sys.executable, "-m", "daemon", "status", "--outbox", str(daemon.outbox)], cwd=REPO,
+def _run_posed_status(outbox) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon", "status", "--outbox", str(outbox)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    return done.stdout
+
+
+def _posed_status(daemon: DaemonProcess) -> str:
+    return _run_posed_status(daemon.outbox).stdout
 
 
 def test_a_killed_daemon_is_down_at_once_and_a_stopped_one_says_stopped(daemons):
     killed = daemons("killed", overrides=["backend.name=fault"]).wait_ready()
     stopped = daemons("stopped", overrides=["backend.name=fault"]).wait_ready()
-    assert _posed_status(killed).count(": alive (heartbeat") == 2
+    both = _run_posed_status(killed.outbox)
+    assert both.stdout.count(": alive (heartbeat") == 2 and both.returncode == 0
 
     pid = killed.proc.pid
     killed.kill9()
+    assert _run_posed_status(killed.outbox).returncode == 0, "one daemon still alive: exit 0"
     assert stopped.stop() == 0
     # No waiting for a heartbeat to age: the very next look tells.
-    lines = {line.split(" ")[0]: line for line in _posed_status(killed).splitlines() if not line.startswith(" ")}
+    done = _run_posed_status(killed.outbox)
+    lines = {line.split(" ")[0]: line for line in done.stdout.splitlines() if not line.startswith(" ")}
     assert lines["killed"].endswith(f": DOWN (pid {pid} is gone)"), lines
     assert "[last state ready]" in lines["killed"]
     assert ": stopped (stopped cleanly at" in lines["stopped"], lines
+    assert done.returncode == 5, "no daemon alive on this outbox: exit 5 (README, Health)"
+
+
+def test_posed_status_without_any_status_file_exits_1(tmp_path):
+    done = _run_posed_status(tmp_path / "outbox")
+    assert done.returncode == 1 and "no daemon status" in done.stdout
 
 
 def _remote(doc: dict, heartbeat_age_s: float, now: float) -> dict:

@@ -61,6 +61,10 @@ class OutputConfig:
     motion_mesh: bool = False  # with motion_glb: each track's SMPL body from backend.phalp.smpl_path (PHALP)
     preview: bool = False
     preview_max_height: int = 720  # taller videos get a preview scaled down to this many lines (0: full size)
+    # A requested export the disk refused (full, read-only, over quota): False = the result goes
+    # out without it, with a warning; True = the try fails like any outbox fault and the video
+    # is retried later, so a result never lacks an export it asked for because of the disk.
+    exports_required: bool = False
 
 
 @dataclass

@@ -37,7 +37,9 @@ MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 32  # the metadata object is level 1; a stated limit the Node client checks too
 MAX_JOB_ID_CHARS = 128
 MAX_FRAME_INDEX = 10**9
-PRIORITY_RANGE = (-1000, 1000)
+# Priority, the one direction for both intakes (BullMQ's own): 0 or none runs first, then 1,
+# 2, ...: a lower number runs sooner. Up to BullMQ's largest priority, 2**21.
+PRIORITY_RANGE = (0, 2**21)
 # The job id becomes an outbox file name on Windows: no separators, no leading dot (dot names
 # are not results), no "~" (the daemon's collision suffix), no trailing dot (Windows strips it).
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?<!\.)")  # used with fullmatch
@@ -62,7 +64,7 @@ class SidecarOptions:
     end_frame: int | None = None  # exclusive
     include_mesh: bool | None = None
     backend: str | None = None  # a hint; the daemon runs one backend and reports which in the result
-    priority: int = 0  # higher first, among videos waiting at the same time
+    priority: int = 0  # lower first (0 = none = first), among videos waiting at the same time: PRIORITY_RANGE
     outputs: tuple[tuple[str, bool], ...] = ()  # optional outputs switched on or off (output.*)
     motion: dict[str, Any] | None = field(default=None, hash=False)  # motion.* overrides (MOTION_SWITCHES, max_gap_s)
 
@@ -167,15 +169,35 @@ def parse_sidecar(raw: bytes | str, roots: Iterable[str], *, distro: str | None 
     document = _decode(raw)
     if not isinstance(document, dict):
         raise _bad(None, f"must be a JSON object, got {_json_type(document)}")
-    _refuse_unknown_keys(document, TOP_LEVEL_KEYS, "")
-    input_path, input_windows_path = _input_path(document.get("input_path"), roots, distro)
-    return JobSidecar(
-        job_id=_job_id(document.get("job_id")),
-        options=parse_options(document.get("options")),
-        metadata=_metadata(document.get("metadata")),
-        input_path=input_path,
-        input_windows_path=input_windows_path,
-    )
+    job_id = _job_id(document.get("job_id"))  # first: a valid id names the report of any later defect
+    try:
+        _refuse_unknown_keys(document, TOP_LEVEL_KEYS, "")
+        input_path, input_windows_path = _input_path(document.get("input_path"), roots, distro)
+        return JobSidecar(
+            job_id=job_id,
+            options=parse_options(document.get("options")),
+            metadata=_metadata(document.get("metadata")),
+            input_path=input_path,
+            input_windows_path=input_windows_path,
+        )
+    except JobError as exc:
+        if job_id is not None:
+            exc.answer_as = reply_to(job_id, document.get("metadata"))  # type: ignore[attr-defined]
+        raise
+
+
+def reply_to(job_id: str, metadata: Any) -> dict[str, Any]:
+    """The ``client`` echo of a refused sidecar whose ``job_id`` is valid: the report goes out
+    under that id (README, "Job sidecar"), with the metadata only where it is valid itself."""
+    try:
+        return {"job_id": job_id, "metadata": _metadata(metadata)}
+    except JobError:
+        return {"job_id": job_id, "metadata": None}
+
+
+def answer_as(error: JobError) -> dict[str, Any] | None:
+    """The client echo a sidecar refusal is published under, or None: under the video's name."""
+    return getattr(error, "answer_as", None)
 
 
 def _decode(raw: bytes | str) -> Any:

@@ -102,12 +102,10 @@ def run_job(
             for final in motion.finish():
                 write(final)
         except BaseException:
-            writer.abort()
-            exports.abort()
+            _abort(writer, exports)
             raise
         if writer.frames_written == 0:
-            writer.abort()
-            exports.abort()
+            _abort(writer, exports)
             raise JobError(ErrorCode.NO_FRAMES, f"{spec.input_path.name}: the video stream decoded to 0 frames", stage="decode", frame_index=0)
         elapsed = time.perf_counter() - started
         summary = {
@@ -122,14 +120,18 @@ def run_job(
             "started_at": started_at,
             "finished_at": utc_now(),
         } | backend.summary()
-        files = exports.close()
-        summary["exports"] = exports.summary(files)
-        video = meta.to_json() | {
-            "decoded_frame_count": stats.frames_decoded,
-            "duration_s": round(_duration(last_ts[0], meta.nominal_fps), 6),
-        }
-        trailer = {"video": video, "summary": summary} | ({"warnings": exports.warnings} if exports.warnings else {})
-        writer.close(trailer, files=files)
+        try:
+            files = exports.close()  # raises OSError for a required export the disk refused
+            summary["exports"] = exports.summary(files)
+            video = meta.to_json() | {
+                "decoded_frame_count": stats.frames_decoded,
+                "duration_s": round(_duration(last_ts[0], meta.nominal_fps), 6),
+            }
+            trailer = {"video": video, "summary": summary} | ({"warnings": exports.warnings} if exports.warnings else {})
+            writer.close(trailer, files=files)
+        except BaseException:
+            _abort(writer, exports)  # finished exports are companions: the daemon discards them
+            raise
     return summary
 
 
@@ -159,6 +161,14 @@ def _header(spec: JobSpec, info: BackendInfo, started_at: str, wants_mesh: bool)
 def _duration(last_timestamp_s: float, nominal_fps: float) -> float:
     """Duration = start of the last frame plus that frame's nominal length."""
     return last_timestamp_s + (1.0 / nominal_fps if nominal_fps > 0 else 0.0)
+
+
+def _abort(writer: ResultWriter, exports: JobExports) -> None:
+    """Remove every temp file of this try; one removal failing (a full disk) never skips another."""
+    try:
+        writer.abort()
+    finally:
+        exports.abort()
 
 
 def _frame_range(frames, options: JobOptions):

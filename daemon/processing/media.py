@@ -26,6 +26,7 @@ from daemon.processing.container import ContainerFacts, inspect
 from daemon.errors import ErrorCode, JobError
 from daemon.paths import PathThroughLink, open_exact
 from daemon.records import Frame, VideoMeta
+from daemon.paths import unsupported_extension
 
 # Leading bytes of the containers we accept; anything else is refused before FFmpeg sees it.
 _SIGNATURES: tuple[tuple[int, bytes], ...] = (
@@ -100,8 +101,8 @@ def inspect_file(path: Path, limits: LimitsConfig, extensions: list[str], *, exa
         raise JobError(ErrorCode.INPUT_VANISHED, f"{path.name} disappeared before it was processed", stage="probe") from exc
     if not stat.S_ISREG(info.st_mode):
         raise JobError(ErrorCode.UNSUPPORTED, f"{path.name} is not a regular file (symlinks are never followed)", stage="probe")
-    if path.suffix.lower() not in extensions:
-        raise JobError(ErrorCode.UNSUPPORTED, f"{path.name}: extension {path.suffix!r} is not one of {', '.join(extensions)}", stage="probe")
+    if (unsupported := unsupported_extension(path, extensions)) is not None:
+        raise unsupported
     if info.st_size == 0:
         raise JobError(ErrorCode.EMPTY_FILE, f"{path.name} is empty (0 bytes)", stage="probe")
     if info.st_size > limits.max_file_bytes:

@@ -75,7 +75,7 @@ def iter_verified_frames(path: Path, entry: dict[str, Any], *, validate: bool = 
             digest.update(line)
             size += len(line)
             lines += 1
-            frame = json.loads(line)
+            frame = _frame_line(line, path.name, lines)
             if expected_index is not None and frame["frame_index"] != expected_index:
                 raise ResultFileError(f"{path.name} line {lines}: frame {frame['frame_index']} follows frame {expected_index - 1}")
             expected_index = frame["frame_index"] + 1
@@ -86,6 +86,18 @@ def iter_verified_frames(path: Path, entry: dict[str, Any], *, validate: bool = 
     wrong = {key: (facts[key], entry.get(key)) for key in facts if facts[key] != entry.get(key)}
     if wrong:
         raise ResultFileError(f"{path.name} does not match its manifest: {wrong} (found, stated)")
+
+
+def _frame_line(line: bytes, name: str, number: int) -> dict[str, Any]:
+    """One line of a frames file; a line cut mid-way (or otherwise not a frame) is tampering like
+    any other: ResultFileError, never a bare JSONDecodeError."""
+    try:
+        frame = json.loads(line)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ResultFileError(f"{name} line {number} is not one whole JSON frame (cut short or damaged): {exc}") from None
+    if not isinstance(frame, dict) or isinstance(frame.get("frame_index"), bool) or not isinstance(frame.get("frame_index"), int):
+        raise ResultFileError(f"{name} line {number} is not a frame object with an integer frame_index")
+    return frame
 
 
 def validate_file(path: Path) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 The outbox is read from Windows, where names are case-insensitive and some are reserved
 (``CON``, ``NUL.txt``, a trailing dot or space). A result name must open there, must not collide
 with another input's result that differs only in letter case, and must never replace a published
-file: a resubmitted video gets ``name~2.result.json``.
+file: a resubmitted video gets ``name~2.result.json``. That is the one numbering rule (README,
+"The folder protocol"): ``~N`` goes just before the type suffix, here the outcome's
+(``.result.json``), for a moved input its extension (``done/name~2.mp4``, ``publish.numbered_name``).
 
 The rule (README, "The folder protocol"; ``outcomeStem`` in node/src/naming.mjs is
 the same rule, checked against this one by tests/test_naming_rule.py): the stem is the job id

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -65,6 +66,14 @@ def companions_of(tmp_path: Path) -> list[Path]:
     except OSError:
         return []
     return [tmp_path.parent / name for name in names if name.startswith(prefix) and name != tmp_path.name]
+
+
+def remove_tmp(path: Path) -> None:
+    """Remove one temp entry: a file, or an export's folder of row files (never followed if a link)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _result_prefix(tmp_path: Path) -> str:
@@ -272,7 +281,9 @@ def free_name_in(dest_dir: Path, name: str) -> str:
 
 
 def numbered_name(name: str, n: int) -> str:
-    """``clip~2.mp4`` for ``clip.mp4``; the stem is shortened so the name stays within 255 bytes."""
+    """``clip~2.mp4`` for ``clip.mp4``: ``~N`` before the type suffix, the numbering rule outcome
+    names follow too (``clip.mp4~2.result.json``, ``naming.reserve_stem``; README). The stem is
+    shortened so the name stays within 255 bytes."""
     path = Path(name)
     stem, suffix, mark = path.stem, path.suffix, f"~{n}"
     if len(os.fsencode(mark + suffix)) >= MAX_NAME_BYTES // 2:  # an absurd "extension": number the whole name

@@ -73,6 +73,8 @@ class FramesFile:
     def discard(self) -> None:
         try:
             self._handle.close()
+        except OSError:
+            pass  # flushing the buffer fails on a full disk; the file goes anyway
         finally:
             self.path.unlink(missing_ok=True)
 

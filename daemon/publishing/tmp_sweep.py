@@ -17,7 +17,7 @@ from pathlib import Path
 
 from daemon.clock import SilenceWatch
 from daemon.log import get_logger
-from daemon.publishing.publish import TMP_DIR
+from daemon.publishing.publish import TMP_DIR, remove_tmp
 
 log = get_logger(__name__)
 
@@ -54,7 +54,7 @@ class TempSweeper:
             if reason is None:
                 continue
             try:
-                os.unlink(entry.path)
+                remove_tmp(Path(entry.path))  # a file, or an export's folder of row files
             except OSError:
                 continue
             self._watch.forget(entry.name)
@@ -68,7 +68,7 @@ class TempSweeper:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             return None
-        if not entry.is_file(follow_symlinks=False):
+        if not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
             return None
         tag = entry.name.split(".", 1)[0]
         gone = self._owner_gone(tag)

@@ -87,7 +87,9 @@ export function createProducer({ url = 'redis://127.0.0.1:6379/0', queue = 'pose
     if (problem) throw new PosedQueueError('E_CLIENT_BAD_JOB_DATA', `job data: ${problem}`, { data });
     await ready;
     const opts = { attempts, backoff, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } };
-    if (priority !== undefined) opts.priority = priority;
+    // One priority direction in both intakes (README, "Job sidecar"): BullMQ's, 1 before 2, none first.
+    const order = priority ?? options?.priority;
+    if (order) opts.priority = order;
     if (bullJobId !== undefined) opts.jobId = bullJobId;
     return jobs.add(JOB_NAME, data, opts);
   }

@@ -108,6 +108,24 @@ describe('wait', () => {
     assert.match(failure.hint, /not a video container/);
   });
 
+  test('a job id also waits for the video name, where a sidecar without a usable job id is answered', async () => {
+    const id = await client.submit(video, { jobId: 'upload-12', name: 'clip.mp4', options: { start_frame: 1 } });
+    const report = { ...example('error'), input: { ...example('error').input, name: 'clip.mp4' } };
+    report.error = { ...report.error, code: 'E_BAD_SIDECAR', message: 'clip.mp4.job.json: job sidecar: the document is not valid JSON' };
+    delete report.client; // the daemon could not read a job id: no client echo
+    setTimeout(() => publish('clip.mp4.error.json', report), 100);
+    const failure = await client.wait(id, { timeoutMs: 5000 }).then(() => assert.fail('resolved'), (err) => err);
+    assert.equal(failure.code, 'E_BAD_SIDECAR');
+  });
+
+  test('an outcome under the video name that carries another job id is not this job\'s', async () => {
+    const id = await client.submit(video, { jobId: 'upload-13', name: 'same.mp4' });
+    await publish('same.mp4.result.json', { ...resultFor('x'), client: { job_id: 'same.mp4', metadata: null } });
+    setTimeout(() => publish('upload-13.result.json', { ...resultFor('upload-13'), client: { job_id: 'upload-13', metadata: null } }), 150);
+    const result = await client.wait(id, { timeoutMs: 5000 });
+    assert.equal(result.client.job_id, 'upload-13');
+  });
+
   test('reads again while the file is still being written (a Windows reader can see it mid-rename)', async () => {
     const text = JSON.stringify(resultFor('job-2'));
     await fs.writeFile(path.join(outbox, 'job-2.result.json'), text.slice(0, 100));

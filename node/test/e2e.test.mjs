@@ -107,6 +107,14 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
     assert.equal(frames[0].frame_width, winner.doc.video.width);
   });
 
+  test('a bad option beside a valid job id rejects wait(jobId) with E_BAD_SIDECAR, not a timeout', { timeout: 90_000 }, async () => {
+    const id = await client.submit(CLIP, { jobId: 'e2e-bad-option', name: 'badopt.mp4', options: { preview: 'yes' } });
+    const failure = await client.wait(id, { timeoutMs: 80_000 }).then(() => assert.fail('resolved'), (err) => err);
+    if (failure.code !== 'E_BAD_SIDECAR') throw explain(failure);
+    assert.equal(failure.report.client.job_id, 'e2e-bad-option');
+    assert.equal(failure.report.error.details.field, 'options.preview');
+  });
+
   test('a text file named x.mp4 rejects with E_NOT_A_VIDEO', { timeout: 90_000 }, async () => {
     const text = path.join(root, 'x.mp4');
     await fs.writeFile(text, 'this is not a video\n');

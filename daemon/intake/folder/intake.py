@@ -21,9 +21,9 @@ from daemon.intake.claim import Claim, ClaimIdentity, ClaimLost, ClaimManager, l
 from daemon.intake.folder.inbox import InboxWatcher
 from daemon.intake.folder.orphans import OrphanSidecars
 from daemon.intake.folder.sidecar_cache import SidecarCache
-from daemon.intake.sidecar import job_id_takes_a_video_name
+from daemon.intake.sidecar import answer_as, job_id_takes_a_video_name
 from daemon.log import get_logger, job_context
-from daemon.paths import sidecar_path_for
+from daemon.paths import sidecar_path_for, unsupported_extension
 from daemon.publishing.naming import job_id_for
 
 log = get_logger(__name__)
@@ -41,6 +41,7 @@ class FolderIntake:
         self.claims = ClaimManager(lock_dir_for(self.inbox), identity, cfg.claim.stale_after_s)
         self.settled = settled
         self.pending: deque[Path] = deque()  # settled inputs not yet claimed
+        self.screen_at: dict[Path, float] = {}  # pending inputs to check for a refusal needing no worker, and when
         self.not_before: dict[Path, float] = {}  # inputs not to take again before a time
         self.held: set[Path] = set()  # claimed by us and not yet settled or released
         self.sidecars = SidecarCache([str(self.inbox.resolve())])
@@ -60,6 +61,7 @@ class FolderIntake:
         for path in self.watcher.ready():
             if path not in self.pending and path not in self.held and not self.settled.already_settled(path):
                 self.pending.append(path)
+                self.screen_at[path] = now
         for path, until in list(self.not_before.items()):
             if now >= until:
                 del self.not_before[path]
@@ -89,9 +91,61 @@ class FolderIntake:
         return None
 
     def refused(self) -> list[ClaimedInput]:
-        """A symlink or other non-file named like an input: report it, never follow it."""
+        """Inputs refused without any decoding, answered at once even while a long video is
+        processed: a symlink or other non-file named like an input (never followed), an
+        unsupported extension, a bad sidecar that has stood still ``inbox.settle_s``."""
+        return self._refused_non_files() + self._refused_at_sight(time.monotonic())
+
+    def _refused_at_sight(self, now: float) -> list[ClaimedInput]:
+        items = []
+        for path, due in list(self.screen_at.items()):
+            if now < due:
+                continue
+            verdict = self._screen(path) if path in self.pending else "keep"
+            if verdict == "later":  # a bad sidecar perhaps still being written in place
+                self.screen_at[path] = now + self.cfg.inbox.settle_s
+                continue
+            del self.screen_at[path]
+            if verdict == "refuse" and (item := self._claim_refusal(path)) is not None:
+                items.append(item)
+        return items
+
+    def _screen(self, path: Path) -> str:
+        """"refuse", "later" (look again once the sidecar may have settled) or "keep"."""
+        if unsupported_extension(path, self.cfg.inbox.extensions) is not None:
+            return "refuse"
+        try:
+            self.sidecars.read(path)
+        except JobError:
+            return "refuse" if self.sidecars.unchanged_for(path) >= self.cfg.inbox.settle_s else "later"
+        except OSError:
+            return "keep"  # held open by Windows: take() retries it
+        return "keep"
+
+    def _claim_refusal(self, path: Path) -> ClaimedInput | None:
+        self.pending.remove(path)
+        job_id = job_id_for(path.name, self.instance_id)
+        with job_context(job_id):
+            claim = self.claims.try_claim(path.name)
+            if claim is None:
+                self.watcher.forget(path)  # another daemon has it
+                return None
+            item = self._prepare(path, claim, job_id)
+        if item is None:
+            return None
+        item.refusal = item.refusal or unsupported_extension(path, self.cfg.inbox.extensions)
+        if item.refusal is None:  # its sidecar was repaired meanwhile: an ordinary input again
+            self.claims.release(claim)
+            self.pending.append(path)
+            return None
+        self.held.add(path)
+        return item
+
+    def _refused_non_files(self) -> list[ClaimedInput]:
         items = []
         for path in self.watcher.rejected():
+            if self.settled.already_settled(path):
+                continue  # answered already, only not movable (a planted symlink named "failed"): one report
             claim = self.claims.try_claim(path.name)
             if claim is None:
                 continue
@@ -107,8 +161,8 @@ class FolderIntake:
         return items
 
     def _next_by_priority(self) -> Path:
-        """Highest sidecar priority first; arrival order among equals."""
-        best = max(range(len(self.pending)), key=lambda i: (self._priority(self.pending[i]), -i))
+        """Lowest sidecar priority number first (none = 0, as in BullMQ); arrival order among equals."""
+        best = min(range(len(self.pending)), key=lambda i: (self._priority(self.pending[i]), i))
         path = self.pending[best]
         del self.pending[best]
         return path
@@ -141,6 +195,8 @@ class FolderIntake:
                 log.info("sidecar.not_settled", input=path.name, error=exc.message)
                 return self._put_back(path, claim, self.cfg.inbox.settle_s)
             item.refusal = exc
+            if (client := answer_as(exc)) is not None:  # its job_id is valid: answer under it
+                item.client, item.wanted_stem = client, client["job_id"]
         except OSError as exc:  # the sidecar is held open by Windows: try again shortly
             log.warning("sidecar.unreadable", input=path.name, error=str(exc))
             return self._put_back(path, claim, SIDECAR_BUSY_RETRY_S)
@@ -155,10 +211,10 @@ class FolderIntake:
         sidecar = self.sidecars.read(item.path)
         if sidecar is None:
             return
-        item.client = sidecar.client_echo()
         if sidecar.job_id:
-            _refuse_a_video_name(sidecar.job_id, item.path, self.cfg.inbox.extensions)
+            _refuse_a_video_name(sidecar.job_id, item.path, self.cfg.inbox.extensions)  # an invalid id: the video's name
             item.wanted_stem = sidecar.job_id
+        item.client = sidecar.client_echo()
         if sidecar.input_path and not _same_file(sidecar.input_path, item.path):
             raise JobError(
                 ErrorCode.BAD_SIDECAR,
@@ -205,6 +261,7 @@ class FolderIntake:
             self.not_before[item.path] = time.monotonic() + retry_after_s
 
     def _drop(self, path: Path, claim: Claim) -> None:
+        self.screen_at.pop(path, None)
         self.claims.release(claim)
         self.held.discard(path)
         self.watcher.forget(path)

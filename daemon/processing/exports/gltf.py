@@ -71,7 +71,8 @@ class GltfExporter(Exporter):
         self._meta, self._info = meta, info
         if self._smpl_model is not None:
             self._body = self._load_body(self._smpl_model)
-        self._folder = Path(tempfile.mkdtemp(prefix=".motion-", dir=self.target.parent))
+        # The result's temp prefix and owner tag (see PreviewExporter): found by discard and sweep.
+        self._folder = Path(tempfile.mkdtemp(prefix=f"{self.target.name}.rows-", dir=self.target.parent))
 
     def _load_body(self, path: Path) -> SmplBody | None:
         """The body mesh is a part of the export: without it the skeletons still go out, with a warning."""

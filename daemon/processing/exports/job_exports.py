@@ -2,13 +2,18 @@
 
 An export is extra: if one cannot be made (a codec missing, a disk hiccup, nobody tracked) the
 result is still published, with a warning naming the export and why, and the export's
-temporary files are removed. Each finished export is listed in the manifest's ``files`` under
+temporary files are removed. With ``output.exports_required`` an export the *disk* refused
+(full, read-only, over quota) fails the whole try instead, as an ``OSError`` the daemon treats
+as an outbox fault: the video is retried later rather than published without it. Retrying
+cannot help an export the video itself cannot give (nobody tracked): that stays a warning. Each finished export is listed in the manifest's ``files`` under
 its kind, with size and sha256; publishing gives it its final name beside the manifest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,22 @@ from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, VideoMet
 
 log = get_logger(__name__)
 FORMATS = {"motion": "glb", "preview": "mp4"}
+DISK_FAULTS = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system", errno.EDQUOT: "Disk quota exceeded"}
+
+
+def disk_fault(exc: BaseException) -> int | None:
+    """The errno when ``exc`` says the disk refused a write: as an OSError, or in the stderr text
+    of the encoder subprocess (ffmpeg prints strerror, not a number)."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FAULTS:
+        return exc.errno
+    text = str(exc)
+    return next((code for code, words in DISK_FAULTS.items() if words in text), None)
 
 
 class JobExports:
-    def __init__(self, exporters: dict[str, Exporter]) -> None:
+    def __init__(self, exporters: dict[str, Exporter], *, required: bool = False) -> None:
         self._live = dict(exporters)  # kind -> exporter still being fed
+        self.required = required  # a disk fault in an export fails the try (output.exports_required)
         self.warnings: list[str] = []  # failed exports, and parts left out of exports that were made
         self.failed = 0
 
@@ -42,7 +58,7 @@ class JobExports:
             log.info("export.mesh_ignored", reason="motion_mesh is a part of the motion export, which this job did not ask for")
         if options.preview:
             exporters["preview"] = PreviewExporter(companion_tmp_path(result_tmp, "preview"), cfg.output.preview_max_height)
-        return cls(exporters)
+        return cls(exporters, required=cfg.output.exports_required)
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
         for kind, exporter in list(self._live.items()):
@@ -95,6 +111,9 @@ class JobExports:
         except (ExportError, OSError, ValueError, RuntimeError) as exc:
             exporter = self._live.pop(kind)
             exporter.abort()
+            if self.required and (code := disk_fault(exc)) is not None:
+                log.warning("export.disk_fault", kind=kind, error=str(exc), retried=True)
+                raise OSError(code, f"{os.strerror(code)}: the required {kind} export could not be written") from exc
             message = f"the {kind} export was not made: {exc}"
             self.failed += 1
             self.warnings.append(message)

@@ -59,8 +59,10 @@ class PreviewExporter(Exporter):
         self._work: BackgroundWork | None = None
         self._encoder: H264Encoder | None = None
         self._waiting: dict[int, np.ndarray] = {}  # frame index -> scaled image, until its result comes
-        self._partial = target.with_name(f".{target.name}.partial")
-        self._indexed = target.with_name(f".{target.name}.indexed")
+        # Named after the target (<owner>.<uuid>.preview.partial...): the result's temp prefix and
+        # owner tag, so discarding a failed try and the temp sweeper both find them.
+        self._partial = target.with_name(f"{target.name}.encoding")
+        self._indexed = target.with_name(f"{target.name}.indexed")
         self._times: RecordFile | None = None
 
     def start(self, meta: VideoMeta, info: BackendInfo) -> None:
@@ -69,7 +71,7 @@ class PreviewExporter(Exporter):
         self._size = preview_size(meta.width, meta.height, self._max_height)
         self._scale = self._size[1] / meta.height
         self._encoder = H264Encoder(self._partial, *self._size, meta.nominal_fps)
-        self._times = RecordFile(self.target.parent, 1, prefix=f".{self.target.name}.times-", dtype="<f8")
+        self._times = RecordFile(self.target.parent, 1, prefix=f"{self.target.name}.times-", dtype="<f8")
         self._last_ts = 0.0
         self._work = BackgroundWork(self._handle, name="preview", capacity=QUEUE_ITEMS)
 

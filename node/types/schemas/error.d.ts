@@ -28,7 +28,7 @@ export interface PosedErrorReport {
    */
   created_at: string;
   /**
-   * Echo of the job sidecar; absent when there was none or it could not be parsed.
+   * Echo of the job sidecar; absent when there was none or no valid job_id could be read from it (then the report is published under the video's name). A refused sidecar with a valid job_id is answered under that id, with its metadata only where the metadata is valid itself (README, "Job sidecar").
    */
   client?: {
     job_id: string | null;
@@ -72,7 +72,7 @@ export interface Input {
 }
 export interface Error {
   /**
-   * Stable machine-readable code to switch on; codes are never renamed, only added (so treat an unknown code like E_INTERNAL). Current codes: E_EMPTY_FILE, E_NOT_A_VIDEO, E_NO_VIDEO_STREAM, E_NO_FRAMES, E_DECODE, E_UNSUPPORTED, E_TOO_LARGE, E_TOO_LONG, E_RESOLUTION_TOO_HIGH, E_INPUT_VANISHED, E_INPUT_CHANGED, E_UNREADABLE, E_BAD_NAME, E_BAD_SIDECAR, E_WORKER_CRASH, E_STALLED, E_TIME_LIMIT, E_OUT_OF_MEMORY, E_BACKEND, E_INTERNAL, E_TRUNCATED, E_BAD_JOB_DATA, E_TOO_MANY_FRAMES, E_FRAME_RATE_TOO_HIGH.
+   * Stable machine-readable code to switch on; codes are never renamed, only added (so treat an unknown code like E_INTERNAL). Current codes: E_EMPTY_FILE, E_NOT_A_VIDEO, E_NO_VIDEO_STREAM, E_NO_FRAMES, E_DECODE, E_UNSUPPORTED, E_TOO_LARGE, E_TOO_LONG, E_RESOLUTION_TOO_HIGH, E_INPUT_VANISHED, E_INPUT_CHANGED, E_UNREADABLE, E_BAD_NAME, E_BAD_SIDECAR, E_WORKER_CRASH, E_STALLED, E_TIME_LIMIT, E_OUT_OF_MEMORY, E_BACKEND, E_INTERNAL, E_TRUNCATED, E_BAD_JOB_DATA, E_QUEUE_STALLED, E_TOO_MANY_FRAMES, E_FRAME_RATE_TOO_HIGH.
    */
   code: string;
   /**

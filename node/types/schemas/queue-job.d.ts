@@ -9,7 +9,7 @@ export interface PosedQueueJobData {
    */
   input: string;
   /**
-   * The client's own id. Echoed as client.job_id in the result and error report, and used as the outcome file's stem in the outbox (else <queue>-<BullMQ job id>). Not a Windows device name (CON, NUL, COM1, ...).
+   * The client's own id. Echoed as client.job_id in the result and error report, and used as the outcome file's stem in the outbox (else <queue>-<BullMQ job id>). Not a Windows device name (CON, PRN, AUX, NUL, COM0-COM9, LPT0-LPT9, with any extension). One that looks like a video file name (ends in a video extension) may only be the input's own file name.
    */
   job_id?: string;
   /**
@@ -33,7 +33,7 @@ export interface PosedQueueJobData {
      */
     backend?: string;
     /**
-     * Accepted for sidecar compatibility and ignored: in queue mode BullMQ's own `priority` job option orders jobs.
+     * The sidecar's priority, one direction in both intakes: 0 (or none) runs first, then 1, 2, ...; a lower number runs sooner. In queue mode the order is BullMQ's `priority` job option, which the Node producer (node/src/queue.mjs) sets from this when its own `priority` argument is not given.
      */
     priority?: number;
     /**

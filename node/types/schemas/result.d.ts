@@ -339,7 +339,7 @@ export interface Summary {
   bytes_per_frame?: number | null;
   bytes_per_person_frame?: number | null;
   /**
-   * What the motion stage did and its quality figures. Mean acceleration is the norm of the second difference x[t+1] - 2x[t] + x[t-1] per keypoint, averaged over keypoints and over every three consecutive frames in which the track was detected; raw (the backend's values) and smoothed on the same frames. Mean displacement is the distance between smoothed and raw positions over detected frames (what smoothing costs in faithfulness). 2D in pixels per frame^2 and pixels, 3D in millimetres per frame^2 and millimetres; null where nothing was measured.
+   * What the motion stage did and its quality figures. Smoothing is two-sided (a local quadratic fit in time over the frames before and after), so smoothed values do not lag. Mean acceleration is the norm of the second difference x[t+1] - 2x[t] + x[t-1] per keypoint, averaged over keypoints and over every three consecutive frames in which the track was detected; raw (the backend's values) and smoothed on the same frames. Mean displacement is the distance between smoothed and raw positions over detected frames (what smoothing costs in faithfulness). 2D in pixels per frame^2 and pixels, 3D in millimetres per frame^2 and millimetres; null where nothing was measured.
    */
   motion?: {
     smoothing?: boolean;
@@ -350,9 +350,17 @@ export interface Summary {
      */
     max_gap_frames?: number;
     /**
-     * Frames the stage holds back (max_gap_frames with gap filling, else 0).
+     * Frames the stage holds back: the larger of max_gap_frames (with gap filling) and smoothing_frames (with smoothing), else 0.
      */
     latency_frames?: number;
+    /**
+     * How far, in frames each way, two-sided smoothing looks (3 sigma); 0 with smoothing off.
+     */
+    smoothing_frames?: number;
+    /**
+     * Detections that moved or resized faster than motion.max_body_speed / max_scale_rate allow since their track's previous detection: each opened a new track (see tracks[].split_from).
+     */
+    identity_breaks?: number;
     keypoints_2d?: {};
     joints_3d?: {};
     /**
@@ -363,6 +371,10 @@ export interface Summary {
       detected?: NonNegativeInteger;
       predicted?: NonNegativeInteger;
       interpolated?: NonNegativeInteger;
+      /**
+       * The track this one broke away from at an impossible jump (the backend had kept one id for both); absent otherwise.
+       */
+      split_from?: number;
     }[];
   };
   [k: string]: unknown;

@@ -152,5 +152,9 @@ export interface PosedStatus {
    * Why state is degraded; null otherwise.
    */
   degraded_reason: string | null;
+  /**
+   * Standing risks that do not stop work, e.g. a rediss:// URL with TLS verification turned off (ssl_cert_reqs=none). Empty when there are none.
+   */
+  warnings?: string[];
   [k: string]: unknown;
 }
