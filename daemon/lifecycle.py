@@ -98,11 +98,7 @@ class JobLifecycle:
             return self.retry.popleft()
         while (item := self.intake.take()) is not None:
             item.input_info = self.outcomes.input_info(item.path, item.input_stat)
-            if item.refusal is None:
-                try:
-                    check_file(item.path, self.cfg.limits, self.cfg.inbox.extensions, exact=item.exact_path)
-                except JobError as exc:
-                    item.refusal = exc
+            check_before_worker(item, self.cfg)
             if item.refusal is None:
                 return Job(item, attempt=item.previous_attempts)  # counting on across a takeover
             self._refuse(item)
@@ -317,6 +313,15 @@ class JobLifecycle:
 
     def progress(self, now: float) -> dict[str, Any] | None:
         return None if self.active is None else job_progress(self.active, now)
+
+
+def check_before_worker(item: ClaimedInput, cfg: PosedConfig) -> None:
+    """Sets ``item.refusal`` for a file that is bad before any worker runs (header, limits)."""
+    if item.refusal is None:
+        try:
+            check_file(item.path, cfg.limits, cfg.inbox.extensions, exact=item.exact_path)
+        except JobError as exc:
+            item.refusal = exc
 
 
 def claim_lost_before_publish(intake: Intake, job: Job) -> bool:
