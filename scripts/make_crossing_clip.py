@@ -44,7 +44,7 @@ def make_crossing_clip(out_dir: Path) -> Path:
     image = cv2.imread(str(COCO_DIR / f"{SOURCE_IMAGE_ID:012d}.jpg"), cv2.IMREAD_COLOR)
     source = next(a for a in document["annotations"] if a["image_id"] == SOURCE_IMAGE_ID and a["num_keypoints"])
     names = document["categories"][0]["keypoints"]
-    patch, keypoints = _crop(image, source)
+    patch, keypoints = crop_person(image, source)
     x0, x1, y0, y1 = SNOW
     background = cv2.resize(image[y0:y1, x0:x1], (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
     people = [_prepare(patch, keypoints, names, source["area"], *spec) for spec in PEOPLE]
@@ -70,7 +70,8 @@ def make_crossing_clip(out_dir: Path) -> Path:
     return path
 
 
-def _crop(image: np.ndarray, annotation: dict) -> tuple[np.ndarray, np.ndarray]:
+def crop_person(image: np.ndarray, annotation: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The annotated person's box plus a margin, and their keypoints in the crop's pixels."""
     x, y, w, h = annotation["bbox"]
     left, top = max(int(x) - CROP_MARGIN, 0), max(int(y) - CROP_MARGIN, 0)
     right, bottom = min(int(x + w) + CROP_MARGIN, image.shape[1]), min(int(y + h) + CROP_MARGIN, image.shape[0])

@@ -23,11 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from make_crossing_clip import crop_person  # run as a script: scripts/ is on sys.path
+
 COCO_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "eval" / "coco"
 SOURCE_IMAGE_ID = 785
 WIDTH, HEIGHT, FPS, FRAMES = 960, 540, 30.0, 90
 SNOW = (0, 200, 200, 350)  # x0, x1, y0, y1: plain snow in image 785, stretched as the background
-CROP_MARGIN = 20
 SEQUENCE = "swaying"
 
 
@@ -46,7 +47,7 @@ def make_swaying_clip(out_dir: Path) -> Path:
     document = json.loads((COCO_DIR / "test_coco.json").read_text(encoding="utf-8"))
     image = cv2.imread(str(COCO_DIR / f"{SOURCE_IMAGE_ID:012d}.jpg"), cv2.IMREAD_COLOR)
     source = next(a for a in document["annotations"] if a["image_id"] == SOURCE_IMAGE_ID and a["num_keypoints"])
-    patch, keypoints = _crop(image, source)
+    patch, keypoints = crop_person(image, source)
     x0, x1, y0, y1 = SNOW
     background = cv2.resize(image[y0:y1, x0:x1], (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
     frames_dir = out_dir / "frames"
@@ -67,16 +68,6 @@ def make_swaying_clip(out_dir: Path) -> Path:
     path = out_dir / f"{SEQUENCE}.json"
     path.write_text(json.dumps(out) + "\n", encoding="utf-8")
     return path
-
-
-def _crop(image: np.ndarray, annotation: dict) -> tuple[np.ndarray, np.ndarray]:
-    x, y, w, h = annotation["bbox"]
-    left, top = max(int(x) - CROP_MARGIN, 0), max(int(y) - CROP_MARGIN, 0)
-    right, bottom = min(int(x + w) + CROP_MARGIN, image.shape[1]), min(int(y + h) + CROP_MARGIN, image.shape[0])
-    keypoints = np.asarray(annotation["keypoints"], dtype=float).reshape(-1, 3)
-    keypoints[:, 0] -= left
-    keypoints[:, 1] -= top
-    return image[top:bottom, left:right].copy(), keypoints
 
 
 def _transform(shape: tuple[int, ...], t: float) -> tuple[np.ndarray, float]:
