@@ -40,9 +40,12 @@ class Processed:
 
 
 @functools.lru_cache(maxsize=4)
-def mediapipe_results(video: Path) -> Processed:
-    """Every frame of ``video`` through the real MediaPipe backend, as the job feeds it."""
+def mediapipe_results(video: Path, max_people: int | None = None) -> Processed:
+    """Every frame of ``video`` through the real MediaPipe backend, as the job feeds it
+    (``max_people``: the backend's setting, e.g. 1 for the one-person mode)."""
     cfg = PosedConfig()
+    if max_people is not None:
+        cfg.backend.mediapipe.max_people = max_people
     backend = MediapipeBackend(cfg.backend.mediapipe)
     info = backend.load(lambda what: None)
     results: list[FrameResult] = []

@@ -85,10 +85,11 @@ def test_khronos_validator_reports_no_errors_and_no_warnings(which, request):
 def test_exported_file_is_described_by_size_and_sha256(mediapipe_glb):
     import hashlib
 
-    _, exported = mediapipe_glb
+    processed, exported = mediapipe_glb
     data = exported.path.read_bytes()
     assert (exported.bytes, exported.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    assert exported.kind == "motion-gltf" and exported.details["tracks"] == [1]
+    tracked = sorted({person.track_id for result in processed.results for person in result.people})
+    assert exported.kind == "motion-gltf" and exported.details["tracks"] == tracked and tracked[0] == 1  # 1: the runner
     assert not [p for p in exported.path.parent.iterdir() if p != exported.path], "temporary files left behind"
 
 

@@ -31,7 +31,7 @@ def viewer_run(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is required: apt-get install -y chromium")
     files = tmp_path_factory.mktemp("viewer")
-    processed = mediapipe_results(LONG_CLIP)
+    processed = mediapipe_results(LONG_CLIP, max_people=1)  # the runner alone: one skeleton to find on screen
     exported = export(GltfExporter(files / "running.motion.glb"), processed)
     with serve(files) as base:
         report = node_tool("check-viewer.mjs", f"{base}/examples/viewer.html?src=/files/{exported.path.name}", str(files), str(CHROMIUM))
