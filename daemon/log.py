@@ -22,6 +22,21 @@ import structlog
 _configured = False
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the time of each write. A command run inside another
+    program (``posed eval`` from a test or a notebook) must not keep writing to a stream that
+    program has since replaced and closed; in the daemon it is always the same stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
+
+
 def configure_logging(level: str | None = None, *, json: bool | None = None, process: str = "daemon") -> None:
     """Configure structlog and route stdlib logging (watchdog, hydra, absl) through it."""
     global _configured
@@ -43,11 +58,11 @@ def configure_logging(level: str | None = None, *, json: bool | None = None, pro
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         # One write per line under a per-file lock: lines from several threads never interleave.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=_STDERR),
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through stdlib logging; render their lines the same way.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_STDERR)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
