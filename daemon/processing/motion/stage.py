@@ -122,7 +122,11 @@ class MotionStage:
         if self._smoothing is not None and person.state != STATE_PREDICTED:
             sample = Sample(pending.result.timestamp_s, person)
             past = self._history.setdefault(person.track_id, deque())
-            person = smooth_person(self._smoothing, [s for _, s in past] + [sample] + future, len(past))
+            # A filled frame is already a straight line between two detections: nothing to
+            # smooth, and a curve fitted through it and the detections around it overshoots
+            # the span of its two detections. It still serves its neighbours' fits.
+            if person.state != STATE_INTERPOLATED:
+                person = smooth_person(self._smoothing, [s for _, s in past] + [sample] + future, len(past))
             past.append((pending.position, sample))
             while past and past[0][0] <= pending.position - self.smoothing_frames:
                 past.popleft()
