@@ -56,6 +56,7 @@ def test_bench_writes_every_figure_named_in_issue_6(bench_run):
     assert set(figures["stage_seconds"]) >= {"decode", "backend", "write"}
     assert all(isinstance(v, float) and v >= 0 for v in figures["stage_seconds"].values())
     assert figures["frames"] == 120
+    assert 0.9 <= figures["people_per_frame"] <= 1.1  # the one runner, in (nearly) every frame
     assert (figures["rss_10pct_frame"], figures["rss_100pct_frame"]) == (12, 120 - (2 * 8 + 4))
     assert figures["video"].endswith(SHORT_CLIP.name)
     assert figures["backend"] == "mediapipe"

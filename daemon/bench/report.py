@@ -95,6 +95,8 @@ def build_figures(
         "result_bytes": end_to_end.result_bytes,
         "bytes_per_frame": round(end_to_end.result_bytes / max(end_to_end.frames, 1), 1),
         "bytes_per_person_frame": round(end_to_end.result_bytes / end_to_end.person_frames, 1) if end_to_end.person_frames else None,
+        # Speed depends on how many people each frame holds: every person is one landmark pass.
+        "people_per_frame": round(end_to_end.person_frames / max(end_to_end.frames, 1), 3),
         "baseline": baseline,
         "motion": end_to_end.motion,
         "machine": None,  # filled in by the runner once every measurement is done (bench.machine)
@@ -126,6 +128,7 @@ def render_table(figures: dict[str, Any]) -> str:
         f"backend      {figures['backend']} on {figures['device']}; "
         f"queue_frames={config['queue_frames']}, {'threaded' if config['threaded'] else 'sequential'}",
         f"machine      {describe_machine(figures['machine'])}",
+        f"people       {figures['people_per_frame']:.2f} per frame on average (person-frames written / frames)",
         f"ready        {figures['ready_seconds']:.2f} s from process start "
         f"(model load {figures['load_seconds']:.2f} s, warm-up {figures['warmup_seconds']:.2f} s)",
         *(["weights      SYNTHETIC: real architectures, random weights (speed and memory only; poses are meaningless)"]
