@@ -108,8 +108,15 @@ describe('end to end against `posed run`', { skip, timeout: 300_000 }, () => {
   });
 
   test('a bad option beside a valid job id rejects wait(jobId) with E_BAD_SIDECAR, not a timeout', { timeout: 90_000 }, async () => {
-    const id = await client.submit(CLIP, { jobId: 'e2e-bad-option', name: 'badopt.mp4', options: { preview: 'yes' } });
-    const failure = await client.wait(id, { timeoutMs: 80_000 }).then(() => assert.fail('resolved'), (err) => err);
+    // submit() refuses this sidecar itself; a producer that does not check writes it as is.
+    await assert.rejects(client.submit(CLIP, { jobId: 'e2e-bad-option', name: 'badopt.mp4', options: { preview: 'yes' } }),
+      (err) => err.code === 'E_CLIENT_BAD_SIDECAR');
+    const sidecar = path.join(inbox, 'badopt.mp4.job.json');
+    await fs.writeFile(`${sidecar}.part`, JSON.stringify({ job_id: 'e2e-bad-option', options: { preview: 'yes' } }));
+    await fs.rename(`${sidecar}.part`, sidecar);
+    await fs.copyFile(CLIP, path.join(inbox, 'badopt.mp4.part'));
+    await fs.rename(path.join(inbox, 'badopt.mp4.part'), path.join(inbox, 'badopt.mp4'));
+    const failure = await client.wait('e2e-bad-option', { timeoutMs: 80_000 }).then(() => assert.fail('resolved'), (err) => err);
     if (failure.code !== 'E_BAD_SIDECAR') throw explain(failure);
     assert.equal(failure.report.client.job_id, 'e2e-bad-option');
     assert.equal(failure.report.error.details.field, 'options.preview');

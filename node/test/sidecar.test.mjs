@@ -59,14 +59,14 @@ const DAEMON = `
 import json, sys
 from pathlib import Path
 from daemon.errors import JobError
-from daemon.intake.sidecar import parse_sidecar
-from daemon.intake.folder import _refuse_a_video_name
+from daemon.intake.sidecar import job_id_takes_a_video_name, parse_sidecar
 out = []
 for text in json.load(sys.stdin):
     try:
         sidecar = parse_sidecar(text.encode("utf-8"), ["/"])
-        if sidecar.job_id is not None:
-            _refuse_a_video_name(sidecar.job_id, Path("clip.mp4"), [".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"])
+        if sidecar.job_id is not None and job_id_takes_a_video_name(sidecar.job_id, "clip.mp4", [".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"]):
+            out.append({"ok": False, "field": "job_id"})  # the daemon's rule for a job id shaped like a video name
+            continue
         out.append({"ok": True, "field": None})
     except JobError as exc:
         out.append({"ok": False, "field": exc.details.get("field")})
