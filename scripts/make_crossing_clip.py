@@ -61,7 +61,7 @@ def make_crossing_clip(out_dir: Path) -> Path:
         for track_id, points, area in placed:
             if not (points[:, 2] > 0).any():
                 continue  # wholly hidden behind a nearer person
-            annotations.append(_annotation(len(annotations) + 1, image_id, track_id, points, area))
+            annotations.append(coco_annotation(len(annotations) + 1, image_id, track_id, points, area))
     out = {"images": images, "annotations": annotations,
            "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": names,
                            "skeleton": document["categories"][0]["skeleton"]}]}  # fmt: skip
@@ -126,7 +126,8 @@ def _compose(background: np.ndarray, people: list[dict], progress: float):
     return canvas, placed
 
 
-def _annotation(annotation_id: int, image_id: int, track_id: int, points: np.ndarray, area: float) -> dict:
+def coco_annotation(annotation_id: int, image_id: int, track_id: int, points: np.ndarray, area: float) -> dict:
+    """One person's COCO/PoseTrack annotation from (K, 3) keypoints, v = 0 for the unlabelled."""
     labelled = points[points[:, 2] > 0, :2]
     low, high = labelled.min(axis=0), labelled.max(axis=0)
     flat = np.column_stack([np.round(points[:, :2], 2), points[:, 2]])

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from make_crossing_clip import crop_person  # run as a script: scripts/ is on sys.path
+from make_crossing_clip import coco_annotation, crop_person  # run as a script: scripts/ is on sys.path
 
 COCO_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "eval" / "coco"
 SOURCE_IMAGE_ID = 785
@@ -63,7 +63,7 @@ def make_swaying_clip(out_dir: Path) -> Path:
         image_id = 2000 + index
         images.append({"id": image_id, "file_name": name, "width": WIDTH, "height": HEIGHT,
                        "vid_id": SEQUENCE, "frame_id": image_id, "is_labeled": True})  # fmt: skip
-        annotations.append(_annotation(index + 1, image_id, points, source["area"] * scale * scale))
+        annotations.append(coco_annotation(index + 1, image_id, 1, points, source["area"] * scale * scale))
     out = {"images": images, "annotations": annotations, "categories": document["categories"]}
     path = out_dir / f"{SEQUENCE}.json"
     path.write_text(json.dumps(out) + "\n", encoding="utf-8")
@@ -83,17 +83,6 @@ def _compose(background: np.ndarray, patch: np.ndarray, matrix: np.ndarray) -> n
     warped = cv2.warpAffine(patch, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
     mask = cv2.warpAffine(np.ones(patch.shape[:2], np.float32), matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)[..., None]
     return np.round(background * (1 - mask) + warped * mask).astype(np.uint8)
-
-
-def _annotation(annotation_id: int, image_id: int, points: np.ndarray, area: float) -> dict:
-    labelled = points[points[:, 2] > 0, :2]
-    low, high = labelled.min(axis=0), labelled.max(axis=0)
-    flat = np.column_stack([np.round(points[:, :2], 2), points[:, 2]])
-    flat[points[:, 2] == 0] = 0
-    return {"id": annotation_id, "image_id": image_id, "category_id": 1, "track_id": 1, "iscrowd": 0,
-            "keypoints": flat.ravel().tolist(), "num_keypoints": int((points[:, 2] > 0).sum()),
-            "bbox": [round(float(low[0]), 2), round(float(low[1]), 2), round(float(high[0] - low[0]), 2), round(float(high[1] - low[1]), 2)],
-            "area": round(float(area), 2)}  # fmt: skip
 
 
 def main() -> None:
