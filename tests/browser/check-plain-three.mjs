@@ -2,26 +2,15 @@
 // Debian's chromium, read the skinned skeletons at given times and take a screenshot at each.
 // Prints one JSON line for the pytest side to judge.
 // Usage: node check-plain-three.mjs PAGE_URL OUT_DIR CHROMIUM TIMES (seconds, comma-separated)
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { recordPage, withPage } from './chromium.mjs';
 
 const [url, outDir, executablePath, times] = process.argv.slice(2);
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 const WAIT_MS = 60000;
 
-const profile = await mkdtemp(join(tmpdir(), 'posed-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath, headless: true, args: FLAGS, viewport: { width: 640, height: 640 }, deviceScaleFactor: 1,
-});
 const report = { url, requests: [], errors: [], shots: [] };
-try {
-  const page = context.pages()[0] ?? await context.newPage();
-  page.on('request', (request) => report.requests.push(request.url()));
-  page.on('pageerror', (error) => report.errors.push(`pageerror: ${error.message}`));
-  page.on('console', (message) => { if (message.type() === 'error') report.errors.push(`console: ${message.text()}`); });
+await withPage({ executablePath, viewport: { width: 640, height: 640 } }, async (page) => {
+  recordPage(page, report);
   await page.goto(url);
   await page.waitForFunction(() => window.plain && (window.plain.ready || window.plain.error), null, { timeout: WAIT_MS });
   Object.assign(report, await page.evaluate(() => ({ error: plain.error, duration: plain.duration })));
@@ -33,8 +22,5 @@ try {
       report.shots.push({ at, meshes, path });
     }
   }
-} finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
-}
+});
 console.log(JSON.stringify(report));

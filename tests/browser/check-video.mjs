@@ -1,21 +1,12 @@
 // Play a video file in Debian's chromium through a <video> element; print what the browser saw.
 // Usage: node check-video.mjs VIDEO_URL [CHROMIUM]   (VIDEO_URL on the test's localhost server)
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { withPage } from './chromium.mjs';
 
 const [url, executablePath = '/usr/bin/chromium'] = process.argv.slice(2);
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
 
-const profile = await mkdtemp(join(tmpdir(), 'posed-chromium-'));
-const context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: FLAGS });
-let report;
-try {
-  const page = context.pages()[0] ?? await context.newPage();
+const report = await withPage({ executablePath, flags: ['--autoplay-policy=no-user-gesture-required'] }, async (page) => {
   await page.goto(new URL('/examples/.blank', url).href).catch(() => {});  // same origin as the video
-  report = await page.evaluate(async (src) => {
+  return page.evaluate(async (src) => {
     const video = document.createElement('video');
     video.muted = true;
     document.body.append(video);
@@ -32,8 +23,5 @@ try {
     return { error: null, width: video.videoWidth, height: video.videoHeight, duration: video.duration, playedTo: video.currentTime,
       canPlayH264: video.canPlayType('video/mp4; codecs="avc1.640028"') };
   }, url);
-} finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
-}
+});
 console.log(JSON.stringify(report));
