@@ -41,7 +41,6 @@ class Network:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise BackendUnavailable(f"cannot import ai_edge_litert ({exc}); run ./scripts/run.sh to rebuild .venv") from exc
-        self.path = path
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._interpreter.allocate_tensors()
         (self._input,) = self._interpreter.get_input_details()
