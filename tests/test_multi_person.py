@@ -56,7 +56,7 @@ def test_tiles_cover_the_frame_with_overlap_and_run_in_turn():
         assert covered.all()
         xs = sorted({t[0] for t in level})
         assert all(b - a <= side * 0.75 + 1 for a, b in zip(xs, xs[1:]))  # neighbours overlap by >= 25 %
-    assert tile_pyramid(320, 182, 2) == [(0, 0, 320, 182)]  # tiles under 256 px find nobody new
+    assert tile_pyramid(200, 112, 2) == [(0, 0, 200, 112)]  # tiles under 128 px find nobody new
 
     schedule = TileSchedule(tiles, per_frame=2)
     assert schedule.next_tiles() == tiles  # the first frame searches everywhere
