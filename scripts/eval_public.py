@@ -25,7 +25,30 @@ STILLS = {  # folder -> (annotations, image folder)
     "crowdpose": ("crowdpose/test_crowdpose.json", "crowdpose"),
     "ochuman": ("ochuman/test_ochuman.json", "ochuman"),
     "posetrack18": ("posetrack18/test_posetrack18_val.json", "posetrack18"),
+    "aic": ("aic/test_aic.json", "aic"),
+    "jhmdb": ("jhmdb/test_jhmdb_sub1.json", "jhmdb"),
+    "humanart": ("humanart/test_humanart.json", "humanart"),
+    "mpii": (None, "mpii"),  # mmpose's own json: converted to COCO keypoints first (mpii_as_coco)
 }
+# MPII's 16 joints in mmpose's order, under COCO's names where COCO has the joint.
+MPII_JOINTS = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
+               "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist")
+
+
+def mpii_as_coco(source: Path, out: Path) -> Path:
+    """mmpose's MPII list (one person per entry: image, joints, joints_vis) as a COCO keypoints file."""
+    entries = json.loads(source.read_text(encoding="utf-8"))
+    names = sorted({entry["image"] for entry in entries})
+    images = [{"id": number, "file_name": name} for number, name in enumerate(names, 1)]
+    annotations = [
+        {"id": number, "image_id": names.index(entry["image"]) + 1, "category_id": 1, "iscrowd": 0,
+         "keypoints": [value for (x, y), seen in zip(entry["joints"], entry["joints_vis"]) for value in (x, y, 2 if seen else 0)]}
+        for number, entry in enumerate(entries, 1)
+    ]  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"images": images, "annotations": annotations,
+                               "categories": [{"id": 1, "name": "person", "keypoints": list(MPII_JOINTS)}]}), encoding="utf-8")
+    return out
 
 
 def posed(*args: str) -> None:
@@ -60,7 +83,9 @@ def main() -> int:
     annotations = clip / "crossing.json" if (clip / "crossing.json").is_file() else make_crossing_clip(clip)
     batches = {
         "clips": build_set("crossing", annotations, clip, out, args.overrides),
-        "stills": [entry for name, (file, images) in STILLS.items() for entry in build_set(name, DATA / file, DATA / images, out, args.overrides)],
+        "stills": [entry for name, (file, images) in STILLS.items()
+                   for entry in build_set(name, DATA / file if file else mpii_as_coco(DATA / "mpii" / "test_mpii.json", out / "mpii-coco.json"),
+                                          DATA / images, out, args.overrides)],
     }
     for label, entries in batches.items():
         batch = out / f"{label}.batch.json"

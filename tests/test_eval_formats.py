@@ -38,12 +38,30 @@ def test_posetrack18_parses_with_identities_and_head_boxes():
     assert shared_names(posetrack.keypoint_names, BLAZEPOSE_33) == tuple(n for n in COCO_17 if not n.endswith("_eye"))
 
 
-@pytest.mark.parametrize("folder, people, shared", [("crowdpose", 4, 12), ("ochuman", 5, 17)])
+@pytest.mark.parametrize("folder, people, shared", [("crowdpose", 4, 12), ("ochuman", 5, 17), ("aic", 9, 12), ("jhmdb", 3, 12), ("humanart", 4, 17)])
 def test_other_public_samples_parse(folder, people, shared):
     (path,) = (DATA / folder).glob("*.json")
     annotations = load_annotations(path)
     assert sum(len(image.scored_people) for image in annotations.images) == people  # CrowdPose has one empty person
     assert len(shared_names(annotations.keypoint_names, BLAZEPOSE_33)) == shared  # CrowdPose: no face, head/neck not COCO
+
+
+def test_keypoint_names_are_read_in_cocos_spelling_and_human_art_in_full():
+    aic = load_annotations(DATA / "aic" / "test_aic.json")
+    assert aic.keypoint_names[:3] == ("right_shoulder", "right_elbow", "right_wrist")  # "Right Shoulder", ...
+    humanart = load_annotations(DATA / "humanart" / "test_humanart.json")
+    assert len(humanart.keypoint_names) == 21  # COCO's 17 in "keypoints", all 21 in "keypoints_21"
+    assert all(person.keypoints.shape == (21, 3) for image in humanart.images for person in image.people)
+
+
+def test_stills_in_folders_get_a_video_each_named_after_their_path(tmp_path):
+    """JHMDB's stills are all 00001.png, one folder per clip; Human-Art's file names start with
+    the dataset's own root (HumanArt/images/...), which is not where a user keeps them."""
+    jhmdb = build_eval_videos(DATA / "jhmdb" / "test_jhmdb_sub1.json", DATA / "jhmdb", tmp_path / "jhmdb", still_frames=2)
+    assert len({video.name for video in jhmdb}) == 3
+    assert all(video.name.endswith("_00001.mp4") for video in jhmdb)
+    humanart = build_eval_videos(DATA / "humanart" / "test_humanart.json", DATA / "humanart", tmp_path / "humanart", still_frames=2)
+    assert len(humanart) == 3 and all(video.stat().st_size > 0 for video in humanart)
 
 
 def test_keypoints_are_mapped_by_name_for_every_backend():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,12 @@ class AnnotationSet:
         raise EvaluationError(f"{self.path.name}: no image with id {image_id}")
 
     def sequences(self) -> dict[str, tuple[AnnotatedImage, ...]]:
+        """Images by clip: PoseTrack's vid_id, else the folder a file lies in (JHMDB keeps each
+        clip's frames in a folder of its own; a CVAT export of one video has one folder)."""
         grouped: dict[str, list[AnnotatedImage]] = {}
         for image in self.images:
-            grouped.setdefault(image.sequence, []).append(image)
+            folder = Path(image.file_name).parent.as_posix()
+            grouped.setdefault(image.sequence or ("" if folder == "." else folder), []).append(image)
         return {name: tuple(images) for name, images in grouped.items()}
 
 
@@ -125,8 +129,13 @@ def _person_category(categories: list, path: Path) -> tuple[int, tuple[str, ...]
             names = category["keypoints"]
             if not all(isinstance(name, str) for name in names) or not _is_int(category.get("id")):
                 raise EvaluationError(f"{path.name}: category {category.get('id')!r} has malformed keypoint names or id")
-            return category["id"], tuple(names)
+            return category["id"], tuple(_keypoint_name(name) for name in names)
     raise EvaluationError(f"{path.name}: no category with keypoint names (is this a COCO *keypoints* file?)")
+
+
+def _keypoint_name(name: str) -> str:
+    """COCO's spelling: AI Challenger writes "Right Shoulder", CVAT users write "Left-Knee"."""
+    return re.sub(r"[\s-]+", "_", name.strip()).lower()
 
 
 def _image_header(raw: Any, path: Path) -> tuple[int, dict]:
@@ -159,6 +168,8 @@ def _ignore_regions(raw: dict, path: Path) -> tuple[np.ndarray, ...]:
 
 def _person(raw: dict, count: int, path: Path) -> AnnotatedPerson:
     flat = raw.get("keypoints") or [0.0] * (3 * count)
+    if isinstance(flat, list) and len(flat) != 3 * count and isinstance(raw.get(f"keypoints_{count}"), list):
+        flat = raw[f"keypoints_{count}"]  # Human-Art: COCO's 17 in keypoints, all 21 it names in keypoints_21
     if not isinstance(flat, list) or len(flat) != 3 * count or not all(_is_number(value) for value in flat):
         raise EvaluationError(f"{path.name}: annotation {raw.get('id')!r}: keypoints must be {3 * count} numbers")
     keypoints = np.asarray(flat, dtype=float).reshape(count, 3)

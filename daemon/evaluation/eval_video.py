@@ -36,12 +36,12 @@ def build_eval_videos(annotations_path: Path, images_dir: Path, out_dir: Path, *
     out_dir.mkdir(parents=True, exist_ok=True)
     batch, videos = [], []
     for sequence, images in annotations.sequences().items():
-        # A clip: several images of one PoseTrack vid_id, or a file with identities and no vid_id
-        # at all (CVAT's COCO export of one video). Anything else is a set of stills.
-        if len(images) > 1 and (sequence or annotations.has_identities):
+        # A clip: several images of one PoseTrack vid_id, or of one folder in a file with
+        # identities (CVAT's COCO export of one video; JHMDB). Anything else is a set of stills.
+        if len(images) > 1 and (images[0].sequence or annotations.has_identities):
             plans = [(_safe(sequence or annotations_path.stem), list(images), 1)]
         else:
-            plans = [(_safe(Path(image.file_name).stem if not sequence else f"{sequence}_{Path(image.file_name).stem}"), [image], still_frames) for image in images]
+            plans = [(name, [image], still_frames) for name, image in _still_names(images, sequence)]
         for stem, frames, repeat in plans:
             video = out_dir / f"{stem}.mp4"
             _encode([_read(images_dir, image) for image in frames], repeat, fps, video)
@@ -59,21 +59,43 @@ def build_eval_videos(annotations_path: Path, images_dir: Path, out_dir: Path, *
     return videos
 
 
+def _still_names(images: tuple[AnnotatedImage, ...], sequence: str) -> list[tuple[str, AnnotatedImage]]:
+    """A video name per still: its file's path without the suffix (JHMDB's stills are all
+    ``00001.png`` in folders named after their clips), the image id added if two still collide."""
+    named, taken = [], set()
+    for image in images:
+        file = Path(image.file_name).with_suffix("").as_posix()
+        name = _safe(file if file.startswith(sequence) else f"{sequence}_{file}")
+        if name in taken:
+            name = f"{name}_{image.image_id}"
+        taken.add(name)
+        named.append((name, image))
+    return named
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "clip"
 
 
 def _read(images_dir: Path, image: AnnotatedImage) -> np.ndarray:
-    root = images_dir.resolve()
-    path = (root / image.file_name).resolve()
-    if root not in path.parents:
-        raise EvaluationError(f"image {image.file_name!r} lies outside {images_dir}")
+    path = _image_path(images_dir.resolve(), image.file_name)
     pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if pixels is None:
         raise EvaluationError(f"{path}: missing or not an image")
     if image.width and image.height and pixels.shape[:2] != (image.height, image.width):
         raise EvaluationError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]}, the annotations say {image.width}x{image.height}")
     return pixels
+
+
+def _image_path(root: Path, file_name: str) -> Path:
+    """``file_name`` under ``root``, or its shortest tail that is there: datasets name files from
+    their own root (Human-Art: ``HumanArt/images/real_human/...``), users keep the images anywhere."""
+    parts = Path(file_name).parts
+    candidates = [(root / Path(*parts[start:])).resolve() for start in range(len(parts))] or [root / file_name]
+    for path in candidates:
+        if root not in path.parents:
+            raise EvaluationError(f"image {file_name!r} lies outside {root}")
+    return next((path for path in candidates if path.is_file()), candidates[0])
 
 
 def _encode(frames: list[np.ndarray], repeat: int, fps: float, video: Path) -> None:
