@@ -5,6 +5,11 @@ filter per keypoint of each person and greedy matching of this frame's poses to 
 predictions, by our distance (the mean gap between confident keypoints, in body sizes, so one
 threshold fits a child far away and an athlete filling the frame).
 
+A pose folded into the sliver of a person still visible behind someone (the landmark network
+does that as they disappear) is not that person: neither norfair nor the re-identification below
+gives it the id of a body that was more than ``MAX_SIZE_RATIO`` times its size. It gets an id of
+its own, which confirmation drops unless it lasts.
+
 The Kalman prediction of someone unseen keeps their last velocity, which is wrong for anyone who
 stopped, or turned back, while hidden or out of the frame. So a pose norfair cannot place is
 offered to the people lost in the last ``max_missing_frames`` frames: it takes the id of the
@@ -25,6 +30,11 @@ from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY,
 
 CONFIDENT = CONFIDENT_VISIBILITY  # keypoints below this neither steer the filter nor count in the distance
 REACH_PER_FRAME = 0.05  # body sizes an unseen person may move per frame (~1.5 body sizes/s at 30 fps: a jog)
+# A body seen on the same keypoints is at most 1.5x larger or smaller than a frame ago (more is
+# keypoint noise no real body makes: the motion stage's identity guard uses the same bound), and
+# may grow or shrink by 5 % a frame while unseen (walking towards the camera).
+MAX_SIZE_RATIO = 1.5
+GROWTH_PER_FRAME = 0.05
 
 
 @dataclass
@@ -80,6 +90,8 @@ class IdentityTracker:
             if not 0 < unseen <= self._max_missing:
                 continue
             distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
+            if not _same_size(detection.points, detection.scores, sighting.points, sighting.scores, unseen + 1):
+                continue
             if distance <= self._max_distance + REACH_PER_FRAME * unseen and (best is None or distance < best_distance):
                 best, best_distance = public, distance
         if best is not None:
@@ -93,9 +105,24 @@ class IdentityTracker:
 
 
 def _body_size_distance(detection, tracked) -> float:
-    """How far a pose is from a track's prediction, in body sizes."""
+    """How far a pose is from a track's prediction, in body sizes; infinite for a body of
+    another size."""
     last = tracked.last_detection
+    if not _same_size(detection.points, detection.scores, last.points, last.scores, 1):
+        return float("inf")
     return _gap(detection.points, detection.scores, tracked.estimate, last.scores, size_of=(last.points, last.scores))
+
+
+def _same_size(points, scores, other_points, other_scores, frames: int) -> bool:
+    """Whether two poses can be one body ``frames`` frames apart, by the extent of the keypoints
+    both see confidently (not all of them: half of a body going out of view is not a smaller body)."""
+    shared = (scores >= CONFIDENT) & (other_scores >= CONFIDENT)
+    if shared.sum() < 4:
+        return True  # too little seen on both sides to tell
+    size, other = _size(points[shared], scores[shared]), _size(other_points[shared], other_scores[shared])
+    if min(size, other) <= 0:
+        return True
+    return abs(np.log(size / other)) <= np.log(MAX_SIZE_RATIO) + GROWTH_PER_FRAME * (frames - 1)
 
 
 def _gap(points, scores, other_points, other_scores, size_of=None) -> float:

@@ -1,0 +1,60 @@
+"""Who is who in the CPU default: norfair's tracks plus our distance, size bound and
+re-identification, driven with poses whose geometry is known."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from daemon.processing.backends.mediapipe.identities import IdentityTracker
+from daemon.processing.backends.mediapipe.landmarks import Pose
+from daemon.processing.backends.mediapipe.roi import Roi
+
+SHAPE = np.random.default_rng(7).uniform([-50, -150], [50, 150], size=(33, 2))  # one body, 100 x 300 px
+
+
+def pose(x: float, y: float = 400.0, scale: float = 1.0) -> Pose:
+    keypoints = np.column_stack([SHAPE * scale + (x, y), np.ones(33)])
+    region = Roi(centre=np.array([x, y]), size=400.0 * scale, rotation=0.0)
+    return Pose(keypoints=keypoints, world=np.zeros((33, 3)), presence=1.0, roi=region, next_roi=region)
+
+
+def tracker() -> IdentityTracker:
+    return IdentityTracker(max_distance=0.5, max_missing_frames=30)
+
+
+def test_a_walker_keeps_one_id_and_a_second_person_gets_another():
+    ids = tracker()
+    seen = [ids.assign([pose(100 + 5 * i), pose(900 - 5 * i)]) for i in range(20)]
+    assert seen == [[1, 2]] * 20
+
+
+def test_a_pose_folded_into_a_third_of_the_body_is_not_that_person():
+    """As someone goes behind a nearer person, the landmark network can fold their whole pose
+    into the sliver still visible, in place. That pose gets an id of its own (confirmation then
+    drops it unless it lasts); the whole body, seen again, gets its own id back."""
+    ids = tracker()
+    before = [ids.assign([pose(100 + 5 * i)]) for i in range(10)]
+    folded = ids.assign([pose(150, scale=0.3)])
+    unseen = [ids.assign([]) for _ in range(5)]
+    back = [ids.assign([pose(100 + 5 * i)]) for i in range(16, 20)]
+    assert before == [[1]] * 10 and unseen == [[]] * 5
+    assert folded != [1]
+    assert back == [[1]] * 4
+
+
+def test_a_person_walking_towards_the_camera_keeps_their_id():
+    """Growing 3 % a frame (2.4x in a second at 30 fps) is a body coming closer, not a swap."""
+    ids = tracker()
+    assert [ids.assign([pose(400 + 2 * i, scale=1.03**i)]) for i in range(30)] == [[1]] * 30
+
+
+def test_a_lost_person_is_found_again_at_their_size_only():
+    """Re-identification offers a lost id to a pose it could have reached in the time, and only
+    at a size the body could have in that time."""
+    ids = tracker()
+    for i in range(10):
+        ids.assign([pose(100 + 5 * i)])
+    for _ in range(3):
+        ids.assign([])
+    assert ids.assign([pose(170, scale=0.25)]) != [1]  # a small someone where they were last
+    assert ids.assign([pose(170)]) == [1]
