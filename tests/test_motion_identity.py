@@ -143,3 +143,45 @@ def test_too_few_keypoints_seen_in_both_detections_say_nothing():
     out = run_stage(MotionStage(settings(), FPS), frames)
     assert {p.track_id for r in out[:21] for p in r.people} == {1}  # the jump is not judged...
     assert {p.track_id for r in out[21:] for p in r.people} == {1}  # ...and the next frame matches frame 20
+
+
+def test_one_folded_detection_is_the_backends_mistake_not_another_person():
+    """A person going behind someone: for one frame the backend folds their pose into a third of
+    its size, then sees the whole body again. The break is undone while the folded detection is
+    still in the look-ahead buffer: one id throughout, the folded frame dropped and filled from
+    its neighbours, no break counted."""
+    frames = [frame(i, [moved(person(i / FPS), 0.0, scale=0.3) if i == 20 else person(i / FPS)]) for i in range(40)]
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert [[p.track_id for p in r.people] for r in out] == [[1]] * 40
+    assert out[20].people[0].state == "interpolated"
+    size = body_size(out[20].people[0])
+    assert abs(size / body_size(person(20 / FPS)) - 1) < 0.05  # the whole body, not the fold
+    summary = stage.summary()
+    assert summary["identity_breaks"] == 0 and "split_from" not in summary["tracks"][0]
+
+
+def test_a_break_stands_once_its_detections_have_left_the_buffer():
+    """The same fold, but the body is seen again only after the buffer has released the folded
+    frame: nothing can be taken back, so the fold keeps the id it was given, and the body after
+    it is judged against the fold (a seventh of its size: more than 0.6 s of growth allows, so
+    another break)."""
+    stage = MotionStage(settings(), FPS)
+    gap = range(21, 21 + stage.latency_frames + 2)
+    frames = [frame(i, [] if i in gap else [moved(person(i / FPS), 0.0, scale=0.15) if i == 20 else person(i / FPS)]) for i in range(60)]
+    out = run_stage(stage, frames)
+    assert [p.track_id for p in out[19].people] == [1] and [p.track_id for p in out[20].people] == [2]
+    assert {p.track_id for r in out[gap.stop:] for p in r.people} == {3}
+    assert stage.summary()["identity_breaks"] == 2
+
+
+def test_a_track_that_comes_back_after_a_stint_on_someone_else_gets_its_id_back():
+    """The backend's track follows a second person for a few frames (buffered), then the first
+    again: the first keeps id 1, and the second person's frames under that track are dropped."""
+    frames = teleporting(20, frames=40)
+    for i in range(24, 40):
+        frames[i] = frame(i, [person(i / FPS)])
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert {p.track_id for r in out for p in r.people} == {1}
+    assert [out[i].people[0].state for i in range(20, 24)] == ["interpolated"] * 4

@@ -25,7 +25,15 @@ out of view.
 
 After a break the track continues under a NEW track id, one never used in this video, so an id
 never stands for two people: the stage then neither fills the gap across the jump nor carries
-filter state over it. Ids the backend hands out later that collide with an id the guard gave
+filter state over it.
+
+One bad detection is not another person. As someone disappears behind a nearer person, the
+backend can fold their whole pose into the sliver still visible: a body a third of its size for
+a frame, then the real one again. So a break is first a *suspect*: if the track's next
+detection could be the body from before the break, and not the one after it, the detections
+under the new id were the backend's mistake. The track then keeps its old id, and the stage
+drops those detections from its look-ahead buffer. This is undone only while all of them are
+still in that buffer. After that, the break stands. Ids the backend hands out later that collide with an id the guard gave
 are renamed the same way. Memory: the last detection's keypoints per track seen in the last
 ``FORGET_AFTER_S`` seconds, and two ids per backend track ever seen (the same order as the
 per-track counters of the summary).
@@ -58,6 +66,17 @@ class IdentityBounds:
 class _Detection:
     keypoints: np.ndarray  # (K, 3) x, y, confidence
     timestamp_s: float
+    position: int  # frames pushed before it
+
+
+@dataclass
+class _Suspect:
+    """A break not yet believed: the id before it, its last detection, and what came since."""
+
+    old_id: int
+    before: _Detection
+    new_id: int
+    positions: list[int]  # the detections under new_id so far
 
 
 class IdentityGuard:
@@ -69,15 +88,23 @@ class IdentityGuard:
         self._output_id: dict[int, int] = {}  # backend id -> the output id it currently feeds
         self._last: dict[int, _Detection] = {}  # backend id -> its last detection
         self._used: set[int] = set()
+        self._suspects: dict[int, _Suspect] = {}  # backend id -> its break not yet believed
         self.split_from: dict[int, int] = {}  # new output id -> the id it broke away from
+        self.retracted: list[tuple[int, int]] = []  # (position, output id): detections found to be mistakes
 
-    def relabel(self, people: list[Person], timestamp_s: float) -> list[Person]:
-        """The frame's people under their output ids (new Person objects only where the id changes)."""
+    def relabel(self, people: list[Person], timestamp_s: float, position: int = 0, first_buffered: int = 0) -> list[Person]:
+        """The frame's people under their output ids (new Person objects only where the id
+        changes). ``position`` counts the frames pushed before this one; ``first_buffered`` is the
+        oldest position still in the caller's buffer. Detections found since to be mistakes are
+        added to ``retracted`` for the caller to drop."""
+        for backend_id in [b for b, suspect in self._suspects.items() if min(suspect.positions) < first_buffered]:
+            del self._suspects[backend_id]  # out of the buffer: those breaks stand
         relabelled = []
         for person in people:
             output_id = self._output_for(person.track_id)
             if person.state == STATE_DETECTED:
-                output_id = self._check_jump(person, output_id, timestamp_s)
+                detection = _Detection(np.asarray(person.keypoints, dtype=np.float64), timestamp_s, position)
+                output_id = self._check_jump(person.track_id, detection, output_id)
             relabelled.append(person if output_id == person.track_id else replace(person, track_id=output_id))
         return relabelled
 
@@ -89,19 +116,33 @@ class IdentityGuard:
             self._used.add(output_id)
         return output_id
 
-    def _check_jump(self, person: Person, output_id: int, timestamp_s: float) -> int:
-        detection = _Detection(np.asarray(person.keypoints, dtype=np.float64), timestamp_s)
-        last = self._last.get(person.track_id)
-        self._last[person.track_id] = detection
-        self._forget_older_than(timestamp_s - FORGET_AFTER_S)
-        if last is not None and self._impossible(last, detection):
-            self.breaks += 1
-            new_id = self._fresh_id()
-            self._used.add(new_id)
-            self._output_id[person.track_id] = new_id
-            self.split_from[new_id] = output_id
-            return new_id
-        return output_id
+    def _check_jump(self, backend_id: int, detection: _Detection, output_id: int) -> int:
+        last = self._last.get(backend_id)
+        self._last[backend_id] = detection
+        self._forget_older_than(detection.timestamp_s - FORGET_AFTER_S)
+        suspect = self._suspects.pop(backend_id, None)
+        if last is None or not self._impossible(last, detection):
+            if suspect is not None:  # keeps following the body after the break
+                suspect.positions.append(detection.position)
+                self._suspects[backend_id] = suspect
+            return output_id
+        if suspect is not None and not self._impossible(suspect.before, detection):
+            return self._undo(backend_id, suspect)
+        self.breaks += 1
+        new_id = self._fresh_id()
+        self._used.add(new_id)
+        self._output_id[backend_id] = new_id
+        self.split_from[new_id] = output_id
+        self._suspects[backend_id] = _Suspect(output_id, last, new_id, [detection.position])
+        return new_id
+
+    def _undo(self, backend_id: int, suspect: _Suspect) -> int:
+        """The detections since the break were mistakes: retract them, go on under the old id."""
+        self.breaks -= 1
+        del self.split_from[suspect.new_id]
+        self.retracted.extend((position, suspect.new_id) for position in suspect.positions)
+        self._output_id[backend_id] = suspect.old_id
+        return suspect.old_id
 
     def _impossible(self, before: _Detection, after: _Detection) -> bool:
         bodies = _bodies(before.keypoints, after.keypoints)

@@ -69,7 +69,9 @@ class MotionStage:
         """Take one frame; return the frames now final (in order, possibly none)."""
         # A new list (the gap filler rewrites it, never the caller's), under ids that never
         # stand for two people: an impossible jump opens a new track before gaps are looked at.
-        people = self._identity.relabel(result.people, result.timestamp_s)
+        first_buffered = self._buffer[0].position if self._buffer else self._pushed
+        people = self._identity.relabel(result.people, result.timestamp_s, self._pushed, first_buffered)
+        self._drop_retracted()
         self._buffer.append(PendingFrame(self._pushed, replace(result, people=people)))
         self._pushed += 1
         if self._gaps is not None:
@@ -78,6 +80,14 @@ class MotionStage:
         while len(self._buffer) > self.latency_frames:
             released.append(self._release(self._buffer.popleft()))
         return released
+
+    def _drop_retracted(self) -> None:
+        """Detections the identity guard found to be the backend's mistakes leave the buffer:
+        the frames they were in then show a gap, which the re-detection fills if it is short."""
+        for position, track_id in self._identity.retracted:
+            pending = self._buffer[position - self._buffer[0].position]
+            pending.result.people = [p for p in pending.result.people if p.track_id != track_id]
+        self._identity.retracted.clear()
 
     def finish(self) -> list[FrameResult]:
         """The frames still held (end of video: no more re-detections can come)."""
