@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A multi-person clip with exact keypoints and identities, made from one annotated COCO photo.
 
-    python scripts/make_crossing_clip.py OUT_DIR     # writes OUT_DIR/frames/*.png and crossing.json
+    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667]   # writes OUT_DIR/frames/*.png and crossing.json
 
 Four copies of the skier in COCO val2017 image 785 (CC BY 2.0, tests/data/eval/coco/; the
 annotation is COCO's, CC BY 4.0) on a snow background: track 1 walks in from the left edge and
@@ -38,8 +38,10 @@ PEOPLE = (  # far to near: track_id, scale, mirrored, (x, y) of the patch at the
 SEQUENCE = "crossing"
 
 
-def make_crossing_clip(out_dir: Path) -> Path:
-    """Write the frames and the annotations; return the annotation file."""
+def make_crossing_clip(out_dir: Path, scale: float = 1.0) -> Path:
+    """Write the frames and the annotations; return the annotation file. ``scale`` resizes the
+    finished frames and their keypoints (the tiles the detector sees depend on the frame size)."""
+    size = (round(WIDTH * scale), round(HEIGHT * scale))
     document = json.loads((COCO_DIR / "test_coco.json").read_text(encoding="utf-8"))
     image = cv2.imread(str(COCO_DIR / f"{SOURCE_IMAGE_ID:012d}.jpg"), cv2.IMREAD_COLOR)
     source = next(a for a in document["annotations"] if a["image_id"] == SOURCE_IMAGE_ID and a["num_keypoints"])
@@ -54,14 +56,17 @@ def make_crossing_clip(out_dir: Path) -> Path:
     for index in range(FRAMES):
         canvas, placed = _compose(background, people, index / (FRAMES - 1))
         name = f"frames/{index:06d}.png"
+        if scale != 1.0:
+            canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         cv2.imwrite(str(out_dir / name), canvas)
         image_id = 1000 + index
-        images.append({"id": image_id, "file_name": name, "width": WIDTH, "height": HEIGHT,
+        images.append({"id": image_id, "file_name": name, "width": size[0], "height": size[1],
                        "vid_id": SEQUENCE, "frame_id": image_id, "is_labeled": True})
         for track_id, points, area in placed:
             if not (points[:, 2] > 0).any():
                 continue  # wholly hidden behind a nearer person
-            annotations.append(coco_annotation(len(annotations) + 1, image_id, track_id, points, area))
+            points[:, :2] *= scale
+            annotations.append(coco_annotation(len(annotations) + 1, image_id, track_id, points, area * scale * scale))
     out = {"images": images, "annotations": annotations,
            "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": names,
                            "skeleton": document["categories"][0]["skeleton"]}]}  # fmt: skip
@@ -141,7 +146,9 @@ def coco_annotation(annotation_id: int, image_id: int, track_id: int, points: np
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    print(make_crossing_clip(parser.parse_args().out))
+    parser.add_argument("--scale", type=float, default=1.0, help="resize the 960x540 frames (and keypoints) by this factor")
+    args = parser.parse_args()
+    print(make_crossing_clip(args.out, args.scale))
 
 
 if __name__ == "__main__":
