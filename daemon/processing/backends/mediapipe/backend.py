@@ -99,7 +99,7 @@ class MediapipeBackend(Backend):
             found = weighted_nms(np.array([d.score for d in found]), np.array([d.box for d in found]),
                                  np.array([d.keypoints for d in found]))
         limit = self._cfg.max_people
-        looks = regions_to_look([pose.next_roi for pose in self._tracked], found, limit + EXTRA_LOOKS)
+        looks = regions_to_look(self._tracked, found, limit + EXTRA_LOOKS)
         poses, tracked = [], []
         for number, roi in enumerate(looks):  # the first len(self._tracked) follow last frame's people
             pose = self._landmarks.estimate(rgb, roi)

@@ -2,7 +2,7 @@
 
 Each frame the landmark network looks (1) where every person of the previous frame should be
 now (the region their own landmarks point to, as BlazePose tracks) and (2) around the person
-detector's new finds that no existing look already covers. Looks that found a person are then
+detector's new finds whose face is nobody's followed already. Looks that found a person are then
 thinned: two looks that landed on the same body (two regions drifting onto one person in a
 crossing) keep the more confident pose.
 """
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from daemon.processing.backends.mediapipe.blazepose import MIRRORED
-from daemon.processing.backends.mediapipe.detector import Detection, box_iou
+from daemon.processing.backends.mediapipe.detector import Detection
 from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose
 from daemon.processing.backends.mediapipe.roi import Roi
 
-NEW_LOOK_MAX_IOU = 0.5  # a detection overlapping a tracked region this much is that person
+FACE_POINTS = 11  # BlazePose's nose, eyes, ears and mouth come first
 SAME_BODY_DISTANCE = 0.15  # two poses whose keypoints are this close (in body sizes) are one person
 # A person fills most of the region built around them (their size decides the region's), from
 # 0.65 to 0.8 on real people; a pose crumpled into a quarter of it is the network seeing a
@@ -27,20 +27,30 @@ MIN_REGION_FILL = 0.4
 PART_INSIDE = 0.7  # a pose this much inside a person twice its size is a part of that person
 
 
-def regions_to_look(tracked: Sequence[Roi], found: Sequence[Detection], limit: int) -> list[Roi]:
-    """Tracked regions first, then new finds by score, at most ``limit`` in all."""
-    looks = list(tracked)[:limit]
-    boxes = [roi.box() for roi in looks]
+def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: int) -> list[Roi]:
+    """Tracked people's next regions first, then new finds by score, at most ``limit`` in all.
+
+    The detector finds faces (its box is around the head, with the body's alignment points): a
+    find is someone already followed when a tracked pose's head is in its box. Regions are no
+    test: in a crowd a neighbour's region covers most of a person's, so a person lost there
+    would never be looked for again."""
+    looks = [pose.next_roi for pose in tracked][:limit]
+    heads = [_head(pose) for pose in tracked]
     for detection in sorted(found, key=lambda d: -d.score):
         if len(looks) >= limit:
             break
-        roi = Roi.from_alignment(detection.keypoints[0], detection.keypoints[1])
-        box = roi.box()
-        if boxes and box_iou(box, np.array(boxes)).max() > NEW_LOOK_MAX_IOU:
+        x0, y0, x1, y1 = detection.box
+        if any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in heads):
             continue
-        looks.append(roi)
-        boxes.append(box)
+        looks.append(Roi.from_alignment(detection.keypoints[0], detection.keypoints[1]))
+        heads.append(((x0 + x1) / 2, (y0 + y1) / 2))  # two finds of one face are one look
     return looks
+
+
+def _head(pose: Pose) -> tuple[float, float]:
+    """The middle of the face landmarks (nose, eyes, ears, mouth: BlazePose's first 11)."""
+    x, y = pose.keypoints[:FACE_POINTS, :2].mean(axis=0)
+    return float(x), float(y)
 
 
 def is_body(pose: Pose) -> bool:
