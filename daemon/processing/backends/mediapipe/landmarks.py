@@ -93,4 +93,5 @@ def _rotate_world(world: np.ndarray, rotation: float) -> np.ndarray:
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
+    """The logistic function without exp's overflow (and its log warning) on large logits."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(values, dtype=np.float64)))
