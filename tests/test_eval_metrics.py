@@ -156,3 +156,14 @@ def test_a_frame_map_pointing_past_the_result_is_refused(tmp_path):
     result = write_result(tmp_path / "out", [[person(1, A)] for _ in range(2)])  # one frame short
     with pytest.raises(EvaluationError, match=r"frames \[2\] are not in the result \(it holds frames 0..1"):
         evaluate([EvalItem(result, annotations)])
+
+
+def test_oks_in_both_views_compares_the_same_people(tmp_path):
+    """A filled frame that is poorer than the detections lowers the smoothed view's own mean,
+    which the raw view (no filled frames) does not have; over the person-frames both views
+    matched the two agree, as they should when smoothing changed nothing."""
+    off = A + np.array([15.0, 0.0])  # the filled frame is 15 px off
+    predicted = [[person(1, A)], [person(1, off, state="interpolated")], [person(1, A)]]
+    item = _score(tmp_path, [[(1, A)] for _ in range(3)], predicted)["items"][0]
+    assert item["smoothed"]["mean_oks"] < item["raw"]["mean_oks"] == pytest.approx(1.0)
+    assert item["smoothed"]["mean_oks_both_views"] == pytest.approx(1.0) == item["raw"]["mean_oks_both_views"]

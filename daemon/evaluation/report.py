@@ -9,6 +9,7 @@ ROWS = (
     ("predicted person-frames", "predicted_people", "count"),
     ("coverage (OKS >= 0.1)", "coverage", "percent"),
     ("mean OKS, matched people", "mean_oks", "ratio"),
+    ("mean OKS, matched in both", "mean_oks_both_views", "ratio"),
     ("PCKh@0.5", "pckh_0.5", "percent"),
     ("PCK@0.2 torso", "pck_0.2_torso", "percent"),
     ("median error px", "median_error_px", "pixels"),

@@ -32,6 +32,7 @@ RULES = {
     "pck_0.2_torso": "share of labelled keypoints of matched people within 0.2 x torso diagonal (shoulder to opposite hip)",
     "ap": "pycocotools COCOeval keypoints, every evaluated frame a COCO image, score = person confidence",
     "identity": "motmetrics on clips with identities: objects = annotated track_id, hypotheses = result track_id, distance 1 - OKS, no pair under OKS 0.1",
+    "oks_both_views": "mean OKS over the person-frames that both views match: the same people on both sides, so it says what smoothing does to accuracy (filled frames exist in the smoothed view only and move its own mean)",
     "raw": "the backend's own output: person.raw where present (motion.include_raw), else the main fields; interpolated people left out",
     "acceleration": "per track, |p[t+1] - 2 p[t] + p[t-1]| in px/frame^2 over every three consecutive frames of the result, mean over the shared keypoints, then over triples",
 }
@@ -137,11 +138,23 @@ def _view_report(items: list[ItemFrames], view: str) -> dict:
         groups.setdefault(item.names, []).extend(item.frames[view])
     summaries = [keypoint_summary(frames, names, skeleton.sigmas(names)) for names, frames in groups.items()]
     report = _pool(summaries)
+    report["mean_oks_both_views"] = _oks_in_both_views(items, view)
     total, triples = (sum(values) for values in zip(*(item.acceleration[view] for item in items)))
     report["mean_acceleration_px"] = total / triples if triples else None
     clips = [(item.frames[view], item.names) for item in items if item.is_clip]
     report["identity"] = _pooled_identity(clips)
     return report
+
+
+def _oks_in_both_views(items: list[ItemFrames], view: str) -> float | None:
+    """Mean OKS of ``view`` over the annotated person-frames both views matched."""
+    values = []
+    for item in items:
+        for frames in zip(*(item.frames[each] for each in VIEWS)):
+            matched = [{m.annotated: m.oks for m in frame.matches} for frame in frames]
+            mine = matched[VIEWS.index(view)]
+            values += [mine[person] for person in set.intersection(*(set(m) for m in matched))]
+    return float(np.mean(values)) if values else None
 
 
 def _pool(summaries: list[dict]) -> dict:
