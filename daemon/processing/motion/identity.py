@@ -90,13 +90,13 @@ class IdentityGuard:
         self._used: set[int] = set()
         self._suspects: dict[int, _Suspect] = {}  # backend id -> its break not yet believed
         self.split_from: dict[int, int] = {}  # new output id -> the id it broke away from
-        self.retracted: list[tuple[int, int]] = []  # (position, output id): detections found to be mistakes
+        self.retracted: list[int] = []  # output ids found to be the backend's mistakes: drop them wherever buffered
 
     def relabel(self, people: list[Person], timestamp_s: float, position: int = 0, first_buffered: int = 0) -> list[Person]:
         """The frame's people under their output ids (new Person objects only where the id
         changes). ``position`` counts the frames pushed before this one; ``first_buffered`` is the
-        oldest position still in the caller's buffer. Detections found since to be mistakes are
-        added to ``retracted`` for the caller to drop."""
+        oldest position still in the caller's buffer. Output ids found since to be mistakes are
+        added to ``retracted``: the caller drops their people from its buffer."""
         for backend_id in [b for b, suspect in self._suspects.items() if min(suspect.positions) < first_buffered]:
             del self._suspects[backend_id]  # out of the buffer: those breaks stand
         relabelled = []
@@ -137,10 +137,11 @@ class IdentityGuard:
         return new_id
 
     def _undo(self, backend_id: int, suspect: _Suspect) -> int:
-        """The detections since the break were mistakes: retract them, go on under the old id."""
+        """The detections since the break were mistakes: retract their id (used for nothing
+        else: every break takes a fresh one), go on under the old id."""
         self.breaks -= 1
         del self.split_from[suspect.new_id]
-        self.retracted.extend((position, suspect.new_id) for position in suspect.positions)
+        self.retracted.append(suspect.new_id)
         self._output_id[backend_id] = suspect.old_id
         return suspect.old_id
 

@@ -11,7 +11,9 @@ Sits between the backend and the result writer, for every backend (issues 13, 19
   remembered detection, the samples within the smoothing reach and two quality samples.
 
 Order of work: each frame, as it arrives, first goes through the identity guard (a track that
-jumped further than a body can move continues under a new id), then gap filling (a
+jumped further than a body can move continues under a new id; a break the track's next
+detection shows to be one bad detection is taken back, its people dropped from the buffer), then
+gap filling (a
 re-detection rewrites the missed frames still waiting in the buffer). Smoothing runs as frames
 leave the buffer, in frame order: it fits each person from its track's samples on both sides,
 the past ones kept, the future ones still in the buffer, so interpolated frames are smoothed
@@ -84,10 +86,11 @@ class MotionStage:
     def _drop_retracted(self) -> None:
         """Detections the identity guard found to be the backend's mistakes leave the buffer:
         the frames they were in then show a gap, which the re-detection fills if it is short."""
-        for position, track_id in self._identity.retracted:
-            pending = self._buffer[position - self._buffer[0].position]
-            pending.result.people = [p for p in pending.result.people if p.track_id != track_id]
-        self._identity.retracted.clear()
+        if self._identity.retracted:
+            gone = set(self._identity.retracted)
+            for pending in self._buffer:
+                pending.result.people = [p for p in pending.result.people if p.track_id not in gone]
+            self._identity.retracted.clear()
 
     def finish(self) -> list[FrameResult]:
         """The frames still held (end of video: no more re-detections can come)."""
