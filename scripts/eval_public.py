@@ -3,7 +3,8 @@
 
     python scripts/eval_public.py OUT_DIR [key=value ...]    # overrides go to posed process
 
-Builds the videos (``posed eval-video``: each still its own 10-frame video; the generated
+Builds the videos (``posed eval-video``: each still of the eight public sets, MPII's converted to
+COCO keypoints first, its own 10-frame video; the generated
 crossing clip, ``scripts/make_crossing_clip.py``, one 90-frame video at 30 frames/s), runs ``posed process`` on
 each with ``motion.include_raw=true`` (so raw and smoothed are compared) plus your overrides,
 then ``posed eval --batch`` twice: the clip(s), then the stills. Reports: OUT_DIR/clips.report.json
