@@ -169,3 +169,15 @@ def test_eval_video_makes_one_clip_of_a_tracked_export_without_vid_id(tmp_path):
     (video,) = build_eval_videos(path, images, tmp_path / "out")
     assert video.name == "annotations.mp4"
     assert load_frame_map(video.with_name(video.name + ".frame-map.json")) == {0: 7, 1: 8, 2: 9}
+
+
+def test_mpii_list_converts_to_coco_keypoints_posed_eval_reads(tmp_path):
+    from scripts.eval_public import mpii_as_coco
+
+    mpii = load_annotations(mpii_as_coco(DATA / "mpii" / "test_mpii.json", tmp_path / "mpii.json"))
+    assert sum(len(image.scored_people) for image in mpii.images) == 5
+    assert len(shared_names(mpii.keypoint_names, BLAZEPOSE_33)) == 12  # no face; head top and neck are not COCO's
+    source = json.loads((DATA / "mpii" / "test_mpii.json").read_text())
+    first = next(image for image in mpii.images if image.file_name == source[0]["image"]).people[0]
+    ankle = mpii.keypoint_names.index("right_ankle")
+    assert tuple(first.keypoints[ankle]) == (*source[0]["joints"][0], 2.0)  # MPII's joint 0 is the right ankle
