@@ -1,0 +1,39 @@
+"""Where the landmark network looks each frame: tracked people, then new finds whose face is
+nobody's followed already (people.regions_to_look), with poses whose geometry is known."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from daemon.processing.backends.mediapipe.detector import Detection
+from daemon.processing.backends.mediapipe.people import regions_to_look
+from tests.test_identities import pose
+
+
+def find(face: tuple[float, float], hips: tuple[float, float] | None = None, score: float = 0.9) -> Detection:
+    """A detector find: a 60 px face box, and the alignment points of a body 160 px from hips to
+    top (a 400 px region, as the helper pose's), its hips 130 px below the face unless given."""
+    fx, fy = face
+    centre = np.array(hips if hips is not None else (fx, fy + 130), dtype=float)
+    box = np.array([fx - 30, fy - 30, fx + 30, fy + 30])
+    return Detection(score=score, box=box, keypoints=np.array([centre, centre - (0, 160), centre - (0, 100), centre - (0, 140)]))
+
+
+def test_a_find_on_a_followed_face_is_not_looked_at_again_but_a_neighbours_face_is():
+    """The neighbour stands 40 px to the side, partly behind: their region overlaps the followed
+    person's by far more than half (a region test would call them the same person), but their
+    face is not the followed person's head."""
+    followed = pose(400.0)
+    head = followed.keypoints[:11, :2].mean(axis=0)  # BlazePose's first 11 points: the face
+    neighbour = find((head[0] + 70, head[1]), hips=(440.0, 400.0))
+    looks = regions_to_look([followed], [find(tuple(head)), neighbour], limit=5)
+    assert len(looks) == 2 and looks[0] is followed.next_roi
+    assert np.allclose(looks[1].centre, (440.0, 400.0))  # the new look is built on the neighbour's find
+    overlap = np.minimum(looks[0].box()[2:], looks[1].box()[2:]) - np.maximum(looks[0].box()[:2], looks[1].box()[:2])
+    assert overlap.prod() / (2 * 400.0**2 - overlap.prod()) > 0.5  # regions overlapping by IoU > 0.5
+
+
+def test_two_finds_of_one_face_are_one_look_and_the_limit_holds():
+    looks = regions_to_look([], [find((100, 100)), find((105, 102), score=0.8), find((600, 100)), find((900, 100))], limit=2)
+    assert len(looks) == 2
+    assert [round(float(look.centre[0])) for look in looks] == [100, 600]
