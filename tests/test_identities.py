@@ -58,3 +58,25 @@ def test_a_lost_person_is_found_again_at_their_size_only():
         ids.assign([])
     assert ids.assign([pose(170, scale=0.25)]) != [1]  # a small someone where they were last
     assert ids.assign([pose(170)]) == [1]
+
+
+def test_a_person_seen_in_part_while_coming_out_keeps_their_id_when_seen_whole():
+    """Coming out from behind someone: unseen, then seen in part (a pose half their size) for a
+    few frames, then whole. The whole body grows back to the size they had, not past it: the
+    same person, the same id."""
+    ids = tracker()
+    before = [ids.assign([pose(100 + 5 * i)]) for i in range(10)]
+    unseen = [ids.assign([]) for _ in range(5)]
+    in_part = [ids.assign([pose(100 + 5 * i, scale=0.55)]) for i in range(15, 18)]
+    whole = [ids.assign([pose(100 + 5 * i)]) for i in range(18, 22)]
+    assert before == [[1]] * 10 and unseen == [[]] * 5
+    assert in_part == [[1]] * 3 and whole == [[1]] * 4
+
+
+def test_a_small_persons_id_never_grows_into_a_large_one():
+    """A small person, then in their place someone twice their size (a nearer person stepping
+    in front): never the small person's id, however the small one was seen before."""
+    ids = tracker()
+    small = [ids.assign([pose(400, scale=0.5)]) for _ in range(10)]
+    assert small == [[1]] * 10
+    assert ids.assign([pose(400, scale=1.0)]) != [1]

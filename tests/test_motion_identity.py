@@ -185,3 +185,16 @@ def test_a_track_that_comes_back_after_a_stint_on_someone_else_gets_its_id_back(
     out = run_stage(stage, frames)
     assert {p.track_id for r in out for p in r.people} == {1}
     assert [out[i].people[0].state for i in range(20, 24)] == ["interpolated"] * 4
+
+
+def test_a_body_seen_in_part_that_grows_back_to_its_size_is_one_person():
+    """Unseen behind someone for 10 frames, seen in part (less than half the size) for 4, then
+    whole: the growth back to the size it had 0.5 s ago is no break."""
+    frames = []
+    for i in range(46):
+        p = person(i / FPS)
+        frames.append(frame(i, [] if 20 <= i < 30 else [moved(p, 0.0, scale=0.45) if 30 <= i < 34 else p]))
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert {p.track_id for r in out for p in r.people} == {1}
+    assert stage.summary()["identity_breaks"] == 0

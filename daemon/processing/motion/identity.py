@@ -11,6 +11,10 @@ the track's previous detection and calls it a *break* when, in the time between 
   of 1.5 (keypoint noise: a small or half-hidden body's keypoints flail by up to ~1.4x from one
   frame to the next) plus ``max_scale_rate`` (|ln(size ratio)| per second) of real change.
 
+A body may grow back, though: someone coming out from behind another person is seen in part
+(a body a third of their size) and then whole again. Growth that fits the largest the track's
+body was in the last ``LARGEST_FOR_S`` seconds, by the same bounds, is no break.
+
 Both are measured on the keypoints the backend marks visible (confidence >= 0.5) in both
 detections, the same ones on each side: a keypoint guessed behind an occluder, or one that
 comes into view, must not look like the body moving. With fewer than 4 such keypoints the
@@ -53,6 +57,7 @@ VISIBLE = 0.5  # keypoint confidence from which a keypoint counts as seen
 MIN_SHARED_KEYPOINTS = 4  # fewer keypoints seen in both detections say nothing about the body
 SIZE_NOISE = math.log(1.5)  # |ln(size ratio)| allowed between any two detections, however close
 FORGET_AFTER_S = 10.0  # at 10 body sizes/s nothing this old can be an impossible jump any more
+LARGEST_FOR_S = 1.0  # how long a track's largest size stays the size it may grow back to
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class IdentityGuard:
         self.breaks = 0
         self._output_id: dict[int, int] = {}  # backend id -> the output id it currently feeds
         self._last: dict[int, _Detection] = {}  # backend id -> its last detection
+        self._largest: dict[int, _Detection] = {}  # backend id -> its largest detection lately
         self._used: set[int] = set()
         self._suspects: dict[int, _Suspect] = {}  # backend id -> its break not yet believed
         self.split_from: dict[int, int] = {}  # new output id -> the id it broke away from
@@ -117,17 +123,19 @@ class IdentityGuard:
         return output_id
 
     def _check_jump(self, backend_id: int, detection: _Detection, output_id: int) -> int:
-        last = self._last.get(backend_id)
+        last, largest = self._last.get(backend_id), self._largest.get(backend_id)
         self._last[backend_id] = detection
         self._forget_older_than(detection.timestamp_s - FORGET_AFTER_S)
         suspect = self._suspects.pop(backend_id, None)
-        if last is None or not self._impossible(last, detection):
+        if last is None or not self._impossible(last, detection) or self._grows_back(largest, last, detection):
+            self._remember_largest(backend_id, largest, detection)
             if suspect is not None:  # keeps following the body after the break
                 suspect.positions.append(detection.position)
                 self._suspects[backend_id] = suspect
             return output_id
         if suspect is not None and not self._impossible(suspect.before, detection):
             return self._undo(backend_id, suspect)
+        self._largest[backend_id] = detection  # someone else from here on
         self.breaks += 1
         new_id = self._fresh_id()
         self._used.add(new_id)
@@ -155,9 +163,27 @@ class IdentityGuard:
         resized = abs(math.log(size_after / size_before))
         return moved > self.bounds.max_body_speed * dt or resized > SIZE_NOISE + self.bounds.max_scale_rate * dt
 
+    def _grows_back(self, largest: _Detection | None, last: _Detection, after: _Detection) -> bool:
+        """The jump from ``last`` is growth only, and to a size the body had lately."""
+        if largest is None or largest is last or after.timestamp_s - largest.timestamp_s > LARGEST_FOR_S:
+            return False
+        bodies = _bodies(last.keypoints, after.keypoints)
+        if bodies is None or bodies[1][1] <= bodies[0][1]:
+            return False
+        dt = max(after.timestamp_s - last.timestamp_s, self.bounds.min_dt_s)
+        moved = float(np.linalg.norm(bodies[1][0] - bodies[0][0])) / bodies[1][1]
+        return moved <= self.bounds.max_body_speed * dt and not self._impossible(largest, after)
+
+    def _remember_largest(self, backend_id: int, largest: _Detection | None, detection: _Detection) -> None:
+        stale = largest is None or detection.timestamp_s - largest.timestamp_s > LARGEST_FOR_S
+        bodies = None if stale else _bodies(largest.keypoints, detection.keypoints)
+        if stale or (bodies is not None and bodies[1][1] >= bodies[0][1]):
+            self._largest[backend_id] = detection
+
     def _forget_older_than(self, timestamp_s: float) -> None:
         for backend_id in [b for b, d in self._last.items() if d.timestamp_s < timestamp_s]:
             del self._last[backend_id]
+            self._largest.pop(backend_id, None)
 
     def _fresh_id(self) -> int:
         return max(self._used, default=0) + 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,11 +30,15 @@ from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY,
 
 CONFIDENT = CONFIDENT_VISIBILITY  # keypoints below this neither steer the filter nor count in the distance
 REACH_PER_FRAME = 0.05  # body sizes an unseen person may move per frame (~1.5 body sizes/s at 30 fps: a jog)
-# A body seen on the same keypoints is at most 1.5x larger or smaller than a frame ago (more is
-# keypoint noise no real body makes: the motion stage's identity guard uses the same bound), and
-# may grow or shrink by 5 % a frame while unseen (walking towards the camera).
+# A body seen on the same keypoints is at most 1.5x smaller than a frame ago (more is keypoint
+# noise no real body makes: the motion stage's identity guard uses the same bound), 5 % a frame
+# more while unseen (half hidden, its visible part shrinks). It is at most 1.5x larger than the
+# largest it was in the last max_missing frames, 2.5 % a frame more since then (walking towards
+# the camera at 1.5 m/s from 3 m doubles a body in a second): a person coming out from behind
+# someone grows back to their size, not past it.
 MAX_SIZE_RATIO = 1.5
-GROWTH_PER_FRAME = 0.05
+SHRINK_PER_FRAME = 0.05
+GROWTH_PER_FRAME = 0.025
 
 
 @dataclass
@@ -43,6 +47,10 @@ class _Sighting:
     scores: np.ndarray
     frame: int
     tracked: object  # norfair's TrackedObject that carries this id now
+    largest: _Sighting | None = None  # its largest sighting in the last max_missing frames (None: this one)
+
+    def biggest(self) -> _Sighting:
+        return self.largest or self
 
 
 class IdentityTracker:
@@ -53,7 +61,7 @@ class IdentityTracker:
         self._max_missing = max(1, max_missing_frames)
         with _quiet_norfair():  # it suggests a vectorised distance; ours is cheap at a few people
             self._tracker = Tracker(
-                distance_function=_body_size_distance,
+                distance_function=self._distance,
                 distance_threshold=max_distance,
                 hit_counter_max=self._max_missing,
                 initialization_delay=0,
@@ -75,22 +83,55 @@ class IdentityTracker:
         ids = [0] * len(poses)
         matched = [(t, t.last_detection) for t in self._tracker.tracked_objects if any(t.last_detection is d for d in detections)]
         # Tracks norfair already knew first, so their ids are taken before lost ones are offered.
+        claimed: set[int] = set()
         for tracked, detection in sorted(matched, key=lambda pair: pair[0].id not in self._public):
-            public = self._public.get(tracked.id) or self._reidentify(detection) or self._new_id()
+            public = self._public.get(tracked.id) or self._reidentify(detection, claimed) or self._new_id()
+            claimed.add(public)
             self._public[tracked.id] = public
-            self._seen[public] = _Sighting(detection.points, detection.scores, self._frame, tracked)
+            self._seen[public] = self._sighting(detection, tracked, self._seen.get(public))
             ids[detection.data] = public
         return ids
 
-    def _reidentify(self, detection) -> int | None:
-        """The id of the nearest person lost lately whose last sighting this pose could have reached."""
+    def _sighting(self, detection, tracked, previous: _Sighting | None) -> _Sighting:
+        sighting = _Sighting(detection.points, detection.scores, self._frame, tracked)
+        if previous is not None:
+            largest = previous.biggest()
+            if self._frame - largest.frame > self._max_missing:
+                largest = replace(previous, largest=None)  # too old to say what they look like now
+            if _log_size_ratio(sighting.points, sighting.scores, largest.points, largest.scores) <= 0:
+                sighting.largest = replace(largest, largest=None)  # not measurably larger: keep the largest
+        return sighting
+
+    def _distance(self, detection, tracked) -> float:
+        """How far a pose is from a track's prediction, in body sizes; infinite for a body of
+        a size that track's person cannot have now."""
+        last = tracked.last_detection
+        sighting = self._seen.get(self._public.get(tracked.id))
+        if sighting is not None and not self._fits(detection, sighting):
+            return float("inf")
+        return _gap(detection.points, detection.scores, tracked.estimate, last.scores, size_of=(last.points, last.scores))
+
+    def _fits(self, detection, sighting: _Sighting) -> bool:
+        """Whether the pose's body can be the one last seen in ``sighting``, by size: not much
+        smaller than then, not much larger than the largest it was lately."""
+        shrunk = -_log_size_ratio(detection.points, detection.scores, sighting.points, sighting.scores)
+        biggest = sighting.biggest()
+        grown = _log_size_ratio(detection.points, detection.scores, biggest.points, biggest.scores)
+        bound = np.log(MAX_SIZE_RATIO)
+        return (shrunk <= bound + SHRINK_PER_FRAME * (self._frame - sighting.frame - 1)
+                and grown <= bound + GROWTH_PER_FRAME * (self._frame - biggest.frame - 1))  # fmt: skip
+
+    def _reidentify(self, detection, claimed: set[int]) -> int | None:
+        """The id of the nearest person lost lately whose last sighting this pose could have
+        reached. Lost includes "not claimed in this frame": norfair's prediction of someone seen
+        last frame in part (coming out from behind a person) can miss them seen whole now."""
         best, best_distance = None, None
         for public, sighting in self._seen.items():
             unseen = self._frame - sighting.frame - 1
-            if not 0 < unseen <= self._max_missing:
+            if public in claimed or not 0 <= unseen <= self._max_missing:
                 continue
             distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
-            if not _same_size(detection.points, detection.scores, sighting.points, sighting.scores, unseen + 1):
+            if not self._fits(detection, sighting):
                 continue
             if distance <= self._max_distance + REACH_PER_FRAME * unseen and (best is None or distance < best_distance):
                 best, best_distance = public, distance
@@ -104,25 +145,14 @@ class IdentityTracker:
         return self._next_id - 1
 
 
-def _body_size_distance(detection, tracked) -> float:
-    """How far a pose is from a track's prediction, in body sizes; infinite for a body of
-    another size."""
-    last = tracked.last_detection
-    if not _same_size(detection.points, detection.scores, last.points, last.scores, 1):
-        return float("inf")
-    return _gap(detection.points, detection.scores, tracked.estimate, last.scores, size_of=(last.points, last.scores))
-
-
-def _same_size(points, scores, other_points, other_scores, frames: int) -> bool:
-    """Whether two poses can be one body ``frames`` frames apart, by the extent of the keypoints
-    both see confidently (not all of them: half of a body going out of view is not a smaller body)."""
+def _log_size_ratio(points, scores, other_points, other_scores) -> float:
+    """ln(size / other size), by the extent of the keypoints both poses see confidently (not all
+    of them: half of a body going out of view is not a smaller body); 0 when too few to tell."""
     shared = (scores >= CONFIDENT) & (other_scores >= CONFIDENT)
     if shared.sum() < 4:
-        return True  # too little seen on both sides to tell
+        return 0.0
     size, other = _size(points[shared], scores[shared]), _size(other_points[shared], other_scores[shared])
-    if min(size, other) <= 0:
-        return True
-    return abs(np.log(size / other)) <= np.log(MAX_SIZE_RATIO) + GROWTH_PER_FRAME * (frames - 1)
+    return float(np.log(size / other)) if min(size, other) > 0 else 0.0
 
 
 def _gap(points, scores, other_points, other_scores, size_of=None) -> float:
