@@ -7,13 +7,16 @@ threshold fits a child far away and an athlete filling the frame).
 
 A pose folded into the sliver of a person still visible behind someone (the landmark network
 does that as they disappear) is not that person: neither norfair nor the re-identification below
-gives it the id of a body that was more than ``MAX_SIZE_RATIO`` times its size. It gets an id of
-its own, which confirmation drops unless it lasts.
+gives it the id of a body that was more than ``MAX_SIZE_RATIO`` times its size a frame ago. It
+gets an id of its own, which confirmation drops unless it lasts. Growth is measured against the
+largest the id's body was lately, not its last sighting: a person seen in part while coming out
+from behind someone keeps their id when seen whole, and a small person's id never passes to a
+large one stepping in front.
 
 The Kalman prediction of someone unseen keeps their last velocity, which is wrong for anyone who
 stopped, or turned back, while hidden or out of the frame. So a pose norfair cannot place is
-offered to the people lost in the last ``max_missing_frames`` frames: it takes the id of the
-nearest one whose last sighting it could have reached since (``REACH_PER_FRAME``), else a new
+offered to the people lost in the last ``max_missing_frames`` frames (or not claimed in this
+one): it takes the id of the nearest one whose last sighting it could have reached since (``REACH_PER_FRAME``), else a new
 id. Only poses no live track claims are offered, so a lost id never takes someone who is being
 tracked, and an id never passes to someone elsewhere in the frame.
 """
