@@ -37,7 +37,9 @@ a frame, then the real one again. So a break is first a *suspect*: if the track'
 detection could be the body from before the break, and not the one after it, the detections
 under the new id were the backend's mistake. The track then keeps its old id, and the stage
 drops those detections from its look-ahead buffer. This is undone only while all of them are
-still in that buffer. After that, the break stands. Ids the backend hands out later that collide with an id the guard gave
+still in that buffer. After that, the break stands.
+
+Ids the backend hands out later that collide with an id the guard gave
 are renamed the same way. Memory: the last detection's keypoints per track seen in the last
 ``FORGET_AFTER_S`` seconds, and two ids per backend track ever seen (the same order as the
 per-track counters of the summary).
@@ -154,31 +156,38 @@ class IdentityGuard:
         return suspect.old_id
 
     def _impossible(self, before: _Detection, after: _Detection) -> bool:
-        bodies = _bodies(before.keypoints, after.keypoints)
-        if bodies is None:
+        change = self._change(before, after)
+        if change is None:
             return False
-        (centre_before, size_before), (centre_after, size_after) = bodies
-        dt = max(after.timestamp_s - before.timestamp_s, self.bounds.min_dt_s)
-        moved = float(np.linalg.norm(centre_after - centre_before)) / max(size_before, size_after)
-        resized = abs(math.log(size_after / size_before))
-        return moved > self.bounds.max_body_speed * dt or resized > SIZE_NOISE + self.bounds.max_scale_rate * dt
+        moved, resized, dt = change
+        return moved > self.bounds.max_body_speed * dt or abs(resized) > SIZE_NOISE + self.bounds.max_scale_rate * dt
 
     def _grows_back(self, largest: _Detection | None, last: _Detection, after: _Detection) -> bool:
         """The jump from ``last`` is growth only, and to a size the body had lately."""
         if largest is None or largest is last or after.timestamp_s - largest.timestamp_s > LARGEST_FOR_S:
             return False
-        bodies = _bodies(last.keypoints, after.keypoints)
-        if bodies is None or bodies[1][1] <= bodies[0][1]:
+        change = self._change(last, after)
+        if change is None or change[1] <= 0:
             return False
-        dt = max(after.timestamp_s - last.timestamp_s, self.bounds.min_dt_s)
-        moved = float(np.linalg.norm(bodies[1][0] - bodies[0][0])) / bodies[1][1]
+        moved, _, dt = change
         return moved <= self.bounds.max_body_speed * dt and not self._impossible(largest, after)
 
     def _remember_largest(self, backend_id: int, largest: _Detection | None, detection: _Detection) -> None:
         stale = largest is None or detection.timestamp_s - largest.timestamp_s > LARGEST_FOR_S
-        bodies = None if stale else _bodies(largest.keypoints, detection.keypoints)
-        if stale or (bodies is not None and bodies[1][1] >= bodies[0][1]):
+        change = None if stale else self._change(largest, detection)
+        if stale or (change is not None and change[1] >= 0):
             self._largest[backend_id] = detection
+
+    def _change(self, before: _Detection, after: _Detection) -> tuple[float, float, float] | None:
+        """(body sizes the centre moved, ln(size after / size before), seconds between) over the
+        keypoints seen in both; None when too few."""
+        bodies = _bodies(before.keypoints, after.keypoints)
+        if bodies is None:
+            return None
+        (centre_before, size_before), (centre_after, size_after) = bodies
+        dt = max(after.timestamp_s - before.timestamp_s, self.bounds.min_dt_s)
+        moved = float(np.linalg.norm(centre_after - centre_before)) / max(size_before, size_after)
+        return moved, math.log(size_after / size_before), dt
 
     def _forget_older_than(self, timestamp_s: float) -> None:
         for backend_id in [b for b, d in self._last.items() if d.timestamp_s < timestamp_s]:

@@ -16,9 +16,9 @@ large one stepping in front.
 The Kalman prediction of someone unseen keeps their last velocity, which is wrong for anyone who
 stopped, or turned back, while hidden or out of the frame. So a pose norfair cannot place is
 offered to the people lost in the last ``max_missing_frames`` frames (or not claimed in this
-one): it takes the id of the nearest one whose last sighting it could have reached since (``REACH_PER_FRAME``), else a new
-id. Only poses no live track claims are offered, so a lost id never takes someone who is being
-tracked, and an id never passes to someone elsewhere in the frame.
+one): it takes the id of the nearest one whose last sighting it could have reached since
+(``REACH_PER_FRAME``), else a new id. Only poses no live track claims are offered, so a lost id
+never takes someone who is being tracked, and an id never passes to someone elsewhere in the frame.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ REACH_PER_FRAME = 0.05  # body sizes an unseen person may move per frame (~1.5 b
 # the camera at 1.5 m/s from 3 m doubles a body in a second): a person coming out from behind
 # someone grows back to their size, not past it.
 MAX_SIZE_RATIO = 1.5
+SIZE_NOISE = float(np.log(MAX_SIZE_RATIO))
 SHRINK_PER_FRAME = 0.05
 GROWTH_PER_FRAME = 0.025
 
@@ -120,9 +121,8 @@ class IdentityTracker:
         shrunk = -_log_size_ratio(detection.points, detection.scores, sighting.points, sighting.scores)
         biggest = sighting.biggest()
         grown = _log_size_ratio(detection.points, detection.scores, biggest.points, biggest.scores)
-        bound = np.log(MAX_SIZE_RATIO)
-        return (shrunk <= bound + SHRINK_PER_FRAME * (self._frame - sighting.frame - 1)
-                and grown <= bound + GROWTH_PER_FRAME * (self._frame - biggest.frame - 1))  # fmt: skip
+        return (shrunk <= SIZE_NOISE + SHRINK_PER_FRAME * (self._frame - sighting.frame - 1)
+                and grown <= SIZE_NOISE + GROWTH_PER_FRAME * (self._frame - biggest.frame - 1))  # fmt: skip
 
     def _reidentify(self, detection, claimed: set[int]) -> int | None:
         """The id of the nearest person lost lately whose last sighting this pose could have
@@ -133,9 +133,9 @@ class IdentityTracker:
             unseen = self._frame - sighting.frame - 1
             if public in claimed or not 0 <= unseen <= self._max_missing:
                 continue
-            distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
             if not self._fits(detection, sighting):
                 continue
+            distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
             if distance <= self._max_distance + REACH_PER_FRAME * unseen and (best is None or distance < best_distance):
                 best, best_distance = public, distance
         if best is not None:
