@@ -28,7 +28,7 @@ from daemon.publishing.contract import validate_frame
 from daemon.publishing.encoding import FrameEncoder
 from daemon.publishing.results import commit_local_result
 from tests.daemon_harness import read_outcome
-from tests.fakes.phalp_api import FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
+from tests.fakes.phalp_api import FakeRuntime, FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
 
 ALWAYS = lambda t: True  # noqa: E731
 
@@ -317,26 +317,13 @@ def test_the_driver_never_calls_track_and_gives_get_detections_a_dict():
 # --- the Backend on an injected loader -----------------------------------------------------
 
 
-class _Runtime:
-    oom_errors = (MemoryError,)
-
-    def __init__(self):
-        self.low_memory = []
-
-    def set_low_memory(self, enabled):
-        self.low_memory.append(enabled)
-
-    def release_cached_memory(self):
-        pass
-
-
 def _meta() -> VideoMeta:
     return VideoMeta("v.mp4", 1, ".mp4", "avc1", 320, 240, 320, 240, 0, False, 30.0, None, None)
 
 
 def test_backend_describes_45_keypoints_and_writes_mesh_faces_only_with_mesh_on():
     scene = FakeScene([ScriptedPerson(1, ALWAYS)])
-    runtime = _Runtime()
+    runtime = FakeRuntime()
 
     def load(cfg, progress):
         progress("fake models")
@@ -409,7 +396,7 @@ def test_a_phalp_result_document_validates_and_carries_faces_only_when_meshes_ar
 
     def load(cfg, progress):
         faces = np.zeros((13776, 3), dtype=np.int64)
-        return LoadedModels(ScriptedPhalp(fake_config(), scene), FakeSmplModel(), _Runtime(), "cpu", {"phalp": "0.1.3"}, faces)
+        return LoadedModels(ScriptedPhalp(fake_config(), scene), FakeSmplModel(), FakeRuntime(), "cpu", {"phalp": "0.1.3"}, faces)
 
     cfg = load_config(overrides=["backend.name=phalp"])
     backend = PhalpBackend(cfg.backend.phalp, load=load)

@@ -11,27 +11,17 @@ from daemon.errors import ErrorCode, JobError
 from daemon.processing.backends.phalp.backend import PhalpBackend
 from daemon.processing.backends.phalp.loader import LoadedModels
 from daemon.records import Frame, JobOptions, VideoMeta
-from tests.fakes.phalp_api import FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
+from tests.fakes.phalp_api import FakeRuntime, FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
 
 MISSED = range(20, 25)  # the detector misses the person here: PHALP predicts them
 FRAMES = 30
 LOCATION_TRANSLATION = slice(90, 93)
 
 
-class _Runtime:
-    oom_errors = (MemoryError,)
-
-    def set_low_memory(self, enabled):
-        pass
-
-    def release_cached_memory(self):
-        pass
-
-
 def _backend(scene: FakeScene) -> tuple[PhalpBackend, ScriptedPhalp]:
     phalp = ScriptedPhalp(fake_config(), scene)
     backend = PhalpBackend(load_config(overrides=["backend.name=phalp"]).backend.phalp,
-                           load=lambda cfg, progress: LoadedModels(phalp, FakeSmplModel(), _Runtime(), "cpu", {}, None))  # fmt: skip
+                           load=lambda cfg, progress: LoadedModels(phalp, FakeSmplModel(), FakeRuntime(), "cpu", {}, None))  # fmt: skip
     backend.load(lambda _: None)
     backend.start_video(VideoMeta("v.mp4", 1, ".mp4", "avc1", 320, 240, 320, 240, 0, False, 30.0, None, None), JobOptions())
     return backend, phalp

@@ -21,7 +21,7 @@ from daemon.processing.backends.phalp.window import WindowMismatch
 from daemon.config import PhalpConfig, load_config
 from daemon.errors import ConfigError
 from daemon.records import Frame, FrameResult, JobOptions, Person, VideoMeta
-from tests.fakes.phalp_api import FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
+from tests.fakes.phalp_api import FakeRuntime, FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, fake_config
 
 ALWAYS = lambda t: True  # noqa: E731
 
@@ -202,16 +202,7 @@ def test_the_backend_runs_windows_of_the_configured_size():
     scene = FakeScene([ScriptedPerson(1, ALWAYS)])
     phalp = ScriptedPhalp(fake_config(), scene)
 
-    class Runtime:
-        oom_errors = (MemoryError,)
-
-        def set_low_memory(self, enabled):
-            pass
-
-        def release_cached_memory(self):
-            pass
-
-    backend = PhalpBackend(PhalpConfig(batch_frames=3), load=lambda cfg, progress: LoadedModels(phalp, FakeSmplModel(), Runtime(), "cpu"))
+    backend = PhalpBackend(PhalpConfig(batch_frames=3), load=lambda cfg, progress: LoadedModels(phalp, FakeSmplModel(), FakeRuntime(), "cpu"))
     backend.load(lambda _: None)
     backend.start_video(VideoMeta("v.mp4", 1, ".mp4", "avc1", 320, 240, 320, 240, 0, False, 30.0, None, None), JobOptions())
     results = [r for t in range(7) for r in backend.process(Frame(index=t, timestamp_s=t / 30, image=scene.image(t)))]

@@ -17,20 +17,10 @@ from daemon.processing.backends.phalp import synthetic
 from daemon.processing.backends.phalp.backend import PhalpBackend
 from daemon.processing.backends.phalp.loader import LoadedModels
 from daemon.records import Frame, JobOptions, VideoMeta
-from tests.fakes.phalp_api import FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, WindowedPosePredictor, fake_config
+from tests.fakes.phalp_api import FakeRuntime, FakeScene, FakeSmplModel, ScriptedPerson, ScriptedPhalp, WindowedPosePredictor, fake_config
 
 GAP = range(12, 40)  # the detector loses the runner for 28 frames, well inside max_age_track (50)
 FRAMES = 60
-
-
-class _Runtime:
-    oom_errors = (MemoryError,)
-
-    def set_low_memory(self, enabled):
-        pass
-
-    def release_cached_memory(self):
-        pass
 
 
 def _frame_length_the_bench_writes(tmp_path) -> int:
@@ -46,7 +36,7 @@ def _run_through_a_gap(frame_length: int) -> tuple[list, WindowedPosePredictor]:
     predictor = WindowedPosePredictor(frame_length)
     phalp.pose_predictor = predictor
     backend = PhalpBackend(load_config(overrides=["backend.name=phalp"]).backend.phalp,
-                           load=lambda cfg, progress: LoadedModels(phalp, FakeSmplModel(), _Runtime(), "cpu", {}, None))  # fmt: skip
+                           load=lambda cfg, progress: LoadedModels(phalp, FakeSmplModel(), FakeRuntime(), "cpu", {}, None))  # fmt: skip
     backend.load(lambda _: None)
     backend.start_video(VideoMeta("v.mp4", 1, ".mp4", "avc1", 320, 240, 320, 240, 0, False, 30.0, None, None), JobOptions())
     results = []

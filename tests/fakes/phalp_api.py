@@ -319,6 +319,22 @@ class FakeSmplLayer:
         return FakeSmplOutput(joints=joints, global_orient=global_orient[:, 0], size=size)
 
 
+class FakeRuntime:
+    """The device runtime a PhalpBackend gets from its loader, on the CPU: out of memory is
+    MemoryError; low-memory switches are recorded, nothing is cached to release."""
+
+    oom_errors = (MemoryError,)
+
+    def __init__(self) -> None:
+        self.low_memory: list[bool] = []
+
+    def set_low_memory(self, enabled: bool) -> None:
+        self.low_memory.append(enabled)
+
+    def release_cached_memory(self) -> None:
+        pass
+
+
 class FakeSmplModel:
     """The converter's ``SmplModel`` over the same fake layer (as wiring.SmplEvaluator wraps PHALP's)."""
 
