@@ -198,3 +198,38 @@ def test_a_body_seen_in_part_that_grows_back_to_its_size_is_one_person():
     out = run_stage(stage, frames)
     assert {p.track_id for r in out for p in r.people} == {1}
     assert stage.summary()["identity_breaks"] == 0
+
+
+def in_part(p: Person, *, seen: float = 2 / 3, folded: float = 0.4) -> Person:
+    """``p`` seen in part, as the backend reads someone half behind another person: only the
+    top ``seen`` of the keypoints marked seen, and those drawn towards the head (the network
+    folds the body into what it sees), the rest guessed and marked unseen."""
+    keypoints = p.keypoints.copy()
+    top = keypoints[0, :2].copy()
+    count = round(len(keypoints) * seen)
+    keypoints[:count, :2] = top + (keypoints[:count, :2] - top) * folded
+    keypoints[count:, 2] = 0.0
+    return Person(p.track_id, p.state, p.confidence, p.bbox_xywh, keypoints, p.joints_3d)
+
+
+def test_a_body_coming_into_view_is_one_person_though_never_seen_whole_before():
+    """Someone steps out from behind another person: seen in part from their first frame, then
+    whole. Their part-pose was folded (its shared keypoints span 0.4 of the whole body's), so
+    the size alone says "another body"; but the whole body holds everything seen before, with
+    more of it seen: one person, one id."""
+    frames = [frame(i, [in_part(person(i / FPS)) if i < 20 else person(i / FPS)]) for i in range(40)]
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert {p.track_id for r in out for p in r.people} == {1}
+    assert stage.summary()["identity_breaks"] == 0
+
+
+def test_a_larger_body_elsewhere_is_another_person_however_much_of_it_is_seen():
+    """The same part-seen track, then a whole body beside where the part was: more keypoints
+    seen, but the part does not lie in it: another person."""
+    frames = [frame(i, [in_part(person(i / FPS)) if i < 20 else moved(person(i / FPS), 600.0)]) for i in range(40)]
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert {p.track_id for r in out[:20] for p in r.people} == {1}
+    assert {p.track_id for r in out[20:] for p in r.people} == {2}
+    assert stage.summary()["identity_breaks"] == 1

@@ -13,7 +13,13 @@ the track's previous detection and calls it a *break* when, in the time between 
 
 A body may grow back, though: someone coming out from behind another person is seen in part
 (a body a third of their size) and then whole again. Growth that fits the largest the track's
-body was in the last ``LARGEST_FOR_S`` seconds, by the same bounds, is no break.
+body was in the last ``LARGEST_FOR_S`` seconds, by the same bounds, is no break. Nor is a body
+*coming into view*: someone who stepped out from behind another person has been seen only in
+part since they appeared, folded by the network into what it saw, so there is no earlier whole
+size to grow back to. When more of the body is seen now and everything seen before lies within
+it (its keypoints' box, plus ``INSIDE_MARGIN`` of its size), the track keeps its id: a different
+person would have to stand exactly where the part was, and the backend's tracker has already
+bounded that body's size against the track's.
 
 Both are measured on the keypoints the backend marks visible (confidence >= 0.5) in both
 detections, the same ones on each side: a keypoint guessed behind an occluder, or one that
@@ -60,6 +66,7 @@ MIN_SHARED_KEYPOINTS = 4  # fewer keypoints seen in both detections say nothing 
 SIZE_NOISE = math.log(1.5)  # |ln(size ratio)| allowed between any two detections, however close
 FORGET_AFTER_S = 10.0  # at 10 body sizes/s nothing this old can be an impossible jump any more
 LARGEST_FOR_S = 1.0  # how long a track's largest size stays the size it may grow back to
+INSIDE_MARGIN = 0.05  # of the body's size: keypoint jitter at the edge of the part seen before
 
 
 @dataclass(frozen=True)
@@ -129,14 +136,15 @@ class IdentityGuard:
         self._last[backend_id] = detection
         self._forget_older_than(detection.timestamp_s - FORGET_AFTER_S)
         suspect = self._suspects.pop(backend_id, None)
-        if last is None or not self._impossible(last, detection) or self._grows_back(largest, last, detection):
+        jump = last is not None and self._impossible(last, detection) and not self._grows_back(largest, last, detection)
+        if jump and suspect is not None and not self._impossible(suspect.before, detection):
+            return self._undo(backend_id, suspect)
+        if not jump or _comes_into_view(last, detection):
             self._remember_largest(backend_id, largest, detection)
             if suspect is not None:  # keeps following the body after the break
                 suspect.positions.append(detection.position)
                 self._suspects[backend_id] = suspect
             return output_id
-        if suspect is not None and not self._impossible(suspect.before, detection):
-            return self._undo(backend_id, suspect)
         self._largest[backend_id] = detection  # someone else from here on
         self.breaks += 1
         new_id = self._fresh_id()
@@ -196,6 +204,21 @@ class IdentityGuard:
 
     def _fresh_id(self) -> int:
         return max(self._used, default=0) + 1
+
+
+def _comes_into_view(before: _Detection, after: _Detection) -> bool:
+    """More of the body is seen now, and all that was seen before lies within it (soon after)."""
+    seen_before, seen_after = before.keypoints[:, 2] >= VISIBLE, after.keypoints[:, 2] >= VISIBLE
+    if after.timestamp_s - before.timestamp_s > LARGEST_FOR_S or not MIN_SHARED_KEYPOINTS <= seen_before.sum() < seen_after.sum():
+        return False
+    low, high = _extent(before.keypoints[seen_before, :2])
+    new_low, new_high = _extent(after.keypoints[seen_after, :2])
+    margin = INSIDE_MARGIN * float(np.max(new_high - new_low))
+    return bool(np.all(low >= new_low - margin) and np.all(high <= new_high + margin))
+
+
+def _extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return points.min(axis=0), points.max(axis=0)
 
 
 def _bodies(before: np.ndarray, after: np.ndarray) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]] | None:
