@@ -167,3 +167,18 @@ def test_oks_in_both_views_compares_the_same_people(tmp_path):
     item = _score(tmp_path, [[(1, A)] for _ in range(3)], predicted)["items"][0]
     assert item["smoothed"]["mean_oks"] < item["raw"]["mean_oks"] == pytest.approx(1.0)
     assert item["smoothed"]["mean_oks_both_views"] == pytest.approx(1.0) == item["raw"]["mean_oks_both_views"]
+
+
+def test_a_result_longer_than_the_annotations_without_a_frame_map_is_flagged(tmp_path):
+    """Labels on 3 images, a result of 6 frames (say, every other frame labelled): scoring frame i
+    against image i pairs the wrong pictures, so the report says so, item by item and on screen."""
+    from daemon.evaluation.report import render
+
+    annotations = write_annotations(tmp_path / "truth.json", annotation_document([[(1, A)] for _ in range(3)]))
+    result = write_result(tmp_path / "out", [[person(1, A)] for _ in range(6)])
+    report = evaluate([EvalItem(result, annotations)])
+    (warning,) = report["items"][0]["warnings"]
+    assert "the result has 6 frames but truth.json has 3 images" in warning and "--frame-map" in warning
+    assert render(report).splitlines()[1].startswith("WARNING clip.mp4.result.json: the result has 6 frames")
+    exact = write_result(tmp_path / "exact", [[person(1, A)] for _ in range(3)])
+    assert evaluate([EvalItem(exact, annotations)])["items"][0]["warnings"] == []

@@ -28,6 +28,19 @@ def default_frame_map(annotations: AnnotationSet) -> dict[int, int]:
     return {index: image.image_id for index, image in enumerate(annotations.images) if image.labelled}
 
 
+def default_map_warning(annotations: AnnotationSet, frame_count: int) -> str | None:
+    """Why the default map is likely wrong: a result with another number of frames than the
+    annotations have images (labels on every 5th frame, a frame range, another cut) would be
+    scored frame i against image i, each against the wrong picture, without any error."""
+    if frame_count == len(annotations.images):
+        return None
+    return (
+        f"the result has {frame_count} frames but {annotations.path.name} has {len(annotations.images)} images, and no frame map "
+        "says which frame shows which image: frame i is scored against the i-th image, right only for a video cut from "
+        "exactly those images. Build the video with posed eval-video, or give --frame-map"
+    )
+
+
 def write_frame_map(path: Path, annotations_name: str, image_ids: list[int | None]) -> None:
     """``image_ids[i]``: the image frame i shows; None for a frame in the clip that is not scored."""
     document = {

@@ -29,7 +29,9 @@ IDENTITY_ROWS = (
 def render(report: dict) -> str:
     aggregate = report["aggregate"]
     items = report["items"]
-    lines = [f"posed eval: {len(items)} item(s); a person is matched at OKS >= {MATCH_OKS} (Hungarian per frame); every rule: --json", ""]
+    lines = [f"posed eval: {len(items)} item(s); a person is matched at OKS >= {MATCH_OKS} (Hungarian per frame); every rule: --json"]
+    lines += [f"WARNING {item['name']}: {warning}" for item in items for warning in item.get("warnings", ())]
+    lines.append("")
     lines.append(f"{'':30}{'smoothed':>12}{'raw':>12}")
     for label, key, kind in ROWS:
         lines.append(f"{label:30}{_cell(aggregate['smoothed'].get(key), kind):>12}{_cell(aggregate['raw'].get(key), kind):>12}")

@@ -17,7 +17,7 @@ import numpy as np
 from daemon.errors import EvaluationError
 from daemon.evaluation import skeleton
 from daemon.evaluation.annotations import AnnotatedImage, AnnotationSet, load_annotations
-from daemon.evaluation.frame_map import check_frame_map, default_frame_map, load_frame_map
+from daemon.evaluation.frame_map import check_frame_map, default_frame_map, default_map_warning, load_frame_map
 from daemon.evaluation.identity_metrics import identity_summary
 from daemon.evaluation.keypoint_metrics import keypoint_summary
 from daemon.evaluation.matching import MATCH_OKS, EvaluatedFrame, evaluate_frame
@@ -52,6 +52,7 @@ class ItemFrames:
     is_clip: bool
     frames: dict[str, list[EvaluatedFrame]]  # view -> frames in frame order
     acceleration: dict[str, tuple[float, int]]  # view -> (sum, triples) over all of the result's frames
+    warnings: tuple[str, ...] = ()
 
 
 def evaluate(items: list[EvalItem]) -> dict:
@@ -103,7 +104,8 @@ def _score_item(item: EvalItem) -> tuple[ItemFrames, Predictions]:
     }
     is_clip = annotations.has_identities and len(set(mapping.values())) > 1
     steadiness = {view: acceleration(predictions.frames[view], predictions.keypoint_names, names) for view in VIEWS}
-    return ItemFrames(names, is_clip, frames, steadiness), predictions
+    warning = None if item.frame_map else default_map_warning(annotations, len(predictions.frame_indexes))
+    return ItemFrames(names, is_clip, frames, steadiness, (warning,) if warning else ()), predictions
 
 
 def _cut_image(image: AnnotatedImage, annotations: AnnotationSet, names: tuple[str, ...]) -> AnnotatedImage:
@@ -128,6 +130,7 @@ def _item_report(item: EvalItem, frames: ItemFrames, predictions: Predictions) -
         "keypoints": list(frames.names),
         "clip": frames.is_clip,
         "has_raw": predictions.has_raw,
+        "warnings": list(frames.warnings),
         **{view: _view_report([frames], view) for view in VIEWS},
     }
 
