@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A multi-person clip with exact keypoints and identities, made from one annotated COCO photo.
 
-    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667]   # writes OUT_DIR/frames/*.png and crossing.json
+    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667] [--mirror]   # writes OUT_DIR/frames/*.png and crossing.json
 
 Four copies of the skier in COCO val2017 image 785 (CC BY 2.0, tests/data/eval/coco/; the
 annotation is COCO's, CC BY 4.0) on a snow background: track 1 walks in from the left edge and
@@ -38,9 +38,11 @@ PEOPLE = (  # far to near: track_id, scale, mirrored, (x, y) of the patch at the
 SEQUENCE = "crossing"
 
 
-def make_crossing_clip(out_dir: Path, scale: float = 1.0) -> Path:
+def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False) -> Path:
     """Write the frames and the annotations; return the annotation file. ``scale`` resizes the
-    finished frames and their keypoints (the tiles the detector sees depend on the frame size)."""
+    finished frames and their keypoints (the tiles the detector sees depend on the frame size);
+    ``mirror`` flips them left to right: track 4 then steps into the frame at its right edge,
+    seen in part for its first frames."""
     size = (round(WIDTH * scale), round(HEIGHT * scale))
     document = json.loads((COCO_DIR / "test_coco.json").read_text(encoding="utf-8"))
     image = cv2.imread(str(COCO_DIR / f"{SOURCE_IMAGE_ID:012d}.jpg"), cv2.IMREAD_COLOR)
@@ -55,6 +57,8 @@ def make_crossing_clip(out_dir: Path, scale: float = 1.0) -> Path:
     images, annotations = [], []
     for index in range(FRAMES):
         canvas, placed = _compose(background, people, index / (FRAMES - 1))
+        if mirror:
+            canvas, placed = _mirrored(canvas, placed, names)
         name = f"frames/{index:06d}.png"
         if scale != 1.0:
             canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
@@ -99,6 +103,16 @@ def _prepare(patch, keypoints, names, area, track_id, scale, mirrored, start, en
         points = points[swap]
     return {"track_id": track_id, "pixels": pixels, "points": points, "area": area * scale * scale,
             "start": np.array(start, float), "end": np.array(end, float)}  # fmt: skip
+
+
+def _mirrored(canvas: np.ndarray, placed: list, names: list[str]) -> tuple[np.ndarray, list]:
+    swap = [names.index(_other_side(name)) for name in names]
+    flipped = []
+    for track_id, points, area in placed:
+        points = points.copy()
+        points[:, 0] = WIDTH - points[:, 0]  # pixel i becomes WIDTH - 1 - i: its left edge x, WIDTH - x
+        flipped.append([track_id, points[swap], area])
+    return cv2.flip(canvas, 1), flipped
 
 
 def _other_side(name: str) -> str:
@@ -147,8 +161,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--scale", type=float, default=1.0, help="resize the 960x540 frames (and keypoints) by this factor")
+    parser.add_argument("--mirror", action="store_true", help="flip the clip left to right (track 4 steps in at the right edge)")
     args = parser.parse_args()
-    print(make_crossing_clip(args.out, args.scale))
+    print(make_crossing_clip(args.out, args.scale, args.mirror))
 
 
 if __name__ == "__main__":

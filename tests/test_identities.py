@@ -80,3 +80,34 @@ def test_a_small_persons_id_never_grows_into_a_large_one():
     small = [ids.assign([pose(400, scale=0.5)]) for _ in range(10)]
     assert small == [[1]] * 10
     assert ids.assign([pose(400, scale=1.0)]) != [1]
+
+
+def test_a_person_stepping_into_the_frame_seen_in_part_keeps_their_id_when_whole():
+    """Entering at the right edge, as on the mirrored skier clip: the landmark network sees half a
+    body and folds the whole pose into it (a third of their size), at first with some keypoints
+    past the edge, then wholly inside the frame; unseen for a few frames; then in, whole, holding
+    everything seen before. No growth rule allows a body three times larger, but the body was
+    seen cut by the frame's edge lately: the same person, the same id."""
+    ids = IdentityTracker(max_distance=0.5, max_missing_frames=30, frame_size=(1000, 800))
+    in_part = [ids.assign([pose(x, scale=0.35)]) for x in (990, 970, 960)]
+    unseen = [ids.assign([]) for _ in range(3)]
+    assert in_part == [[1]] * 3 and unseen == [[]] * 3
+    assert ids.assign([pose(925)]) == [1]
+
+
+def test_a_person_seen_in_part_behind_someone_keeps_their_id_when_whole():
+    """Half behind a larger person (whose box covers theirs), folded into the part seen; then
+    out, whole, holding that part: their id, while the person in front keeps theirs."""
+    ids = tracker()
+    in_part = [ids.assign([pose(500, scale=1.2), pose(540, scale=0.35)]) for _ in range(3)]
+    assert in_part == [[1, 2]] * 3
+    assert ids.assign([pose(470, scale=1.2), pose(560)]) == [1, 2]
+
+
+def test_a_small_body_seen_whole_in_the_open_never_passes_its_id_to_a_large_one_holding_it():
+    """The same growth, but the small body was seen in the open, inside the frame, with nobody
+    in front: it was whole, so the large body holding it is someone else."""
+    ids = IdentityTracker(max_distance=0.5, max_missing_frames=30, frame_size=(1000, 800))
+    small = [ids.assign([pose(500, scale=0.35)]) for _ in range(3)]
+    assert small == [[1]] * 3
+    assert ids.assign([pose(500)]) != [1]

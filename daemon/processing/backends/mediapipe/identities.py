@@ -11,7 +11,12 @@ gives it the id of a body that was more than ``MAX_SIZE_RATIO`` times its size a
 gets an id of its own, which confirmation drops unless it lasts. Growth is measured against the
 largest the id's body was lately, not its last sighting: a person seen in part while coming out
 from behind someone keeps their id when seen whole, and a small person's id never passes to a
-large one stepping in front.
+large one stepping in front. Someone seen only in part since they appeared (stepping into the
+frame, or out from behind a person) has no earlier whole size: the network folds their pose into
+the part it sees. An id seen in part within ``max_missing_frames`` (partly behind a larger body,
+or reaching past the frame's edge) may therefore be re-identified with a larger pose
+that holds everything its last sighting saw; a body seen only whole, in the open, never passes
+its id to a larger one.
 
 The Kalman prediction of someone unseen keeps their last velocity, which is wrong for anyone who
 stopped, or turned back, while hidden or out of the frame. So a pose norfair cannot place is
@@ -43,6 +48,8 @@ MAX_SIZE_RATIO = 1.5
 SIZE_NOISE = float(np.log(MAX_SIZE_RATIO))
 SHRINK_PER_FRAME = 0.05
 GROWTH_PER_FRAME = 0.025
+HOLD_MARGIN = 0.05  # of the body's size: keypoint jitter at the edge of a part seen before
+COVERED = 0.3  # share of a body's box a larger body's box covers when it is partly behind that one
 
 
 @dataclass
@@ -52,13 +59,14 @@ class _Sighting:
     frame: int
     tracked: object  # norfair's TrackedObject that carries this id now
     largest: _Sighting | None = None  # its largest sighting in the last max_missing frames (None: this one)
+    in_part_at: int | None = None  # the last frame it was seen in part: behind a larger body, or reaching past the frame's edge
 
     def biggest(self) -> _Sighting:
         return self.largest or self
 
 
 class IdentityTracker:
-    def __init__(self, *, max_distance: float, max_missing_frames: int) -> None:
+    def __init__(self, *, max_distance: float, max_missing_frames: int, frame_size: tuple[int, int] | None = None) -> None:
         from norfair import Tracker
 
         self._max_distance = max_distance
@@ -72,6 +80,7 @@ class IdentityTracker:
                 detection_threshold=CONFIDENT,
                 past_detections_length=0,
             )
+        self._frame_size = frame_size  # (width, height): a body reaching past its edge is seen in part
         self._frame = 0
         self._public: dict[int, int] = {}  # norfair's id -> the id we publish
         self._seen: dict[int, _Sighting] = {}  # published id -> its last sighting
@@ -88,16 +97,18 @@ class IdentityTracker:
         matched = [(t, t.last_detection) for t in self._tracker.tracked_objects if any(t.last_detection is d for d in detections)]
         # Tracks norfair already knew first, so their ids are taken before lost ones are offered.
         claimed: set[int] = set()
+        in_part = [behind or self._cut_by_edge(pose) for behind, pose in zip(_behind_someone(detections), poses)]
         for tracked, detection in sorted(matched, key=lambda pair: pair[0].id not in self._public):
             public = self._public.get(tracked.id) or self._reidentify(detection, claimed) or self._new_id()
             claimed.add(public)
             self._public[tracked.id] = public
-            self._seen[public] = self._sighting(detection, tracked, self._seen.get(public))
+            self._seen[public] = self._sighting(detection, tracked, self._seen.get(public), in_part[detection.data])
             ids[detection.data] = public
         return ids
 
-    def _sighting(self, detection, tracked, previous: _Sighting | None) -> _Sighting:
-        sighting = _Sighting(detection.points, detection.scores, self._frame, tracked)
+    def _sighting(self, detection, tracked, previous: _Sighting | None, in_part: bool) -> _Sighting:
+        in_part_at = self._frame if in_part else previous.in_part_at if previous is not None else None
+        sighting = _Sighting(detection.points, detection.scores, self._frame, tracked, in_part_at=in_part_at)
         if previous is not None:
             largest = previous.biggest()
             if self._frame - largest.frame > self._max_missing:
@@ -131,21 +142,66 @@ class IdentityTracker:
         best, best_distance = None, None
         for public, sighting in self._seen.items():
             unseen = self._frame - sighting.frame - 1
-            if public in claimed or not 0 <= unseen <= self._max_missing:
-                continue
-            if not self._fits(detection, sighting):
+            if public in claimed or not 0 <= unseen <= self._max_missing or not self._could_be(detection, sighting, unseen):
                 continue
             distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
-            if distance <= self._max_distance + REACH_PER_FRAME * unseen and (best is None or distance < best_distance):
+            if best is None or distance < best_distance:
                 best, best_distance = public, distance
         if best is not None:
             # Norfair still predicts the old track; retire it so the id can never be on two people.
             self._seen[best].tracked.hit_counter = -1
         return best
 
+    def _could_be(self, detection, sighting: _Sighting, unseen: int) -> bool:
+        """A body of a size they can have, near enough to where they were; or, when they were
+        seen in part lately, a body holding all that was seen of them (their keypoints were
+        folded into that part, so neither size nor keypoint gap says anything)."""
+        if self._lately_in_part(sighting) and _holds(detection.points, detection.scores, sighting):
+            return True
+        near = _gap(detection.points, detection.scores, sighting.points, sighting.scores) <= self._max_distance + REACH_PER_FRAME * unseen
+        return near and self._fits(detection, sighting)
+
+    def _lately_in_part(self, sighting: _Sighting) -> bool:
+        return sighting.in_part_at is not None and self._frame - sighting.in_part_at <= self._max_missing
+
+    def _cut_by_edge(self, pose: Pose) -> bool:
+        """The region the network looked at, or the keypoints it placed, reach past the frame's
+        edge: part of the body may be outside (the network folds it into what it sees)."""
+        if self._frame_size is None:
+            return False
+        reach = np.vstack([pose.keypoints[:, :2], pose.roi.box().reshape(2, 2)])
+        return bool((reach < 0).any() or (reach > self._frame_size).any())
+
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id - 1
+
+
+def _behind_someone(detections: Sequence) -> list[bool]:
+    """Per pose: whether a larger body covers at least ``COVERED`` of its box."""
+    boxes = [np.concatenate(_extent(d.points, d.scores)) for d in detections]
+    areas = [max(float(np.prod(box[2:] - box[:2])), 1e-9) for box in boxes]
+    return [any(areas[j] > areas[i] and _overlap(boxes[i], boxes[j]) >= COVERED * areas[i] for j in range(len(boxes)) if j != i)
+            for i in range(len(boxes))]  # fmt: skip
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0.0, None)))
+
+
+def _holds(points, scores, sighting: _Sighting) -> bool:
+    """The pose's body holds everything ``sighting`` saw (the box of its confident keypoints,
+    give or take ``HOLD_MARGIN`` of the body): someone seen in part, often folded into the part,
+    then whole, by no growth rule."""
+    low, high = _extent(points, scores)
+    seen_low, seen_high = _extent(sighting.points, sighting.scores)
+    margin = HOLD_MARGIN * float(np.max(high - low))
+    return bool(np.all(seen_low >= low - margin) and np.all(seen_high <= high + margin))
+
+
+def _extent(points: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    visible = points[scores >= CONFIDENT] if (scores >= CONFIDENT).sum() >= 2 else points
+    return visible.min(axis=0), visible.max(axis=0)
 
 
 def _log_size_ratio(points, scores, other_points, other_scores) -> float:
@@ -171,8 +227,8 @@ def _gap(points, scores, other_points, other_scores, size_of=None) -> float:
 
 
 def _size(points: np.ndarray, scores: np.ndarray) -> float:
-    visible = points[scores >= CONFIDENT] if (scores >= CONFIDENT).sum() >= 2 else points
-    return float(np.linalg.norm(visible.max(axis=0) - visible.min(axis=0)))
+    low, high = _extent(points, scores)
+    return float(np.linalg.norm(high - low))
 
 
 class _quiet_norfair:
