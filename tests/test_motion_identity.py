@@ -233,3 +233,14 @@ def test_a_larger_body_elsewhere_is_another_person_however_much_of_it_is_seen():
     assert {p.track_id for r in out[:20] for p in r.people} == {1}
     assert {p.track_id for r in out[20:] for p in r.people} == {2}
     assert stage.summary()["identity_breaks"] == 1
+
+
+def test_a_gap_between_a_part_seen_and_the_whole_body_is_not_filled():
+    """Seen in part (folded into the top of the body), missed for 3 frames, then whole: one
+    person, but a line from the fold to the whole body is no motion anybody made, so the 3
+    frames stay without them; a gap between two whole sightings is filled as before."""
+    frames = [frame(i, [] if i in (20, 21, 22, 30, 31) else [in_part(person(i / FPS)) if i < 20 else person(i / FPS)]) for i in range(40)]
+    out = run_stage(MotionStage(settings(), FPS), frames)
+    assert {p.track_id for r in out for p in r.people} == {1}
+    assert [len(out[i].people) for i in (20, 21, 22)] == [0, 0, 0]
+    assert [out[i].people[0].state for i in (30, 31)] == ["interpolated"] * 2

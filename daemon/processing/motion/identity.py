@@ -207,12 +207,22 @@ class IdentityGuard:
 
 
 def _comes_into_view(before: _Detection, after: _Detection) -> bool:
-    """More of the body is seen now, and all that was seen before lies within it (soon after)."""
-    seen_before, seen_after = before.keypoints[:, 2] >= VISIBLE, after.keypoints[:, 2] >= VISIBLE
-    if after.timestamp_s - before.timestamp_s > LARGEST_FOR_S or not MIN_SHARED_KEYPOINTS <= seen_before.sum() < seen_after.sum():
+    """The body seen in part before is seen more fully now, soon after."""
+    return after.timestamp_s - before.timestamp_s <= LARGEST_FOR_S and seen_more_of(before.keypoints, after.keypoints)
+
+
+def seen_more_of(before: np.ndarray, after: np.ndarray) -> bool:
+    """More of a body is seen in ``after`` than in ``before`` ((K, 3) keypoints): more keypoints,
+    over an area more than the size noise larger (1.5x each way; not a standing body with a
+    keypoint or two more in view), and all that was seen before lies within it: a part of the
+    body, then more of it."""
+    seen_before, seen_after = before[:, 2] >= VISIBLE, after[:, 2] >= VISIBLE
+    if before.shape != after.shape or not MIN_SHARED_KEYPOINTS <= seen_before.sum() < seen_after.sum():
         return False
-    low, high = _extent(before.keypoints[seen_before, :2])
-    new_low, new_high = _extent(after.keypoints[seen_after, :2])
+    low, high = _extent(before[seen_before, :2])
+    new_low, new_high = _extent(after[seen_after, :2])
+    if np.prod(new_high - new_low) <= math.exp(2 * SIZE_NOISE) * np.prod(high - low):
+        return False
     margin = INSIDE_MARGIN * float(np.max(new_high - new_low))
     return bool(np.all(low >= new_low - margin) and np.all(high <= new_high + margin))
 
@@ -239,4 +249,4 @@ def _bodies(before: np.ndarray, after: np.ndarray) -> tuple[tuple[np.ndarray, fl
     return bodies[0], bodies[1]
 
 
-__all__ = ["IdentityBounds", "IdentityGuard"]
+__all__ = ["IdentityBounds", "IdentityGuard", "seen_more_of"]
