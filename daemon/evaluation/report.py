@@ -30,7 +30,7 @@ def render(report: dict) -> str:
     aggregate = report["aggregate"]
     items = report["items"]
     lines = [f"posed eval: {len(items)} item(s); a person is matched at OKS >= {MATCH_OKS} (Hungarian per frame); every rule: --json"]
-    lines += [f"WARNING {item['name']}: {warning}" for item in items for warning in item.get("warnings", ())]
+    lines += [f"WARNING {item['name']}: {warning}" for item in items for warning in item["warnings"]]
     lines.append("")
     lines.append(f"{'':30}{'smoothed':>12}{'raw':>12}")
     for label, key, kind in ROWS:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose
+from daemon.processing.backends.mediapipe.people import box_area, box_overlap, keypoint_box
 
 CONFIDENT = CONFIDENT_VISIBILITY  # keypoints below this neither steer the filter nor count in the distance
 REACH_PER_FRAME = 0.05  # body sizes an unseen person may move per frame (~1.5 body sizes/s at 30 fps: a jog)
@@ -97,7 +98,7 @@ class IdentityTracker:
         matched = [(t, t.last_detection) for t in self._tracker.tracked_objects if any(t.last_detection is d for d in detections)]
         # Tracks norfair already knew first, so their ids are taken before lost ones are offered.
         claimed: set[int] = set()
-        in_part = [behind or self._cut_by_edge(pose) for behind, pose in zip(_behind_someone(detections), poses)]
+        in_part = [behind or self._cut_by_edge(pose) for behind, pose in zip(_behind_someone(poses), poses)]
         for tracked, detection in sorted(matched, key=lambda pair: pair[0].id not in self._public):
             public = self._public.get(tracked.id) or self._reidentify(detection, claimed) or self._new_id()
             claimed.add(public)
@@ -142,24 +143,23 @@ class IdentityTracker:
         best, best_distance = None, None
         for public, sighting in self._seen.items():
             unseen = self._frame - sighting.frame - 1
-            if public in claimed or not 0 <= unseen <= self._max_missing or not self._could_be(detection, sighting, unseen):
+            if public in claimed or not 0 <= unseen <= self._max_missing:
                 continue
             distance = _gap(detection.points, detection.scores, sighting.points, sighting.scores)
-            if best is None or distance < best_distance:
+            if self._could_be(detection, sighting, unseen, distance) and (best is None or distance < best_distance):
                 best, best_distance = public, distance
         if best is not None:
             # Norfair still predicts the old track; retire it so the id can never be on two people.
             self._seen[best].tracked.hit_counter = -1
         return best
 
-    def _could_be(self, detection, sighting: _Sighting, unseen: int) -> bool:
-        """A body of a size they can have, near enough to where they were; or, when they were
-        seen in part lately, a body holding all that was seen of them (their keypoints were
-        folded into that part, so neither size nor keypoint gap says anything)."""
+    def _could_be(self, detection, sighting: _Sighting, unseen: int, distance: float) -> bool:
+        """A body of a size they can have, ``distance`` (the keypoint gap) near enough to where
+        they were; or, when they were seen in part lately, a body holding all that was seen of
+        them (their keypoints were folded into that part, so neither size nor gap says anything)."""
         if self._lately_in_part(sighting) and _holds(detection.points, detection.scores, sighting):
             return True
-        near = _gap(detection.points, detection.scores, sighting.points, sighting.scores) <= self._max_distance + REACH_PER_FRAME * unseen
-        return near and self._fits(detection, sighting)
+        return distance <= self._max_distance + REACH_PER_FRAME * unseen and self._fits(detection, sighting)
 
     def _lately_in_part(self, sighting: _Sighting) -> bool:
         return sighting.in_part_at is not None and self._frame - sighting.in_part_at <= self._max_missing
@@ -177,16 +177,12 @@ class IdentityTracker:
         return self._next_id - 1
 
 
-def _behind_someone(detections: Sequence) -> list[bool]:
+def _behind_someone(poses: Sequence[Pose]) -> list[bool]:
     """Per pose: whether a larger body covers at least ``COVERED`` of its box."""
-    boxes = [np.concatenate(_extent(d.points, d.scores)) for d in detections]
-    areas = [max(float(np.prod(box[2:] - box[:2])), 1e-9) for box in boxes]
-    return [any(areas[j] > areas[i] and _overlap(boxes[i], boxes[j]) >= COVERED * areas[i] for j in range(len(boxes)) if j != i)
+    boxes = [keypoint_box(pose) for pose in poses]
+    areas = [max(box_area(box), 1e-9) for box in boxes]
+    return [any(areas[j] > areas[i] and box_overlap(boxes[i], boxes[j]) >= COVERED * areas[i] for j in range(len(boxes)) if j != i)
             for i in range(len(boxes))]  # fmt: skip
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0.0, None)))
 
 
 def _holds(points, scores, sighting: _Sighting) -> bool:

@@ -83,10 +83,18 @@ def keypoint_box(pose: Pose) -> np.ndarray:
 
 def _is_part_of(box: np.ndarray, other: np.ndarray) -> bool:
     """``box`` lies mostly inside ``other``, which is more than twice its area."""
-    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
-    other_area = (other[2] - other[0]) * (other[3] - other[1])
-    inside = max(0.0, min(box[2], other[2]) - max(box[0], other[0])) * max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
-    return inside / area > PART_INSIDE and other_area > 2 * area
+    area = max(box_area(box), 1e-9)
+    return box_overlap(box, other) / area > PART_INSIDE and box_area(other) > 2 * area
+
+
+def box_area(box: np.ndarray) -> float:
+    """Area of an (x0, y0, x1, y1) box."""
+    return float((box[2] - box[0]) * (box[3] - box[1]))
+
+
+def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Area two (x0, y0, x1, y1) boxes share."""
+    return float(np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0.0, None)))
 
 
 def pose_score(pose: Pose) -> float:
