@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from daemon.processing.backends.mediapipe.detector import Detection
-from daemon.processing.backends.mediapipe.people import regions_to_look
+from daemon.processing.backends.mediapipe.landmarks import Pose
+from daemon.processing.backends.mediapipe.people import distinct_people, regions_to_look
 from tests.test_identities import pose
 
 
@@ -37,3 +38,27 @@ def test_two_finds_of_one_face_are_one_look_and_the_limit_holds():
     looks = regions_to_look([], [find((100, 100)), find((105, 102), score=0.8), find((600, 100)), find((900, 100))], limit=2)
     assert len(looks) == 2
     assert [round(float(look.centre[0])) for look in looks] == [100, 600]
+
+
+def with_body(person: Pose, rows: slice, cols: slice) -> Pose:
+    """``person`` with a segmentation mask whose body pixels are the given block of its 256 x 256 crop."""
+    mask = np.zeros((256, 256), bool)
+    mask[rows, cols] = True
+    return Pose(keypoints=person.keypoints, world=person.world, presence=person.presence, roi=person.roi,
+                next_roi=person.next_roi, body_mask=mask)
+
+
+def test_a_small_person_standing_on_a_much_larger_body_is_a_part_of_it():
+    """A hand or a phone read as a whole small person: its points lie on the body pixels of
+    someone over 2.5x its size. The same small pose off that body, or on a body only 2x its
+    size (a neighbour in a crowd), stays a person. Its box sticks out of the large person's, so
+    the box test (``_is_part_of``) does not decide."""
+    small = pose(560.0, y=300.0)  # box x 510-610: 40 % inside the large person's box (x 250-550)
+    on_body = with_body(pose(400.0, scale=3.0), slice(None), slice(None))  # region x -200..1000, all body
+    assert distinct_people([on_body, small], limit=5) == [on_body]
+
+    beside = with_body(pose(400.0, scale=3.0), slice(None), slice(0, 64))  # body pixels at x < 100 only
+    assert distinct_people([beside, small], limit=5) == [beside, small]
+
+    twice = with_body(pose(400.0, scale=2.0), slice(None), slice(None))
+    assert distinct_people([twice, small], limit=5) == [twice, small]

@@ -2,8 +2,8 @@
 
 Input: the person's region (``roi.Roi``) resampled to 256x256 RGB in [0, 1]. Outputs, in the
 network's order: 39 landmarks x (x, y, z, visibility, presence) in input pixels (33 body
-points, then alignment points for the next frame's region), the pose presence score, a
-segmentation mask (unused), 64x64 heatmaps for sub-pixel refinement, and 39 x 3 world
+points, then alignment points for the next frame's region), the pose presence score, a 256x256
+segmentation mask (logits: > 0 is a person's body), 64x64 heatmaps for sub-pixel refinement, and 39 x 3 world
 coordinates in metres. Decoding follows MediaPipe's ``pose_landmark_by_roi_cpu.pbtxt``.
 """
 
@@ -22,7 +22,7 @@ HEATMAP_MIN_CONFIDENCE = 0.5
 CONFIDENT_VISIBILITY = 0.5  # below this a landmark is a guess (occluded or out of frame)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pose:
     """One person's landmarks in frame pixels."""
 
@@ -31,6 +31,18 @@ class Pose:
     presence: float  # the network's belief that a whole person is in the region
     roi: Roi  # the region it was found in
     next_roi: Roi  # where to look in the next frame (from the alignment landmarks)
+    body_mask: np.ndarray | None = None  # (side, side) bool over ``roi``: the pixels of a body
+
+    def on_body(self, points: np.ndarray) -> np.ndarray:
+        """Which frame points (N, 2) lie on body pixels of this pose's region (off it: False)."""
+        if self.body_mask is None:
+            return np.zeros(len(points), bool)
+        side = self.body_mask.shape[0]
+        cells = np.floor(self.roi.to_crop(points) * side).astype(int)
+        inside = ((cells >= 0) & (cells < side)).all(axis=1)
+        on = np.zeros(len(points), bool)
+        on[inside] = self.body_mask[cells[inside, 1], cells[inside, 0]]
+        return on
 
 
 class LandmarkNetwork:
@@ -40,7 +52,7 @@ class LandmarkNetwork:
 
     def estimate(self, rgb: np.ndarray, roi: Roi) -> Pose:
         crop = roi.crop(rgb, self._side).astype(np.float32) / 255.0
-        landmarks, flag, _mask, heatmap, world = self._network(crop)
+        landmarks, flag, mask, heatmap, world = self._network(crop)
         landmarks = landmarks.reshape(-1, 5)
         normalised = _refine(landmarks[:, :2] / self._side, heatmap)
         points = roi.to_frame(normalised)
@@ -52,6 +64,7 @@ class LandmarkNetwork:
             presence=float(np.asarray(flag).ravel()[0]),
             roi=roi,
             next_roi=Roi.from_alignment(points[BODY_POINTS], points[BODY_POINTS + 1]),
+            body_mask=mask[:, :, 0] > 0.0,
         )
 
 

@@ -25,6 +25,13 @@ SAME_BODY_DISTANCE = 0.15  # two poses whose keypoints are this close (in body s
 # body where there is none.
 MIN_REGION_FILL = 0.4
 PART_INSIDE = 0.7  # a pose this much inside a person twice its size is a part of that person
+# A hand, a phone or a bag can be read as a small whole person standing on someone's body. On
+# the public stills every pose whose confident points lay mostly on the body pixels of a person
+# over 2.5x its size was such a phantom (OKS <= 0.16, 5 of 5). A real person that much smaller
+# is farther away: where they overlap a nearer body they are hidden, so what is seen of them is
+# not on it.
+ON_BODY_SHARE = 0.5
+ON_BODY_SIZE_RATIO = 2.5
 
 
 def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: int) -> list[Roi]:
@@ -70,14 +77,12 @@ def distinct_people(poses: Sequence[Pose], limit: int, *, tracked: Sequence[bool
             kept.append(poses[index])
     boxes = [keypoint_box(pose) for pose in kept]
     whole = [pose for pose, box in zip(kept, boxes) if not any(_is_part_of(box, other) for other in boxes if other is not box)]
-    return whole[:limit]
+    return [pose for pose in whole if not any(lies_on(pose, other) for other in whole if other is not pose)][:limit]
 
 
 def keypoint_box(pose: Pose) -> np.ndarray:
     """(x0, y0, x1, y1) around the pose's confident keypoints."""
-    points = pose.keypoints[pose.keypoints[:, 2] >= CONFIDENT_VISIBILITY, :2]
-    if len(points) < 2:
-        points = pose.keypoints[:, :2]
+    points = _confident_points(pose)
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
@@ -85,6 +90,19 @@ def _is_part_of(box: np.ndarray, other: np.ndarray) -> bool:
     """``box`` lies mostly inside ``other``, which is more than twice its area."""
     area = max(box_area(box), 1e-9)
     return box_overlap(box, other) / area > PART_INSIDE and box_area(other) > 2 * area
+
+
+def lies_on(pose: Pose, other: Pose) -> bool:
+    """``pose`` stands on the body of ``other``, a person over 2.5x its size: most of its confident
+    points are on body pixels of ``other``'s region."""
+    if body_size(other) <= ON_BODY_SIZE_RATIO * body_size(pose):
+        return False
+    return float(other.on_body(_confident_points(pose)).mean()) >= ON_BODY_SHARE
+
+
+def _confident_points(pose: Pose) -> np.ndarray:
+    confident = pose.keypoints[:, 2] >= CONFIDENT_VISIBILITY
+    return pose.keypoints[confident, :2] if confident.sum() >= 2 else pose.keypoints[:, :2]
 
 
 def box_area(box: np.ndarray) -> float:

@@ -35,6 +35,10 @@ class Roi:
         """(N, 2) points in [0, 1] crop coordinates -> frame pixels."""
         return (points - 0.5) * self.size @ self._rotation_matrix().T + self.centre
 
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) frame pixels -> [0, 1] crop coordinates (outside the region: beyond [0, 1])."""
+        return (np.asarray(points, np.float64) - self.centre) @ self._rotation_matrix() / self.size + 0.5
+
     def crop(self, image: np.ndarray, side: int) -> np.ndarray:
         """The region resampled to ``side`` x ``side``; outside the frame, edge pixels repeat."""
         linear = self._rotation_matrix() * (self.size / side)
