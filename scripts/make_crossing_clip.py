@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A multi-person clip with exact keypoints and identities, made from one annotated COCO photo.
 
-    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667] [--mirror]   # writes OUT_DIR/frames/*.png and crossing.json
+    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667] [--mirror] [--shake 6]   # writes OUT_DIR/frames/*.png and crossing.json
 
 Four copies of the skier in COCO val2017 image 785 (CC BY 2.0, tests/data/eval/coco/; the
 annotation is COCO's, CC BY 4.0) on a snow background: track 1 walks in from the left edge and
@@ -36,13 +36,16 @@ PEOPLE = (  # far to near: track_id, scale, mirrored, (x, y) of the patch at the
     (2, 1.0, True, (700, 152), (30, 152)),  # nearest: crosses in front of track 1
 )
 SEQUENCE = "crossing"
+SHAKE_SEED = 6
+SHAKE_SMOOTH_FRAMES = 2.0
 
 
-def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False) -> Path:
+def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False, shake: float = 0.0) -> Path:
     """Write the frames and the annotations; return the annotation file. ``scale`` resizes the
     finished frames and their keypoints (the tiles the detector sees depend on the frame size);
     ``mirror`` flips them left to right: track 4 then steps into the frame at its right edge,
-    seen in part for its first frames."""
+    seen in part for its first frames; ``shake`` moves each whole frame as a hand-held camera
+    does (``_shake_path``: px of standard deviation each way)."""
     size = (round(WIDTH * scale), round(HEIGHT * scale))
     document = json.loads((COCO_DIR / "test_coco.json").read_text(encoding="utf-8"))
     image = cv2.imread(str(COCO_DIR / f"{SOURCE_IMAGE_ID:012d}.jpg"), cv2.IMREAD_COLOR)
@@ -55,10 +58,13 @@ def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False) 
     frames_dir = out_dir / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
+    offsets = _shake_path(shake)
     for index in range(FRAMES):
         canvas, placed = _compose(background, people, index / (FRAMES - 1))
         if mirror:
             canvas, placed = _mirrored(canvas, placed, names)
+        if shake > 0:
+            canvas, placed = _shaken(canvas, placed, offsets[index])
         name = f"frames/{index:06d}.png"
         if scale != 1.0:
             canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
@@ -115,6 +121,29 @@ def _mirrored(canvas: np.ndarray, placed: list, names: list[str]) -> tuple[np.nd
     return cv2.flip(canvas, 1), flipped
 
 
+def _shake_path(shake: float) -> np.ndarray:
+    """(FRAMES, 2) offsets of a hand-held camera: seeded white noise low-passed (Gaussian,
+    sigma ``SHAKE_SMOOTH_FRAMES``: mostly under 5 Hz at 30 frames/s, as hands shake), scaled
+    to a standard deviation of ``shake`` px each way."""
+    if shake <= 0:
+        return np.zeros((FRAMES, 2))
+    noise = np.random.default_rng(SHAKE_SEED).normal(0.0, 1.0, (FRAMES, 2))
+    noise = cv2.GaussianBlur(noise, (1, 0), sigmaX=0, sigmaY=SHAKE_SMOOTH_FRAMES, borderType=cv2.BORDER_REFLECT)  # along time
+    return noise / noise.std(axis=0) * shake
+
+
+def _shaken(canvas: np.ndarray, placed: list, offset: np.ndarray) -> tuple[np.ndarray, list]:
+    """The frame moved by ``offset`` (edge pixels repeat), keypoints with it; those leaving the
+    frame are unlabelled."""
+    moved = cv2.warpAffine(canvas, np.array([[1.0, 0.0, offset[0]], [0.0, 1.0, offset[1]]]), (WIDTH, HEIGHT),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    for _, points, _ in placed:
+        points[:, :2] += offset
+        outside = (points[:, 0] < 0) | (points[:, 0] >= WIDTH) | (points[:, 1] < 0) | (points[:, 1] >= HEIGHT)
+        points[outside, 2] = 0
+    return moved, placed
+
+
 def _other_side(name: str) -> str:
     if name.startswith("left_"):
         return "right_" + name[5:]
@@ -162,8 +191,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--scale", type=float, default=1.0, help="resize the 960x540 frames (and keypoints) by this factor")
     parser.add_argument("--mirror", action="store_true", help="flip the clip left to right (track 4 steps in at the right edge)")
+    parser.add_argument("--shake", type=float, default=0.0, help="a hand-held camera: frames shaken by this many px (standard deviation, under ~5 Hz)")
     args = parser.parse_args()
-    print(make_crossing_clip(args.out, args.scale, args.mirror))
+    print(make_crossing_clip(args.out, args.scale, args.mirror, args.shake))
 
 
 if __name__ == "__main__":
