@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A multi-person clip with exact keypoints and identities, made from one annotated COCO photo.
 
-    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667] [--mirror] [--shake 6]   # writes OUT_DIR/frames/*.png and crossing.json
+    python scripts/make_crossing_clip.py OUT_DIR [--scale 0.667] [--mirror] [--shake 6] [--pan 100]   # writes OUT_DIR/frames/*.png and crossing.json
 
 Four copies of the skier in COCO val2017 image 785 (CC BY 2.0, tests/data/eval/coco/; the
 annotation is COCO's, CC BY 4.0) on a snow background: track 1 walks in from the left edge and
@@ -38,14 +38,16 @@ PEOPLE = (  # far to near: track_id, scale, mirrored, (x, y) of the patch at the
 SEQUENCE = "crossing"
 SHAKE_SEED = 6
 SHAKE_SMOOTH_FRAMES = 2.0
+PAN_PERIOD_FRAMES = 30  # one swing a second at 30 frames/s
 
 
-def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False, shake: float = 0.0) -> Path:
+def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False, shake: float = 0.0, pan: float = 0.0) -> Path:
     """Write the frames and the annotations; return the annotation file. ``scale`` resizes the
     finished frames and their keypoints (the tiles the detector sees depend on the frame size);
     ``mirror`` flips them left to right: track 4 then steps into the frame at its right edge,
     seen in part for its first frames; ``shake`` moves each whole frame as a hand-held camera
-    does (``_shake_path``: px of standard deviation each way)."""
+    does (``_shake_path``: px of standard deviation each way); ``pan`` swings the camera back and
+    forth by that many px (``_pan_path``)."""
     size = (round(WIDTH * scale), round(HEIGHT * scale))
     document = json.loads((COCO_DIR / "test_coco.json").read_text(encoding="utf-8"))
     image = cv2.imread(str(COCO_DIR / f"{SOURCE_IMAGE_ID:012d}.jpg"), cv2.IMREAD_COLOR)
@@ -58,12 +60,12 @@ def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False, 
     frames_dir = out_dir / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    offsets = _shake_path(shake)
+    offsets = _shake_path(shake) + _pan_path(pan)
     for index in range(FRAMES):
         canvas, placed = _compose(background, people, index / (FRAMES - 1))
         if mirror:
             canvas, placed = _mirrored(canvas, placed, names)
-        if shake > 0:
+        if shake > 0 or pan > 0:
             canvas, placed = _shaken(canvas, placed, offsets[index])
         name = f"frames/{index:06d}.png"
         if scale != 1.0:
@@ -132,6 +134,13 @@ def _shake_path(shake: float) -> np.ndarray:
     return noise / noise.std(axis=0) * shake
 
 
+def _pan_path(pan: float) -> np.ndarray:
+    """(FRAMES, 2) offsets of a camera panning ``pan`` px either way, once a second, and tilting
+    0.3 of that at 0.7 Hz: at 100 px, up to 21 px a frame sideways."""
+    t = np.arange(FRAMES) / PAN_PERIOD_FRAMES
+    return np.column_stack([pan * np.sin(2 * np.pi * t), 0.3 * pan * np.sin(2 * np.pi * 0.7 * t + 1.0)])
+
+
 def _shaken(canvas: np.ndarray, placed: list, offset: np.ndarray) -> tuple[np.ndarray, list]:
     """The frame moved by ``offset`` (edge pixels repeat), keypoints with it; those leaving the
     frame are unlabelled."""
@@ -192,8 +201,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="resize the 960x540 frames (and keypoints) by this factor")
     parser.add_argument("--mirror", action="store_true", help="flip the clip left to right (track 4 steps in at the right edge)")
     parser.add_argument("--shake", type=float, default=0.0, help="a hand-held camera: frames shaken by this many px (standard deviation, under ~5 Hz)")
+    parser.add_argument("--pan", type=float, default=0.0, help="a camera panning back and forth by this many px, once a second")
     args = parser.parse_args()
-    print(make_crossing_clip(args.out, args.scale, args.mirror, args.shake))
+    print(make_crossing_clip(args.out, args.scale, args.mirror, args.shake, args.pan))
 
 
 if __name__ == "__main__":

@@ -111,3 +111,15 @@ def test_a_small_body_seen_whole_in_the_open_never_passes_its_id_to_a_large_one_
     small = [ids.assign([pose(500, scale=0.35)]) for _ in range(3)]
     assert small == [[1]] * 3
     assert ids.assign([pose(500)]) != [1]
+
+
+def test_how_far_a_lost_person_may_have_gone_is_per_second_not_per_frame():
+    """Lost behind someone for 0.67 s and found again 1.05 body sizes on (1.5 body sizes/s, a
+    jog): the same id at 15 frames/s (10 frames unseen) as at 30 (20 frames unseen). Counted per
+    frame, the 15 fps video allowed half the way, and the person came back under a new id."""
+    size = float(np.linalg.norm(np.ptp(SHAPE, axis=0)))  # the tracker's body size: the keypoints' diagonal
+    for fps, unseen in ((30.0, 20), (15.0, 10)):
+        ids = IdentityTracker(max_distance=0.5, max_missing_frames=round(fps), fps=fps)
+        assert ids.assign([pose(100.0)]) == [1]
+        assert [ids.assign([]) for _ in range(unseen)] == [[]] * unseen
+        assert ids.assign([pose(100.0 + 1.05 * size)]) == [1], fps

@@ -161,6 +161,25 @@ def test_one_folded_detection_is_the_backends_mistake_not_another_person():
     assert summary["identity_breaks"] == 0 and "split_from" not in summary["tracks"][0]
 
 
+def test_a_misread_first_sighting_is_dropped_not_made_a_person():
+    """Someone stepping into the frame is read, in their first frame or two, as a fold that the
+    whole body seen next does not hold (far between frames at a low frame rate). Those first
+    detections are the backend's misreading: dropped while still buffered, and the body goes on
+    under one id with no break. Three of them are a person of their own: the break stands."""
+    for misread, breaks in ((1, 0), (2, 0), (3, 1)):
+        frames = [frame(i, [moved(person(i / FPS), 600.0, scale=0.3) if i < misread else person(i / FPS)]) for i in range(30)]
+        stage = MotionStage(settings(), FPS)
+        out = run_stage(stage, frames)
+        body_ids = {p.track_id for r in out[misread:] for p in r.people}
+        assert len(body_ids) == 1 and all(len(r.people) == 1 for r in out[misread:])
+        assert stage.summary()["identity_breaks"] == breaks
+        if breaks == 0:
+            assert all(r.people == [] for r in out[:misread])
+            assert [t["track_id"] for t in stage.summary()["tracks"]] == list(body_ids)
+        else:
+            assert {p.track_id for r in out[:misread] for p in r.people} == {1} and body_ids == {2}
+
+
 def test_a_break_stands_once_its_detections_have_left_the_buffer():
     """The same fold, but the body is seen again only after the buffer has released the folded
     frame: nothing can be taken back, so the fold keeps the id it was given, and the body after

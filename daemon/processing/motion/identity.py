@@ -45,10 +45,17 @@ under the new id were the backend's mistake. The track then keeps its old id, an
 drops those detections from its look-ahead buffer. This is undone only while all of them are
 still in that buffer. After that, the break stands.
 
+Nor is a bad first sighting: a person stepping into the frame, or out from behind someone, is
+first seen in part and folded into it, and where they move far between frames (a low frame
+rate, a fast pan) the whole body no longer holds that part. When the track before a break is
+only its first ``YOUNG_SIGHTINGS`` detections, all still in the look-ahead buffer, those are
+dropped as the backend's misreading and the body goes on under a fresh id with no break: a
+person's first frame or two are worth less than an id that changes under them.
+
 Ids the backend hands out later that collide with an id the guard gave
 are renamed the same way. Memory: the last detection's keypoints per track seen in the last
-``FORGET_AFTER_S`` seconds, and two ids per backend track ever seen (the same order as the
-per-track counters of the summary).
+``FORGET_AFTER_S`` seconds, two ids per backend track ever seen and two numbers per output id
+(the same order as the per-track counters of the summary).
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ SIZE_NOISE = math.log(1.5)  # |ln(size ratio)| allowed between any two detection
 FORGET_AFTER_S = 10.0  # at 10 body sizes/s nothing this old can be an impossible jump any more
 LARGEST_FOR_S = 1.0  # how long a track's largest size stays the size it may grow back to
 INSIDE_MARGIN = 0.05  # of the body's size: keypoint jitter at the edge of the part seen before
+YOUNG_SIGHTINGS = 2  # a track's first detections that a break may drop instead of splitting
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,8 @@ class IdentityGuard:
         self._suspects: dict[int, _Suspect] = {}  # backend id -> its break not yet believed
         self.split_from: dict[int, int] = {}  # new output id -> the id it broke away from
         self.retracted: list[int] = []  # output ids found to be the backend's mistakes: drop them wherever buffered
+        self._first_sightings: dict[int, tuple[int, int]] = {}  # output id -> (detections up to 3, first position)
+        self._first_buffered = 0
 
     def relabel(self, people: list[Person], timestamp_s: float, position: int = 0, first_buffered: int = 0) -> list[Person]:
         """The frame's people under their output ids (new Person objects only where the id
@@ -114,12 +124,14 @@ class IdentityGuard:
         added to ``retracted``: the caller drops their people from its buffer."""
         for backend_id in [b for b, suspect in self._suspects.items() if min(suspect.positions) < first_buffered]:
             del self._suspects[backend_id]  # out of the buffer: those breaks stand
+        self._first_buffered = first_buffered
         relabelled = []
         for person in people:
             output_id = self._output_for(person.track_id)
             if person.state == STATE_DETECTED:
                 detection = _Detection(np.asarray(person.keypoints, dtype=np.float64), timestamp_s, position)
                 output_id = self._check_jump(person.track_id, detection, output_id)
+                self._count_sighting(output_id, position)
             relabelled.append(person if output_id == person.track_id else replace(person, track_id=output_id))
         return relabelled
 
@@ -146,13 +158,25 @@ class IdentityGuard:
                 self._suspects[backend_id] = suspect
             return output_id
         self._largest[backend_id] = detection  # someone else from here on
-        self.breaks += 1
         new_id = self._fresh_id()
         self._used.add(new_id)
         self._output_id[backend_id] = new_id
+        if self._only_a_first_sighting(output_id):
+            self.retracted.append(output_id)  # the misread start goes; the body goes on, unbroken
+            return new_id
+        self.breaks += 1
         self.split_from[new_id] = output_id
         self._suspects[backend_id] = _Suspect(output_id, last, new_id, [detection.position])
         return new_id
+
+    def _count_sighting(self, output_id: int, position: int) -> None:
+        count, first = self._first_sightings.get(output_id, (0, position))
+        self._first_sightings[output_id] = (min(count + 1, YOUNG_SIGHTINGS + 1), first)
+
+    def _only_a_first_sighting(self, output_id: int) -> bool:
+        """``output_id`` has no more than ``YOUNG_SIGHTINGS`` detections, all still buffered."""
+        count, first = self._first_sightings.get(output_id, (0, -1))
+        return 0 < count <= YOUNG_SIGHTINGS and first >= self._first_buffered
 
     def _undo(self, backend_id: int, suspect: _Suspect) -> int:
         """The detections since the break were mistakes: retract their id (used for nothing

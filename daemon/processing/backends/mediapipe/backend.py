@@ -61,7 +61,7 @@ class MediapipeBackend(Backend):
         self._schedule = TileSchedule(tile_pyramid(meta.width, meta.height, self._cfg.tile_levels), self._cfg.tiles_per_frame)
         fps = meta.nominal_fps if meta.nominal_fps and meta.nominal_fps > 0 else 30.0
         self._identities = IdentityTracker(max_distance=self._cfg.max_track_distance,
-                                           max_missing_frames=round(self._cfg.max_missing_s * fps), frame_size=(meta.width, meta.height))
+                                           max_missing_frames=round(self._cfg.max_missing_s * fps), frame_size=(meta.width, meta.height), fps=fps)
         self._tracked = []
         self._confirmation = TrackConfirmation(self._cfg.confirm_frames)
         self._counts = {"detector_runs": 0, "landmark_runs": 0, "max_people_in_a_frame": 0}

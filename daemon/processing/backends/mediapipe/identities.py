@@ -22,7 +22,7 @@ The Kalman prediction of someone unseen keeps their last velocity, which is wron
 stopped, or turned back, while hidden or out of the frame. So a pose norfair cannot place is
 offered to the people lost in the last ``max_missing_frames`` frames (or not claimed in this
 one): it takes the id of the nearest one whose last sighting it could have reached since
-(``REACH_PER_FRAME``), else a new id. Only poses no live track claims are offered, so a lost id
+(``REACH_PER_S``), else a new id. Only poses no live track claims are offered, so a lost id
 never takes someone who is being tracked, and an id never passes to someone elsewhere in the frame.
 """
 
@@ -38,17 +38,18 @@ from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY,
 from daemon.processing.backends.mediapipe.people import box_area, box_overlap, keypoint_box
 
 CONFIDENT = CONFIDENT_VISIBILITY  # keypoints below this neither steer the filter nor count in the distance
-REACH_PER_FRAME = 0.05  # body sizes an unseen person may move per frame (~1.5 body sizes/s at 30 fps: a jog)
+REACH_PER_S = 1.5  # body sizes an unseen person may move per second: a jog
 # A body seen on the same keypoints is at most 1.5x smaller than a frame ago (more is keypoint
-# noise no real body makes: the motion stage's identity guard uses the same bound), 5 % a frame
-# more while unseen (half hidden, its visible part shrinks). It is at most 1.5x larger than the
-# largest it was in the last max_missing frames, 2.5 % a frame more since then (walking towards
-# the camera at 1.5 m/s from 3 m doubles a body in a second): a person coming out from behind
-# someone grows back to their size, not past it.
+# noise no real body makes: the motion stage's identity guard uses the same bound), 1.5 a
+# second more in |ln(size)| while unseen (half hidden, its visible part shrinks). It is at most
+# 1.5x larger than the largest it was in the last max_missing frames, 0.75 a second more since
+# then (walking towards the camera at 1.5 m/s from 3 m doubles a body in a second): a person
+# coming out from behind someone grows back to their size, not past it. Rates are per second
+# and turned into frames with the video's rate: per frame, a 15 fps video would halve them.
 MAX_SIZE_RATIO = 1.5
 SIZE_NOISE = float(np.log(MAX_SIZE_RATIO))
-SHRINK_PER_FRAME = 0.05
-GROWTH_PER_FRAME = 0.025
+SHRINK_PER_S = 1.5
+GROWTH_PER_S = 0.75
 HOLD_MARGIN = 0.05  # of the body's size: keypoint jitter at the edge of a part seen before
 COVERED = 0.3  # share of a body's box a larger body's box covers when it is partly behind that one
 
@@ -67,10 +68,12 @@ class _Sighting:
 
 
 class IdentityTracker:
-    def __init__(self, *, max_distance: float, max_missing_frames: int, frame_size: tuple[int, int] | None = None) -> None:
+    def __init__(self, *, max_distance: float, max_missing_frames: int, frame_size: tuple[int, int] | None = None,
+                 fps: float = 30.0) -> None:
         from norfair import Tracker
 
         self._max_distance = max_distance
+        self._reach_per_frame, self._shrink_per_frame, self._growth_per_frame = REACH_PER_S / fps, SHRINK_PER_S / fps, GROWTH_PER_S / fps
         self._max_missing = max(1, max_missing_frames)
         with _quiet_norfair():  # it suggests a vectorised distance; ours is cheap at a few people
             self._tracker = Tracker(
@@ -133,8 +136,8 @@ class IdentityTracker:
         shrunk = -_log_size_ratio(detection.points, detection.scores, sighting.points, sighting.scores)
         biggest = sighting.biggest()
         grown = _log_size_ratio(detection.points, detection.scores, biggest.points, biggest.scores)
-        return (shrunk <= SIZE_NOISE + SHRINK_PER_FRAME * (self._frame - sighting.frame - 1)
-                and grown <= SIZE_NOISE + GROWTH_PER_FRAME * (self._frame - biggest.frame - 1))  # fmt: skip
+        return (shrunk <= SIZE_NOISE + self._shrink_per_frame * (self._frame - sighting.frame - 1)
+                and grown <= SIZE_NOISE + self._growth_per_frame * (self._frame - biggest.frame - 1))  # fmt: skip
 
     def _reidentify(self, detection, claimed: set[int]) -> int | None:
         """The id of the nearest person lost lately whose last sighting this pose could have
@@ -159,7 +162,7 @@ class IdentityTracker:
         them (their keypoints were folded into that part, so neither size nor gap says anything)."""
         if self._lately_in_part(sighting) and _holds(detection.points, detection.scores, sighting):
             return True
-        return distance <= self._max_distance + REACH_PER_FRAME * unseen and self._fits(detection, sighting)
+        return distance <= self._max_distance + self._reach_per_frame * unseen and self._fits(detection, sighting)
 
     def _lately_in_part(self, sighting: _Sighting) -> bool:
         return sighting.in_part_at is not None and self._frame - sighting.in_part_at <= self._max_missing
