@@ -73,7 +73,9 @@ class IdentityTracker:
         from norfair import Tracker
 
         self._max_distance = max_distance
-        self._reach_per_frame, self._shrink_per_frame, self._growth_per_frame = REACH_PER_S / fps, SHRINK_PER_S / fps, GROWTH_PER_S / fps
+        self._reach_per_frame = REACH_PER_S / fps
+        self._shrink_per_frame = SHRINK_PER_S / fps
+        self._growth_per_frame = GROWTH_PER_S / fps
         self._max_missing = max(1, max_missing_frames)
         with _quiet_norfair():  # it suggests a vectorised distance; ours is cheap at a few people
             self._tracker = Tracker(

@@ -2,9 +2,10 @@
 
 Input: the person's region (``roi.Roi``) resampled to 256x256 RGB in [0, 1]. Outputs, in the
 network's order: 39 landmarks x (x, y, z, visibility, presence) in input pixels (33 body
-points, then alignment points for the next frame's region), the pose presence score, a 256x256
-segmentation mask (logits: > 0 is a person's body), 64x64 heatmaps for sub-pixel refinement, and 39 x 3 world
-coordinates in metres. Decoding follows MediaPipe's ``pose_landmark_by_roi_cpu.pbtxt``.
+points, then alignment points for the next frame's region), the pose presence score, a
+256x256 segmentation mask (logits: > 0 is a body's pixel), 64x64 heatmaps for sub-pixel
+refinement, and 39 x 3 world coordinates in metres. Decoding follows MediaPipe's
+``pose_landmark_by_roi_cpu.pbtxt``.
 """
 
 from __future__ import annotations
