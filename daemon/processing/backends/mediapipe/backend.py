@@ -18,7 +18,7 @@ from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33, WORLD_F
 from daemon.processing.backends.mediapipe.confirmation import TrackConfirmation
 from daemon.processing.backends.mediapipe.detector import PersonDetector, weighted_nms
 from daemon.processing.backends.mediapipe.identities import IdentityTracker
-from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, LandmarkNetwork, Pose
+from daemon.processing.backends.mediapipe.landmarks import LandmarkNetwork, Pose, confident_points
 from daemon.processing.backends.mediapipe.models import DETECTOR_FILE, LANDMARK_FILE, Network, bundled_model
 from daemon.processing.backends.mediapipe.people import distinct_people, is_body, regions_to_look
 from daemon.processing.backends.mediapipe.tiles import TileSchedule, tile_pyramid
@@ -133,8 +133,7 @@ def _person(pose: Pose, track_id: int, width: int, height: int) -> Person:
 
 
 def _bbox(keypoints: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
-    visible = keypoints[keypoints[:, 2] >= CONFIDENT_VISIBILITY]
-    points = visible if len(visible) >= 2 else keypoints
+    points = confident_points(keypoints[:, :2], keypoints[:, 2])
     x0, y0 = np.clip(points[:, 0].min(), 0, width), np.clip(points[:, 1].min(), 0, height)
     x1, y1 = np.clip(points[:, 0].max(), 0, width), np.clip(points[:, 1].max(), 0, height)
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose
+from daemon.processing.backends.mediapipe.landmarks import CONFIDENT_VISIBILITY, Pose, confident_points
 from daemon.processing.backends.mediapipe.people import box_area, box_overlap, keypoint_box
 
 CONFIDENT = CONFIDENT_VISIBILITY  # keypoints below this neither steer the filter nor count in the distance
@@ -201,7 +201,7 @@ def _holds(points, scores, sighting: _Sighting) -> bool:
 
 
 def _extent(points: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    visible = points[scores >= CONFIDENT] if (scores >= CONFIDENT).sum() >= 2 else points
+    visible = confident_points(points, scores)
     return visible.min(axis=0), visible.max(axis=0)
 
 

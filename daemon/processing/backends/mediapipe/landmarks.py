@@ -23,6 +23,13 @@ HEATMAP_MIN_CONFIDENCE = 0.5
 CONFIDENT_VISIBILITY = 0.5  # below this a landmark is a guess (occluded or out of frame)
 
 
+def confident_points(points: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The (N, 2) ``points`` whose score reaches ``CONFIDENT_VISIBILITY``; all of them when
+    fewer than two do (a box, a size, an extent need two)."""
+    confident = scores >= CONFIDENT_VISIBILITY
+    return points[confident] if confident.sum() >= 2 else points
+
+
 @dataclass(frozen=True, eq=False)
 class Pose:
     """One person's landmarks in frame pixels."""
@@ -33,6 +40,9 @@ class Pose:
     roi: Roi  # the region it was found in
     next_roi: Roi  # where to look in the next frame (from the alignment landmarks)
     body_mask: np.ndarray | None = None  # (side, side) bool over ``roi``: the pixels of a body
+
+    def confident_points(self) -> np.ndarray:
+        return confident_points(self.keypoints[:, :2], self.keypoints[:, 2])
 
     def on_body(self, points: np.ndarray) -> np.ndarray:
         """Which frame points (N, 2) lie on body pixels of this pose's region (off it: False)."""

@@ -82,7 +82,7 @@ def distinct_people(poses: Sequence[Pose], limit: int, *, tracked: Sequence[bool
 
 def keypoint_box(pose: Pose) -> np.ndarray:
     """(x0, y0, x1, y1) around the pose's confident keypoints."""
-    points = _confident_points(pose)
+    points = pose.confident_points()
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
@@ -97,12 +97,7 @@ def lies_on(pose: Pose, other: Pose) -> bool:
     points are on body pixels of ``other``'s region."""
     if body_size(other) <= ON_BODY_SIZE_RATIO * body_size(pose):
         return False
-    return float(other.on_body(_confident_points(pose)).mean()) >= ON_BODY_SHARE
-
-
-def _confident_points(pose: Pose) -> np.ndarray:
-    confident = pose.keypoints[:, 2] >= CONFIDENT_VISIBILITY
-    return pose.keypoints[confident, :2] if confident.sum() >= 2 else pose.keypoints[:, :2]
+    return float(other.on_body(pose.confident_points()).mean()) >= ON_BODY_SHARE
 
 
 def box_area(box: np.ndarray) -> float:
