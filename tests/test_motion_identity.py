@@ -180,6 +180,30 @@ def test_a_misread_first_sighting_is_dropped_not_made_a_person():
             assert {p.track_id for r in out[:misread] for p in r.people} == {1} and body_ids == {2}
 
 
+def test_a_misread_start_after_a_break_keeps_the_break_and_its_take_back():
+    """A fold (a break: new id) followed by a body elsewhere: the fold is the new track's misread
+    start and goes, and the body's track is the one that split from the first, in the summary
+    too. When the first body then comes back while all that is still buffered, the break is
+    taken back as for any mistake: one id throughout, the frames between filled."""
+    def at(i: int, back: int) -> Person:
+        if i < 20 or i >= back:
+            return person(i / FPS)
+        return moved(person(i / FPS), 0.0, scale=0.3) if i == 20 else moved(person(i / FPS), 900.0)
+
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, [frame(i, [at(i, back=40)]) for i in range(40)])
+    assert out[20].people == [] and {p.track_id for r in out[21:] for p in r.people} == {3}
+    summary = stage.summary()
+    assert summary["identity_breaks"] == 1
+    assert summary["tracks"][1] == {"track_id": 3, "detected": 19, "predicted": 0, "interpolated": 0, "split_from": 1}
+
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, [frame(i, [at(i, back=24)]) for i in range(40)])
+    assert [[p.track_id for p in r.people] for r in out] == [[1]] * 40
+    assert [out[i].people[0].state for i in range(20, 24)] == ["interpolated"] * 4
+    assert stage.summary()["identity_breaks"] == 0
+
+
 def test_a_break_stands_once_its_detections_have_left_the_buffer():
     """The same fold, but the body is seen again only after the buffer has released the folded
     frame: nothing can be taken back, so the fold keeps the id it was given, and the body after

@@ -163,11 +163,20 @@ class IdentityGuard:
         self._output_id[backend_id] = new_id
         if self._only_a_first_sighting(output_id):
             self.retracted.append(output_id)  # the misread start goes; the body goes on, unbroken
+            self._carry_break(backend_id, output_id, new_id, suspect, detection)
             return new_id
         self.breaks += 1
         self.split_from[new_id] = output_id
         self._suspects[backend_id] = _Suspect(output_id, last, new_id, [detection.position])
         return new_id
+
+    def _carry_break(self, backend_id: int, dropped: int, new_id: int, suspect: _Suspect | None, detection: _Detection) -> None:
+        """A dropped start that began at a break (its id split from another): the break now
+        leads to ``new_id``, and may still be taken back while its detections are buffered."""
+        if dropped in self.split_from:
+            self.split_from[new_id] = self.split_from.pop(dropped)
+        if suspect is not None and suspect.new_id == dropped:
+            self._suspects[backend_id] = _Suspect(suspect.old_id, suspect.before, new_id, [detection.position])
 
     def _count_sighting(self, output_id: int, position: int) -> None:
         count, first = self._first_sightings.get(output_id, (0, position))
