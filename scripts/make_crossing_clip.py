@@ -66,7 +66,7 @@ def make_crossing_clip(out_dir: Path, scale: float = 1.0, mirror: bool = False, 
         if mirror:
             canvas, placed = _mirrored(canvas, placed, names)
         if shake > 0 or pan > 0:
-            canvas, placed = _shaken(canvas, placed, offsets[index])
+            canvas, placed = _camera_moved(canvas, placed, offsets[index])
         name = f"frames/{index:06d}.png"
         if scale != 1.0:
             canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
@@ -141,16 +141,21 @@ def _pan_path(pan: float) -> np.ndarray:
     return np.column_stack([pan * np.sin(2 * np.pi * t), 0.3 * pan * np.sin(2 * np.pi * 0.7 * t + 1.0)])
 
 
-def _shaken(canvas: np.ndarray, placed: list, offset: np.ndarray) -> tuple[np.ndarray, list]:
+def _camera_moved(canvas: np.ndarray, placed: list, offset: np.ndarray) -> tuple[np.ndarray, list]:
     """The frame moved by ``offset`` (edge pixels repeat), keypoints with it; those leaving the
     frame are unlabelled."""
     moved = cv2.warpAffine(canvas, np.array([[1.0, 0.0, offset[0]], [0.0, 1.0, offset[1]]]), (WIDTH, HEIGHT),
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     for _, points, _ in placed:
         points[:, :2] += offset
-        outside = (points[:, 0] < 0) | (points[:, 0] >= WIDTH) | (points[:, 1] < 0) | (points[:, 1] >= HEIGHT)
-        points[outside, 2] = 0
+        _unlabel_outside(points)
     return moved, placed
+
+
+def _unlabel_outside(points: np.ndarray) -> None:
+    """Keypoints outside the frame are not labelled (v = 0)."""
+    outside = (points[:, 0] < 0) | (points[:, 0] >= WIDTH) | (points[:, 1] < 0) | (points[:, 1] >= HEIGHT)
+    points[outside, 2] = 0
 
 
 def _other_side(name: str) -> str:
@@ -172,8 +177,7 @@ def _compose(background: np.ndarray, people: list[dict], progress: float):
             canvas[top:bottom, left:right] = person["pixels"][top - y:bottom - y, left - x:right - x]
         points = person["points"].copy()
         points[:, :2] += (x, y)
-        outside = (points[:, 0] < 0) | (points[:, 0] >= WIDTH) | (points[:, 1] < 0) | (points[:, 1] >= HEIGHT)
-        points[outside, 2] = 0
+        _unlabel_outside(points)
         patches.append((x, y, w, h))
         placed.append([person["track_id"], points, person["area"]])
     for i, (_, points, _) in enumerate(placed):
