@@ -28,16 +28,29 @@ def test_a_find_on_a_followed_face_is_not_looked_at_again_but_a_neighbours_face_
     head = followed.keypoints[:11, :2].mean(axis=0)  # BlazePose's first 11 points: the face
     neighbour = find((head[0] + 70, head[1]), hips=(440.0, 400.0))
     looks = regions_to_look([followed], [find(tuple(head)), neighbour], limit=5)
-    assert len(looks) == 2 and looks[0] is followed.next_roi
-    assert np.allclose(looks[1].centre, (440.0, 400.0))  # the new look is built on the neighbour's find
-    overlap = np.minimum(looks[0].box()[2:], looks[1].box()[2:]) - np.maximum(looks[0].box()[:2], looks[1].box()[:2])
+    assert len(looks) == 2 and looks[0].region is followed.next_roi
+    regions = [look.region for look in looks]
+    assert np.allclose(regions[1].centre, (440.0, 400.0))  # the new look is built on the neighbour's find
+    overlap = np.minimum(regions[0].box()[2:], regions[1].box()[2:]) - np.maximum(regions[0].box()[:2], regions[1].box()[:2])
     assert overlap.prod() / (2 * 400.0**2 - overlap.prod()) > 0.5  # regions overlapping by IoU > 0.5
 
 
 def test_two_finds_of_one_face_are_one_look_and_the_limit_holds():
     looks = regions_to_look([], [find((100, 100)), find((105, 102), score=0.8), find((600, 100)), find((900, 100))], limit=2)
     assert len(looks) == 2
-    assert [round(float(look.centre[0])) for look in looks] == [100, 600]
+    assert [round(float(look.region.centre[0])) for look in looks] == [100, 600]
+
+
+def test_a_find_falls_back_to_an_upright_region_below_its_face_and_a_followed_person_does_not():
+    """The detector put this find's hips beside its face (a misread of someone seated): the first
+    region is centred there; the second hangs below the 60 px face, 8 faces wide, upright."""
+    followed = pose(400.0)
+    seated = find((900, 100), hips=(960.0, 110.0))
+    tracked_look, new_look = regions_to_look([followed], [seated], limit=5)
+    assert tracked_look.fallback is None  # a followed person is looked for where they went
+    assert np.allclose(new_look.region.centre, (960.0, 110.0))
+    assert np.allclose(new_look.fallback.centre, (900.0, 100.0 + 2.0 * 60))
+    assert new_look.fallback.size == 8.0 * 60 and new_look.fallback.rotation == 0.0
 
 
 def with_body(person: Pose, rows: slice, cols: slice) -> Pose:

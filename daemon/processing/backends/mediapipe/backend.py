@@ -20,11 +20,15 @@ from daemon.processing.backends.mediapipe.detector import PersonDetector, weight
 from daemon.processing.backends.mediapipe.identities import IdentityTracker
 from daemon.processing.backends.mediapipe.landmarks import LandmarkNetwork, Pose, confident_points
 from daemon.processing.backends.mediapipe.models import DETECTOR_FILE, LANDMARK_FILE, Network, bundled_model
-from daemon.processing.backends.mediapipe.people import distinct_people, is_body, regions_to_look
+from daemon.processing.backends.mediapipe.people import distinct_people, has_face_in, is_body, regions_to_look
+from daemon.processing.backends.mediapipe.roi import Roi
 from daemon.processing.backends.mediapipe.tiles import TileSchedule, tile_pyramid
 from daemon.records import BackendInfo, Frame, FrameResult, JobOptions, Person, VideoMeta
 
 EXTRA_LOOKS = 4  # new finds examined per frame beyond max_people (some are duplicates or nobody)
+# Second looks (below a find's face) per frame, each one more landmark run. Most finds that show
+# nobody are not people; 1 a frame found as many people on the public stills as 2, 6 or 20.
+FALLBACK_LOOKS = 1
 
 
 class MediapipeBackend(Backend):
@@ -101,13 +105,23 @@ class MediapipeBackend(Backend):
         limit = self._cfg.max_people
         looks = regions_to_look(self._tracked, found, limit + EXTRA_LOOKS)
         poses, tracked = [], []
-        for number, roi in enumerate(looks):  # the first len(self._tracked) follow last frame's people
-            pose = self._landmarks.estimate(rgb, roi)
-            self._counts["landmark_runs"] += 1
-            if pose.presence >= self._cfg.min_tracking_confidence and is_body(pose):
+        fallbacks = FALLBACK_LOOKS
+        for number, look in enumerate(looks):  # the first len(self._tracked) follow last frame's people
+            pose = self._look(rgb, look.region)
+            if pose is None and look.fallback is not None and fallbacks > 0:
+                fallbacks -= 1
+                pose = self._look(rgb, look.fallback)
+                pose = pose if pose is not None and has_face_in(pose, look.face) else None
+            if pose is not None:
                 poses.append(pose)
                 tracked.append(number < len(self._tracked))
         return distinct_people(poses, limit, tracked=tracked)
+
+    def _look(self, rgb: np.ndarray, region: Roi) -> Pose | None:
+        """The person the landmark network sees in ``region``, or None."""
+        pose = self._landmarks.estimate(rgb, region)
+        self._counts["landmark_runs"] += 1
+        return pose if pose.presence >= self._cfg.min_tracking_confidence and is_body(pose) else None
 
     def summary(self) -> dict[str, int]:
         return dict(self._counts)

@@ -2,14 +2,16 @@
 
 Each frame the landmark network looks (1) where every person of the previous frame should be
 now (the region their own landmarks point to, as BlazePose tracks) and (2) around the person
-detector's new finds whose face is nobody's followed already. Looks that found a person are then
-thinned: two looks that landed on the same body (two regions drifting onto one person in a
-crossing) keep the more confident pose.
+detector's new finds whose face is nobody's followed already (and, when a find's own region
+shows nobody, below its face). Looks that found a person are then thinned: two looks that
+landed on the same body (two regions drifting onto one person in a crossing) keep the more
+confident pose.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,14 +36,45 @@ ON_BODY_SHARE = 0.5
 ON_BODY_SIZE_RATIO = 2.5
 
 
-def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: int) -> list[Roi]:
-    """Tracked people's next regions first, then new finds by score, at most ``limit`` in all.
+# Where a find's second look goes, in widths of its face box: an upright square centred this far
+# below the face and this wide. On the public stills the regions the landmark network settles on
+# are centred a median 2.0 face widths below the face; 8 widths hold the head, trunk and lap of
+# someone seated or crouched (a standing body's region is ~14), and the pose found there
+# points to the whole body's region in the next frame.
+BODY_BELOW_FACE = 2.0
+BODY_REGION_FACES = 8.0
+
+
+@dataclass(frozen=True)
+class Look:
+    """A region for the landmark network, and for a new find a second one to try when the first
+    shows nobody; what the second shows counts only with its head in the find's face box."""
+
+    region: Roi
+    fallback: Roi | None = None
+    face: np.ndarray | None = None  # the find's face box (x0, y0, x1, y1)
+
+
+def region_below_face(detection: Detection) -> Roi:
+    """An upright region hung below the find's face. The find's own region is built on the
+    detector's guess of the hips, which misses people seated (a wheelchair), crouched, cut by
+    the frame's edge or hidden below the waist; their face is still found, and so is their body
+    when the network is shown what is below the face."""
+    x0, y0, x1, y1 = detection.box
+    face = x1 - x0
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2 + BODY_BELOW_FACE * face])
+    return Roi(centre=centre, size=BODY_REGION_FACES * face, rotation=0.0)
+
+
+def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: int) -> list[Look]:
+    """Tracked people's next regions first, then new finds by score, at most ``limit`` in all;
+    a find's look falls back to the region below its face.
 
     The detector finds faces (its box is around the head, with the body's alignment points): a
     find is someone already followed when a tracked pose's head is in its box. Regions are no
     test: in a crowd a neighbour's region covers most of a person's, so a person lost there
     would never be looked for again."""
-    looks = [pose.next_roi for pose in tracked][:limit]
+    looks = [Look(pose.next_roi) for pose in tracked][:limit]
     heads = [_head(pose) for pose in tracked]
     for detection in sorted(found, key=lambda d: -d.score):
         if len(looks) >= limit:
@@ -49,9 +82,16 @@ def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: 
         x0, y0, x1, y1 = detection.box
         if any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in heads):
             continue
-        looks.append(Roi.from_alignment(detection.keypoints[0], detection.keypoints[1]))
+        looks.append(Look(Roi.from_alignment(detection.keypoints[0], detection.keypoints[1]), region_below_face(detection), detection.box))
         heads.append(((x0 + x1) / 2, (y0 + y1) / 2))  # two finds of one face are one look
     return looks
+
+
+def has_face_in(pose: Pose, box: np.ndarray) -> bool:
+    """The pose's head is in ``box``: it is the person whose face the detector found there, not a
+    neighbour or a body read into someone's legs below it."""
+    x, y = _head(pose)
+    return bool(box[0] <= x <= box[2] and box[1] <= y <= box[3])
 
 
 def _head(pose: Pose) -> tuple[float, float]:
