@@ -108,7 +108,7 @@ class MediapipeBackend(Backend):
         fallbacks = FALLBACK_LOOKS
         for number, look in enumerate(looks):  # the first len(self._tracked) follow last frame's people
             pose = self._look(rgb, look.region)
-            if pose is None and look.fallback is not None and fallbacks > 0:
+            if pose is None and look.face is not None and fallbacks > 0:
                 fallbacks -= 1
                 pose = self._look(rgb, look.fallback)
                 pose = pose if pose is not None and has_face_in(pose, look.face) else None

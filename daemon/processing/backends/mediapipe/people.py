@@ -47,23 +47,27 @@ BODY_REGION_FACES = 8.0
 
 @dataclass(frozen=True)
 class Look:
-    """A region for the landmark network, and for a new find a second one to try when the first
-    shows nobody; what the second shows counts only with its head in the find's face box."""
+    """A region for the landmark network; for a new find, also its face box, below which a
+    second look goes when the first shows nobody (what it shows counts only with its head in
+    that box)."""
 
     region: Roi
-    fallback: Roi | None = None
-    face: np.ndarray | None = None  # the find's face box (x0, y0, x1, y1)
+    face: np.ndarray | None = None  # the find's face box (x0, y0, x1, y1); None for a tracked person
+
+    @property
+    def fallback(self) -> Roi | None:
+        return None if self.face is None else region_below_face(self.face)
 
 
-def region_below_face(detection: Detection) -> Roi:
-    """An upright region hung below the find's face. The find's own region is built on the
-    detector's guess of the hips, which misses people seated (a wheelchair), crouched, cut by
+def region_below_face(face: np.ndarray) -> Roi:
+    """An upright region hung below a face box (x0, y0, x1, y1). A find's own region is built on
+    the detector's guess of the hips, which misses people seated (a wheelchair), crouched, cut by
     the frame's edge or hidden below the waist; their face is still found, and so is their body
     when the network is shown what is below the face."""
-    x0, y0, x1, y1 = detection.box
-    face = x1 - x0
-    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2 + BODY_BELOW_FACE * face])
-    return Roi(centre=centre, size=BODY_REGION_FACES * face, rotation=0.0)
+    x0, y0, x1, y1 = face
+    width = x1 - x0
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2 + BODY_BELOW_FACE * width])
+    return Roi(centre=centre, size=BODY_REGION_FACES * width, rotation=0.0)
 
 
 def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: int) -> list[Look]:
@@ -79,10 +83,10 @@ def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: 
     for detection in sorted(found, key=lambda d: -d.score):
         if len(looks) >= limit:
             break
-        x0, y0, x1, y1 = detection.box
-        if any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in heads):
+        if any(_in_box(head, detection.box) for head in heads):
             continue
-        looks.append(Look(Roi.from_alignment(detection.keypoints[0], detection.keypoints[1]), region_below_face(detection), detection.box))
+        looks.append(Look(Roi.from_alignment(detection.keypoints[0], detection.keypoints[1]), face=detection.box))
+        x0, y0, x1, y1 = detection.box
         heads.append(((x0 + x1) / 2, (y0 + y1) / 2))  # two finds of one face are one look
     return looks
 
@@ -90,7 +94,11 @@ def regions_to_look(tracked: Sequence[Pose], found: Sequence[Detection], limit: 
 def has_face_in(pose: Pose, box: np.ndarray) -> bool:
     """The pose's head is in ``box``: it is the person whose face the detector found there, not a
     neighbour or a body read into someone's legs below it."""
-    x, y = _head(pose)
+    return _in_box(_head(pose), box)
+
+
+def _in_box(point: tuple[float, float], box: np.ndarray) -> bool:
+    x, y = point
     return bool(box[0] <= x <= box[2] and box[1] <= y <= box[3])
 
 
