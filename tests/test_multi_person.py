@@ -115,9 +115,9 @@ def test_a_seated_man_whose_hips_the_detector_misplaces_is_found_below_his_face(
     best = np.array([oks_matrix(seated, [skeleton.select(p.keypoints, BLAZEPOSE_33, names) for p in frame],
                                 skeleton.sigmas(names)).max(axis=1) for frame in people])
     assert (best[:, 0] >= 0.6).all(), best  # the left-hand man, found on every frame (OKS ~0.7)
-    # The right-hand man on 7 of the 10 frames (before the second look: none); the motion stage
-    # fills the frames between.
-    assert (best[:, 1] >= 0.6).sum() >= 6, best
+    # The right-hand man on 5 of the 10 frames (before the second look: none; 7 when confirmation
+    # took three sightings, 4 drops his first ones); the motion stage fills the frames between.
+    assert (best[:, 1] >= 0.6).sum() >= 5, best
 
 
 def test_every_pedestrian_on_the_street_is_found_with_a_lasting_id():
@@ -178,6 +178,24 @@ def test_a_person_is_published_once_seen_in_enough_frames():
     assert [r.index for r in out] == list(range(len(seen)))
     # 5 is confirmed by its third sighting (frame 7): frames released before that lose it.
     assert [[p.track_id for p in r.people] for r in out] == [[1], [1], [1], [1, 3], [1, 3, 4], [3, 4], [4, 5], [4, 5]]
+
+
+def test_by_default_a_body_seen_in_three_frames_is_not_published_and_one_seen_in_four_is():
+    """The default waits for a fourth sighting: with three, a 3-frame phantom on running-1080p.mp4
+    and a hand reaching in at the edge of a panning clip (a second id for its owner) came out."""
+    from daemon.processing.backends.mediapipe.confirmation import TrackConfirmation
+    from daemon.records import FrameResult, Person
+
+    def person(track_id):
+        return Person(track_id=track_id, state="detected", confidence=1.0, bbox_xywh=(0, 0, 1, 1), keypoints=np.zeros((33, 3)))
+
+    seen = [[1, 2], [1, 2], [1, 2], [1], [1], [1]]  # 1: a person, 2: three frames of something
+    confirmation = TrackConfirmation(load_config(None, []).backend.mediapipe.confirm_frames)
+    out = []
+    for index, ids in enumerate(seen):
+        out += confirmation.push(FrameResult(index=index, timestamp_s=index / 30, people=[person(i) for i in ids]))
+    out += confirmation.finish()
+    assert [[p.track_id for p in r.people] for r in out] == [[1]] * len(seen)
 
 
 def test_max_people_may_not_exceed_the_frame_limit():

@@ -117,7 +117,7 @@ class MediapipeConfig:
     tiles_per_frame: int = 2  # detector runs per frame after the first (which runs every tile)
     max_track_distance: float = 0.5  # body sizes between a pose and a track's prediction to match
     max_missing_s: float = 1.0  # a person unseen this long loses their track id
-    confirm_frames: int = 3  # a person is published once seen in this many consecutive frames
+    confirm_frames: int = 4  # a person is published once seen in this many frames (not necessarily in a row)
     threads: int = 2  # LiteRT (XNNPACK) threads per network; the decoder thread is mostly idle
 
 
