@@ -118,6 +118,7 @@ class MediapipeConfig:
     max_track_distance: float = 0.5  # body sizes between a pose and a track's prediction to match
     max_missing_s: float = 1.0  # a person unseen this long loses their track id
     confirm_frames: int = 4  # a person is published once seen in this many frames (not necessarily in a row)
+    mirror_average: bool = False  # read each person found again in the mirrored region and average the two (slower)
     threads: int = 2  # LiteRT (XNNPACK) threads per network; the decoder thread is mostly idle
 
 

@@ -121,7 +121,12 @@ class MediapipeBackend(Backend):
         """The person the landmark network sees in ``region``, or None."""
         pose = self._landmarks.estimate(rgb, region)
         self._counts["landmark_runs"] += 1
-        return pose if pose.presence >= self._cfg.min_tracking_confidence and is_body(pose) else None
+        if pose.presence < self._cfg.min_tracking_confidence or not is_body(pose):
+            return None
+        if self._cfg.mirror_average:  # a second reading only for a person found
+            pose = self._landmarks.mirror_averaged(rgb, pose)
+            self._counts["landmark_runs"] += 1
+        return pose
 
     def summary(self) -> dict[str, int]:
         return dict(self._counts)

@@ -6,14 +6,20 @@ points, then alignment points for the next frame's region), the pose presence sc
 256x256 segmentation mask (logits: > 0 is a body's pixel), 64x64 heatmaps for sub-pixel
 refinement, and 39 x 3 world coordinates in metres. Decoding follows MediaPipe's
 ``pose_landmark_by_roi_cpu.pbtxt``.
+
+``mirror_averaged`` reads a person a second time in the mirror image of their region and
+averages the two readings, left and right swapped back (test-time flip, as pose estimation
+benchmarks are run): each reading's own errors are partly independent, so the average is
+closer to the truth and jitters less from frame to frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from daemon.processing.backends.mediapipe.blazepose import MIRRORED
 from daemon.processing.backends.mediapipe.models import Network
 from daemon.processing.backends.mediapipe.roi import Roi
 
@@ -62,8 +68,7 @@ class LandmarkNetwork:
         self._side = network.input_size
 
     def estimate(self, rgb: np.ndarray, roi: Roi) -> Pose:
-        crop = roi.crop(rgb, self._side).astype(np.float32) / 255.0
-        landmarks, flag, mask, heatmap, world = self._network(crop)
+        landmarks, flag, mask, heatmap, world = self._network(self._crop(rgb, roi))
         landmarks = landmarks.reshape(-1, 5)
         normalised = _refine(landmarks[:, :2] / self._side, heatmap)
         points = roi.to_frame(normalised)
@@ -77,6 +82,26 @@ class LandmarkNetwork:
             next_roi=Roi.from_alignment(points[BODY_POINTS], points[BODY_POINTS + 1]),
             body_mask=mask[:, :, 0] > 0.0,
         )
+
+    def mirror_averaged(self, rgb: np.ndarray, pose: Pose) -> Pose:
+        """``pose`` averaged with the network's reading of its region mirrored left to right
+        (keypoints, visibilities and world joints; where to look next, presence and body pixels
+        stay the first reading's)."""
+        crop = self._crop(rgb, pose.roi)[:, ::-1]
+        landmarks, _, _, heatmap, world = self._network(np.ascontiguousarray(crop))
+        landmarks = landmarks.reshape(-1, 5)
+        normalised = _refine(landmarks[:, :2] / self._side, heatmap)[:BODY_POINTS]
+        normalised[:, 0] = 1.0 - normalised[:, 0]  # back from the mirror image
+        mirrored = list(MIRRORED)  # its left is the person's right
+        points = pose.roi.to_frame(normalised[mirrored])
+        visibility = _sigmoid(landmarks[:BODY_POINTS, 3])[mirrored]
+        world = world.reshape(-1, 3)[:BODY_POINTS][mirrored] * np.array([-1.0, 1.0, 1.0])
+        keypoints = np.column_stack([points, visibility])
+        return replace(pose, keypoints=(pose.keypoints + keypoints) / 2,
+                       world=(pose.world + _rotate_world(world, pose.roi.rotation)) / 2)  # fmt: skip
+
+    def _crop(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
+        return roi.crop(rgb, self._side).astype(np.float32) / 255.0
 
 
 def _refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
