@@ -101,22 +101,16 @@ def test_a_seated_man_whose_hips_the_detector_misplaces_is_found_below_his_face(
     each side of a street stall. The detector finds the right-hand man's face, but the region
     built on its guess of his hips shows the landmark network nobody; the second look, an
     upright region below his face, finds him. Both are matched to COCO's own annotations."""
-    from daemon.evaluation import skeleton
     from daemon.evaluation.annotations import load_annotations
     from daemon.evaluation.eval_video import build_eval_videos
-    from daemon.evaluation.matching import oks_matrix
-    from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33
 
     coco = REPO / "tests" / "data" / "eval" / "coco"
     build_eval_videos(coco / "test_coco.json", coco, tmp_path)  # as posed eval-video makes them
     people, _ = run_backend(tmp_path / "000000040083.mp4")
     annotations = load_annotations(coco / "test_coco.json")
     image = next(image for image in annotations.images if image.image_id == 40083)
-    names = skeleton.shared_names(annotations.keypoint_names, BLAZEPOSE_33)
-    seated = [(skeleton.select(p.keypoints, annotations.keypoint_names, names), p.area) for p in image.scored_people]
-    assert len(seated) == 2 and len(people) == 10
-    best = np.array([oks_matrix(seated, [skeleton.select(p.keypoints, BLAZEPOSE_33, names) for p in frame],
-                                skeleton.sigmas(names)).max(axis=1) for frame in people])
+    assert len(image.scored_people) == 2 and len(people) == 10
+    best = _oks_of_matched(people, annotations, 40083)
     assert (best[:, 0] >= 0.6).all(), best  # the left-hand man, found on every frame (OKS ~0.7)
     # The right-hand man on 5 of the 10 frames (before the second look: none; 7 when confirmation
     # took three sightings, 4 drops his first ones); the motion stage fills the frames between.
@@ -231,6 +225,8 @@ def test_averaging_the_mirrored_reading_brings_poses_closer_to_the_truth_and_ste
     track's keypoints jitter less from frame to frame (acceleration -20 % here)."""
     from daemon.evaluation.annotations import load_annotations
     from daemon.evaluation.eval_video import build_eval_videos
+    from daemon.evaluation.motion_metrics import acceleration
+    from daemon.processing.backends.mediapipe.blazepose import BLAZEPOSE_33
 
     clip = make_crossing_clip(tmp_path / "clip")
     build_eval_videos(clip, tmp_path / "clip", tmp_path / "videos")
@@ -241,21 +237,11 @@ def test_averaging_the_mirrored_reading_brings_poses_closer_to_the_truth_and_ste
         people, _ = run_backend(tmp_path / "videos" / "crossing.mp4", [f"backend.mediapipe.mirror_average={str(average).lower()}"])
         oks = [_oks_of_matched([frame], annotations, entry["image_id"])[0] for frame, entry in zip(people, frame_map)]
         oks = np.concatenate(oks)
-        figures[average] = (oks[oks >= 0.1].mean(), _mean_acceleration(people))
+        total, triples = acceleration(dict(enumerate(people)), BLAZEPOSE_33, BLAZEPOSE_33)
+        figures[average] = (oks[oks >= 0.1].mean(), total / triples)
     print(f"skier crossing: OKS {figures[False][0]:.3f} -> {figures[True][0]:.3f}, acceleration {figures[False][1]:.2f} -> {figures[True][1]:.2f} px/frame^2")
     assert figures[True][0] > figures[False][0] + 0.002
     assert figures[True][1] < 0.9 * figures[False][1]
-
-
-def _mean_acceleration(people) -> float:
-    """Mean |p[t+1] - 2 p[t] + p[t-1]| of the keypoints, over every track's three consecutive frames."""
-    tracks: dict[int, dict[int, np.ndarray]] = {}
-    for index, frame in enumerate(people):
-        for person in frame:
-            tracks.setdefault(person.track_id, {})[index] = person.keypoints[:, :2]
-    steps = [np.linalg.norm(seen[i + 1] - 2 * seen[i] + seen[i - 1], axis=1).mean()
-             for seen in tracks.values() for i in seen if i - 1 in seen and i + 1 in seen]  # fmt: skip
-    return float(np.mean(steps))
 
 
 def test_by_default_a_body_seen_in_three_frames_is_not_published_and_one_seen_in_four_is():

@@ -68,15 +68,12 @@ class LandmarkNetwork:
         self._side = network.input_size
 
     def estimate(self, rgb: np.ndarray, roi: Roi) -> Pose:
-        landmarks, flag, mask, heatmap, world = self._network(self._crop(rgb, roi))
-        landmarks = landmarks.reshape(-1, 5)
-        normalised = _refine(landmarks[:, :2] / self._side, heatmap)
+        normalised, visibility, world, flag, mask = self._read(self._crop(rgb, roi))
         points = roi.to_frame(normalised)
-        visibility = _sigmoid(landmarks[:BODY_POINTS, 3])
         keypoints = np.column_stack([points[:BODY_POINTS], visibility])
         return Pose(
             keypoints=keypoints.astype(np.float64),
-            world=_rotate_world(world.reshape(-1, 3)[:BODY_POINTS], roi.rotation),
+            world=_rotate_world(world, roi.rotation),
             presence=float(np.asarray(flag).ravel()[0]),
             roi=roi,
             next_roi=Roi.from_alignment(points[BODY_POINTS], points[BODY_POINTS + 1]),
@@ -87,21 +84,27 @@ class LandmarkNetwork:
         """``pose`` averaged with the network's reading of its region mirrored left to right
         (keypoints, visibilities and world joints; where to look next, presence and body pixels
         stay the first reading's)."""
-        crop = self._crop(rgb, pose.roi)[:, ::-1]
-        landmarks, _, _, heatmap, world = self._network(np.ascontiguousarray(crop))
-        landmarks = landmarks.reshape(-1, 5)
-        normalised = _refine(landmarks[:, :2] / self._side, heatmap)[:BODY_POINTS]
+        normalised, visibility, world, _, _ = self._read(np.ascontiguousarray(self._crop(rgb, pose.roi)[:, ::-1]))
+        normalised = normalised[:BODY_POINTS]
         normalised[:, 0] = 1.0 - normalised[:, 0]  # back from the mirror image
         mirrored = list(MIRRORED)  # its left is the person's right
         points = pose.roi.to_frame(normalised[mirrored])
-        visibility = _sigmoid(landmarks[:BODY_POINTS, 3])[mirrored]
-        world = world.reshape(-1, 3)[:BODY_POINTS][mirrored] * np.array([-1.0, 1.0, 1.0])
-        keypoints = np.column_stack([points, visibility])
+        world = world[mirrored] * np.array([-1.0, 1.0, 1.0])
+        keypoints = np.column_stack([points, visibility[mirrored]])
         return replace(pose, keypoints=(pose.keypoints + keypoints) / 2,
                        world=(pose.world + _rotate_world(world, pose.roi.rotation)) / 2)  # fmt: skip
 
     def _crop(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
         return roi.crop(rgb, self._side).astype(np.float32) / 255.0
+
+    def _read(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The network's reading of a crop: all 39 landmarks in [0, 1] crop coordinates (refined
+        from the heatmaps), the body points' visibilities and world joints, the presence score
+        and the segmentation mask."""
+        landmarks, flag, mask, heatmap, world = self._network(crop)
+        landmarks = landmarks.reshape(-1, 5)
+        normalised = _refine(landmarks[:, :2] / self._side, heatmap)
+        return normalised, _sigmoid(landmarks[:BODY_POINTS, 3]), world.reshape(-1, 3)[:BODY_POINTS], flag, mask
 
 
 def _refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
