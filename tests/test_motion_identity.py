@@ -287,3 +287,39 @@ def test_a_gap_between_a_part_seen_and_the_whole_body_is_not_filled():
     assert {p.track_id for r in out for p in r.people} == {1}
     assert [len(out[i].people) for i in (20, 21, 22)] == [0, 0, 0]
     assert [out[i].people[0].state for i in (30, 31)] == ["interpolated"] * 2
+
+
+def test_a_body_seen_whole_and_in_part_in_turn_keeps_its_id_under_a_whip_pan():
+    """A small skier at the frame's edge in a fast pan is read whole in one frame and only in
+    part (the top of the body; the rest out of view, marked unseen) in the next, while the
+    camera sweeps them 150 px a frame. Both detections share only the top part, so measured in
+    that part's size the sweep is 15 body sizes a second, past the 10 allowed; measured in the
+    body's size as seen it is 7: one person, no break."""
+    frames = []
+    for i in range(40):
+        p = moved(person(i / FPS), 200.0 * i)
+        frames.append(frame(i, [in_part(p, folded=1.0) if i % 2 else p]))
+    shared = in_part(frames[1].people[0], folded=1.0).keypoints
+    part = body_size(Person(1, "detected", 0.9, (0, 0, 1, 1), shared[shared[:, 2] >= 0.5], None))
+    whole = body_size(frames[0].people[0])
+    assert 200.0 * FPS / part > 10 > 200.0 * FPS / whole  # the case this test is about
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert {p.track_id for r in out for p in r.people} == {1}
+    assert stage.summary()["identity_breaks"] == 0
+
+
+def test_someone_hidden_for_a_second_and_found_again_folded_then_whole_is_one_person():
+    """Seen whole for 20 frames (walking slowly away, so each sighting is a little smaller than
+    the first), hidden for 1 s (the backend's max_missing_s: it gives the id back), seen first as
+    a fold a third of their size, then whole. The size they grow back to is the one they were
+    last seen at, 1.07 s before the whole body comes back, not the one of their first sighting
+    1.7 s before: one person, no break."""
+    frames = []
+    for i in range(70):
+        p = moved(person(i / FPS), 0.0, scale=1.0 - 0.003 * min(i, 19))
+        frames.append(frame(i, [] if 20 <= i < 50 else [moved(p, 0.0, scale=0.3) if i == 50 else p]))
+    stage = MotionStage(settings(), FPS)
+    out = run_stage(stage, frames)
+    assert {p.track_id for r in out for p in r.people} == {1}
+    assert stage.summary()["identity_breaks"] == 0

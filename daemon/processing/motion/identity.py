@@ -6,14 +6,15 @@ people and smoothing would blend them. The guard looks at each detection of a tr
 the track's previous detection and calls it a *break* when, in the time between them,
 
 - the body's centre (the mean of its keypoints) moved more than ``max_body_speed`` body sizes
-  per second, or
+  per second (the larger of the two bodies as seen, not the part both detections see), or
 - the body's size (the larger side of its keypoints' extent) changed by more than a factor
   of 1.5 (keypoint noise: a small or half-hidden body's keypoints flail by up to ~1.4x from one
   frame to the next) plus ``max_scale_rate`` (|ln(size ratio)| per second) of real change.
 
 A body may grow back, though: someone coming out from behind another person is seen in part
 (a body a third of their size) and then whole again. Growth that fits the largest the track's
-body was in the last ``LARGEST_FOR_S`` seconds, by the same bounds, is no break. Nor is a body
+body was last seen at, within ``LARGEST_FOR_S`` seconds (a sighting within ``SAME_SIZE`` of
+that size renews it), by the same bounds, is no break. Nor is a body
 *coming into view*: someone who stepped out from behind another person has been seen only in
 part since they appeared, folded by the network into what it saw, so there is no earlier whole
 size to grow back to. When more of the body is seen now and everything seen before lies within
@@ -72,7 +73,14 @@ VISIBLE = 0.5  # keypoint confidence from which a keypoint counts as seen
 MIN_SHARED_KEYPOINTS = 4  # fewer keypoints seen in both detections say nothing about the body
 SIZE_NOISE = math.log(1.5)  # |ln(size ratio)| allowed between any two detections, however close
 FORGET_AFTER_S = 10.0  # at 10 body sizes/s nothing this old can be an impossible jump any more
-LARGEST_FOR_S = 1.0  # how long a track's largest size stays the size it may grow back to
+# How long a track's largest size stays the size it may grow back to. The backend gives someone
+# unseen for up to ``backend.mediapipe.max_missing_s`` (1 s by default) their id back, and their
+# first sightings after that can be a part of them (folded into what is in view), so the size
+# they grow back to outlives that second by half a second.
+LARGEST_FOR_S = 1.5
+# A detection within this much of the largest size (|ln(size ratio)|) is the body at that size
+# seen again: it becomes the largest, so the size is as old as its last sighting, not its first.
+SAME_SIZE = 0.1
 INSIDE_MARGIN = 0.05  # of the body's size: keypoint jitter at the edge of the part seen before
 YOUNG_SIGHTINGS = 2  # a track's first detections that a break may drop instead of splitting
 
@@ -216,18 +224,23 @@ class IdentityGuard:
     def _remember_largest(self, backend_id: int, largest: _Detection | None, detection: _Detection) -> None:
         stale = largest is None or detection.timestamp_s - largest.timestamp_s > LARGEST_FOR_S
         change = None if stale else self._change(largest, detection)
-        if stale or (change is not None and change[1] >= 0):
+        if stale or (change is not None and change[1] >= -SAME_SIZE):
             self._largest[backend_id] = detection
 
     def _change(self, before: _Detection, after: _Detection) -> tuple[float, float, float] | None:
         """(body sizes the centre moved, ln(size after / size before), seconds between) over the
-        keypoints seen in both; None when too few."""
+        keypoints seen in both; None when too few. The distance is counted in the larger of the
+        two bodies as each is seen (all its visible keypoints), not in the part both see: someone
+        half out of the frame or half hidden is as large as they were, and in a pan the part
+        seen in both can be a pair of legs a few dozen pixels tall, which the camera alone
+        sweeps past in a frame."""
         bodies = _bodies(before.keypoints, after.keypoints)
         if bodies is None:
             return None
         (centre_before, size_before), (centre_after, size_after) = bodies
         dt = max(after.timestamp_s - before.timestamp_s, self.bounds.min_dt_s)
-        moved = float(np.linalg.norm(centre_after - centre_before)) / max(size_before, size_after)
+        body = max(size_before, size_after, _seen_size(before.keypoints), _seen_size(after.keypoints))
+        moved = float(np.linalg.norm(centre_after - centre_before)) / body
         return moved, math.log(size_after / size_before), dt
 
     def _forget_older_than(self, timestamp_s: float) -> None:
@@ -262,6 +275,15 @@ def seen_more_of(before: np.ndarray, after: np.ndarray) -> bool:
 
 def _extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points.min(axis=0), points.max(axis=0)
+
+
+def _seen_size(keypoints: np.ndarray) -> float:
+    """The larger side of the extent of a detection's visible keypoints; 0 with none."""
+    seen = keypoints[(keypoints[:, 2] >= VISIBLE) & np.all(np.isfinite(keypoints[:, :2]), axis=1), :2]
+    if len(seen) == 0:
+        return 0.0
+    low, high = _extent(seen)
+    return float(np.max(high - low))
 
 
 def _bodies(before: np.ndarray, after: np.ndarray) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]] | None:
