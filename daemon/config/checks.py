@@ -68,6 +68,14 @@ def validate(cfg: PosedConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}': must be >= 0, got {value!r}")
+    scores = {  # scores the networks give are in [0, 1]: a bound outside keeps everyone or no one
+        "backend.mediapipe.min_detection_confidence": cfg.backend.mediapipe.min_detection_confidence,
+        "backend.mediapipe.min_tracking_confidence": cfg.backend.mediapipe.min_tracking_confidence,
+        "backend.mediapipe.min_keypoint_certainty": cfg.backend.mediapipe.min_keypoint_certainty,
+    }
+    for key, value in scores.items():
+        if not 0 <= value <= 1:
+            raise ConfigError(f"config key '{key}': must be between 0 and 1, got {value!r}")
     if cfg.worker.max_attempts < 1:
         raise ConfigError(f"config key 'worker.max_attempts': must be >= 1, got {cfg.worker.max_attempts}")
     if cfg.claim.stale_after_s <= 2 * cfg.claim.heartbeat_interval_s:

@@ -113,6 +113,7 @@ class MediapipeConfig:
     max_people: int = 10  # people per frame; 1 = one-person mode (the most confident person)
     min_detection_confidence: float = 0.3  # person detector score for a new find (the landmark network confirms it)
     min_tracking_confidence: float = 0.5  # landmark network's presence score to keep a person
+    min_keypoint_certainty: float = 0.58  # mean heatmap peak at a pose's visible keypoints to publish it (it stays tracked)
     tile_levels: int = 3  # detector tiles: 0 = whole frame only; each level halves the tile size
     tiles_per_frame: int = 2  # detector runs per frame after the first (which runs every tile)
     max_track_distance: float = 0.5  # body sizes between a pose and a track's prediction to match

@@ -80,7 +80,10 @@ class MediapipeBackend(Backend):
         ids = self._identities.assign(poses)
         self._tracked = poses
         height, width = rgb.shape[:2]
-        people = sorted((_person(pose, track_id, width, height) for pose, track_id in zip(poses, ids)), key=lambda p: p.track_id)
+        # A reading whose joints the network is unsure of is not published, but the person stays
+        # followed (region, id): a frame without them is a gap the motion stage may fill.
+        sure = [(pose, track_id) for pose, track_id in zip(poses, ids) if pose.certainty() >= self._cfg.min_keypoint_certainty]
+        people = sorted((_person(pose, track_id, width, height) for pose, track_id in sure), key=lambda p: p.track_id)
         released = self._confirmation.push(FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, people=people))
         self._count_people(released)
         return released

@@ -46,6 +46,16 @@ class Pose:
     roi: Roi  # the region it was found in
     next_roi: Roi  # where to look in the next frame (from the alignment landmarks)
     body_mask: np.ndarray | None = None  # (side, side) bool over ``roi``: the pixels of a body
+    heatmap_peaks: np.ndarray | None = None  # (33,) the heatmap's best confidence around each landmark
+
+    def certainty(self) -> float:
+        """How sure the network is of where this body's joints are: the mean heatmap peak at the
+        keypoints it marks visible. Its heatmaps peak sharply on a body's joints and stay flat
+        on an object read as one (1.0 when unknown)."""
+        if self.heatmap_peaks is None:
+            return 1.0
+        visible = self.keypoints[:, 2] >= CONFIDENT_VISIBILITY
+        return float(self.heatmap_peaks[visible].mean()) if visible.any() else 0.0
 
     def confident_points(self) -> np.ndarray:
         return confident_points(self.keypoints[:, :2], self.keypoints[:, 2])
@@ -68,7 +78,7 @@ class LandmarkNetwork:
         self._side = network.input_size
 
     def estimate(self, rgb: np.ndarray, roi: Roi) -> Pose:
-        normalised, visibility, world, flag, mask = self._read(self._crop(rgb, roi))
+        normalised, visibility, world, flag, mask, peaks = self._read(self._crop(rgb, roi))
         points = roi.to_frame(normalised)
         keypoints = np.column_stack([points[:BODY_POINTS], visibility])
         return Pose(
@@ -78,13 +88,14 @@ class LandmarkNetwork:
             roi=roi,
             next_roi=Roi.from_alignment(points[BODY_POINTS], points[BODY_POINTS + 1]),
             body_mask=mask[:, :, 0] > 0.0,
+            heatmap_peaks=peaks,
         )
 
     def mirror_averaged(self, rgb: np.ndarray, pose: Pose) -> Pose:
         """``pose`` averaged with the network's reading of its region mirrored left to right
-        (keypoints, visibilities and world joints; where to look next, presence and body pixels
-        stay the first reading's)."""
-        normalised, visibility, world, _, _ = self._read(np.ascontiguousarray(self._crop(rgb, pose.roi)[:, ::-1]))
+        (keypoints, visibilities, world joints and heatmap peaks; where to look next, presence and
+        body pixels stay the first reading's)."""
+        normalised, visibility, world, _, _, peaks = self._read(np.ascontiguousarray(self._crop(rgb, pose.roi)[:, ::-1]))
         normalised = normalised[:BODY_POINTS]
         normalised[:, 0] = 1.0 - normalised[:, 0]  # back from the mirror image
         mirrored = list(MIRRORED)  # its left is the person's right
@@ -92,23 +103,26 @@ class LandmarkNetwork:
         world = world[mirrored] * np.array([-1.0, 1.0, 1.0])
         keypoints = np.column_stack([points, visibility[mirrored]])
         return replace(pose, keypoints=(pose.keypoints + keypoints) / 2,
-                       world=(pose.world + _rotate_world(world, pose.roi.rotation)) / 2)  # fmt: skip
+                       world=(pose.world + _rotate_world(world, pose.roi.rotation)) / 2,
+                       heatmap_peaks=(pose.heatmap_peaks + peaks[mirrored]) / 2)  # fmt: skip
 
     def _crop(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
         return roi.crop(rgb, self._side).astype(np.float32) / 255.0
 
-    def _read(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _read(self, crop: np.ndarray) -> tuple[np.ndarray, ...]:
         """The network's reading of a crop: all 39 landmarks in [0, 1] crop coordinates (refined
-        from the heatmaps), the body points' visibilities and world joints, the presence score
-        and the segmentation mask."""
+        from the heatmaps), the body points' visibilities and world joints, the presence score,
+        the segmentation mask and the body points' heatmap peaks."""
         landmarks, flag, mask, heatmap, world = self._network(crop)
         landmarks = landmarks.reshape(-1, 5)
-        normalised = _refine(landmarks[:, :2] / self._side, heatmap)
-        return normalised, _sigmoid(landmarks[:BODY_POINTS, 3]), world.reshape(-1, 3)[:BODY_POINTS], flag, mask
+        normalised, peaks = _refine(landmarks[:, :2] / self._side, heatmap)
+        return (normalised, _sigmoid(landmarks[:BODY_POINTS, 3]), world.reshape(-1, 3)[:BODY_POINTS], flag, mask,
+                peaks[:BODY_POINTS])  # fmt: skip
 
 
-def _refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """Each landmark moved to the confidence-weighted centre of its heatmap window, when sure.
+def _refine(points: np.ndarray, heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each landmark moved to the confidence-weighted centre of its heatmap window, when sure;
+    and each landmark's best confidence in its window (0 outside the heatmap, or without one).
 
     MediaPipe's RefineLandmarksFromHeatmapCalculator, all landmarks at once: a 7x7 window
     around each landmark's heatmap cell (clipped at the borders), sigmoid confidences, and the
@@ -134,7 +148,9 @@ def _refine(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     refined_x = (confidence * window_cols[:, None, :]).sum(axis=(1, 2)) / safe_total / cols
     refined_y = (confidence * window_rows[:, :, None]).sum(axis=(1, 2)) / safe_total / rows
     refined[:count][sure] = np.column_stack([refined_x, refined_y])[sure]
-    return refined
+    peaks = np.zeros(len(points))
+    peaks[:count] = np.where(inside, confidence.max(axis=(1, 2)), 0.0)
+    return refined, peaks
 
 
 def _rotate_world(world: np.ndarray, rotation: float) -> np.ndarray:
