@@ -260,6 +260,7 @@ def test_a_cart_of_hurdles_the_network_reads_as_a_crouching_body_is_not_publishe
     cart = Counter(p.track_id for frame in everyone for p in frame if p.track_id != runner)
     assert max(cart.values()) >= 30, cart
     assert gated_summary["landmark_runs"] == summary["landmark_runs"]
+    assert gated_summary["readings_withheld"] >= max(cart.values()) and summary["readings_withheld"] == 0
 
 
 def test_a_reading_the_network_is_unsure_of_is_withheld_and_the_person_keeps_their_id():

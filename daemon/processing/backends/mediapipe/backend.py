@@ -68,7 +68,7 @@ class MediapipeBackend(Backend):
                                            max_missing_frames=round(self._cfg.max_missing_s * fps), frame_size=(meta.width, meta.height), fps=fps)
         self._tracked = []
         self._confirmation = TrackConfirmation(self._cfg.confirm_frames)
-        self._counts = {"detector_runs": 0, "landmark_runs": 0, "max_people_in_a_frame": 0}
+        self._counts = {"detector_runs": 0, "landmark_runs": 0, "max_people_in_a_frame": 0, "readings_withheld": 0}
 
     def preprocess(self, frame: Frame) -> Frame:
         """BGR -> RGB; the pipeline runs this on its decoder thread, overlapping inference."""
@@ -83,6 +83,7 @@ class MediapipeBackend(Backend):
         # A reading whose joints the network is unsure of is not published, but the person stays
         # followed (region, id): a frame without them is a gap the motion stage may fill.
         sure = [(pose, track_id) for pose, track_id in zip(poses, ids) if pose.certainty() >= self._cfg.min_keypoint_certainty]
+        self._counts["readings_withheld"] += len(poses) - len(sure)
         people = sorted((_person(pose, track_id, width, height) for pose, track_id in sure), key=lambda p: p.track_id)
         released = self._confirmation.push(FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, people=people))
         self._count_people(released)
