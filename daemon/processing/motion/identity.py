@@ -277,27 +277,34 @@ def _extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points.min(axis=0), points.max(axis=0)
 
 
-def _seen_size(keypoints: np.ndarray) -> float:
-    """The larger side of the extent of a detection's visible keypoints; 0 with none."""
-    seen = keypoints[(keypoints[:, 2] >= VISIBLE) & np.all(np.isfinite(keypoints[:, :2]), axis=1), :2]
-    if len(seen) == 0:
-        return 0.0
-    low, high = _extent(seen)
+def _span(points: np.ndarray) -> float:
+    """The larger side of the extent of (N, 2) points: a body's size."""
+    low, high = _extent(points)
     return float(np.max(high - low))
+
+
+def _seen(keypoints: np.ndarray) -> np.ndarray:
+    """Which (K, 3) keypoints are seen: visible, at finite coordinates."""
+    return (keypoints[:, 2] >= VISIBLE) & np.all(np.isfinite(keypoints[:, :2]), axis=1)
+
+
+def _seen_size(keypoints: np.ndarray) -> float:
+    """The size of a detection's seen keypoints; 0 with none."""
+    seen = _seen(keypoints)
+    return _span(keypoints[seen, :2]) if seen.any() else 0.0
 
 
 def _bodies(before: np.ndarray, after: np.ndarray) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]] | None:
     """(centre, size) of both detections over the keypoints seen in both; None when too few."""
     if before.shape != after.shape or before.ndim != 2 or before.shape[1] < 3:
         return None
-    shared = (before[:, 2] >= VISIBLE) & (after[:, 2] >= VISIBLE)
-    shared &= np.all(np.isfinite(before[:, :2]), axis=1) & np.all(np.isfinite(after[:, :2]), axis=1)
+    shared = _seen(before) & _seen(after)
     if np.count_nonzero(shared) < MIN_SHARED_KEYPOINTS:
         return None
     bodies = []
     for keypoints in (before, after):
         points = keypoints[shared, :2]
-        size = float(np.max(points.max(axis=0) - points.min(axis=0)))
+        size = _span(points)
         if not size > 0:
             return None
         bodies.append((points.mean(axis=0), size))
